@@ -1,0 +1,291 @@
+//! The SQLite store: the channel database operators read, the bot's state and the sealed
+//! MTProto session, in one file.
+//!
+//! One writer connection (every write transaction is `BEGIN IMMEDIATE`), a pool of read-only
+//! connections for everything else. WAL, `synchronous=NORMAL` (FULL around session writes),
+//! foreign keys on. Migrations are embedded and applied before the daemon reports READY; a
+//! database written by a newer version is refused. Files are created mode 0600.
+
+mod lock;
+mod sealed;
+
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
+
+use crate::config::StoreConfig;
+
+pub use lock::StateLock;
+pub use sealed::SEALED_COLUMNS;
+
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+pub const DB_FILE: &str = "tgparser.db";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create the state directory {path}: {reason}; check store.dir")]
+    StateDir { path: PathBuf, reason: String },
+    #[error("cannot open the database {path}: {reason}")]
+    Open { path: PathBuf, reason: String },
+    #[error(
+        "the database {path} was written by a newer tgparser (schema version {found}; this build knows up to {known}). \
+         Upgrade tgparser, or restore a backup taken before the upgrade. Nothing was changed"
+    )]
+    FutureSchema {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("applying migrations to {path} failed: {reason}")]
+    Migrate { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Vault(#[from] crate::vault::VaultError),
+    #[error("database error: {0}")]
+    Sql(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    /// Errors an operator must resolve before the daemon can start (exit 78).
+    pub fn is_config(&self) -> bool {
+        match self {
+            StoreError::FutureSchema { .. } | StoreError::StateDir { .. } => true,
+            StoreError::Vault(v) => v.is_config(),
+            _ => false,
+        }
+    }
+}
+
+/// A migration as `tgparser migrate` reports it.
+#[derive(Debug, Clone)]
+pub struct MigrationStatus {
+    pub version: i64,
+    pub description: String,
+    pub applied_at: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    writer: SqlitePool,
+    reader: SqlitePool,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database in `cfg.dir` and applies pending migrations.
+    pub async fn open(cfg: &StoreConfig) -> Result<Store, StoreError> {
+        let path = prepare_files(&cfg.dir)?;
+        let base = SqliteConnectOptions::new()
+            .filename(&path)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(cfg.busy_timeout)
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(
+                base.clone()
+                    .create_if_missing(true)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .pragma("temp_store", "memory"),
+            )
+            .await
+            .map_err(|e| StoreError::Open {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        check_not_from_the_future(&writer, &path).await?;
+        MIGRATOR
+            .run(&writer)
+            .await
+            .map_err(|e| StoreError::Migrate {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        restrict_modes(&path);
+        let reader = SqlitePoolOptions::new()
+            .max_connections(cfg.read_connections)
+            .min_connections(1)
+            .connect_with(base.read_only(true))
+            .await
+            .map_err(|e| StoreError::Open {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        Ok(Store {
+            writer,
+            reader,
+            path,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The read-only pool: health probes, search, export, status.
+    pub fn reader(&self) -> &SqlitePool {
+        &self.reader
+    }
+
+    /// Starts a write transaction. `BEGIN IMMEDIATE` takes the write lock up front, so a
+    /// transaction never fails half-way with SQLITE_BUSY on its first write.
+    pub async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Runs `f` in a write transaction committed with `synchronous=FULL`: for the session and
+    /// the vault, whose loss after a power cut would log the account out or lose a key.
+    pub async fn write_durable<F, T>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: AsyncFnOnce(&mut SqliteConnection) -> Result<T, StoreError>,
+    {
+        let mut conn = self.writer.acquire().await?;
+        sqlx::query("PRAGMA synchronous = FULL")
+            .execute(&mut *conn)
+            .await?;
+        let result = async {
+            let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+            let out = f(&mut tx).await?;
+            tx.commit().await?;
+            Ok::<T, StoreError>(out)
+        }
+        .await;
+        sqlx::query("PRAGMA synchronous = NORMAL")
+            .execute(&mut *conn)
+            .await?;
+        result
+    }
+
+    /// Round trip to the database through the read pool.
+    pub async fn ping(&self) -> Result<Duration, StoreError> {
+        let t = Instant::now();
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(t.elapsed())
+    }
+
+    /// Every known migration and whether (and when) it was applied.
+    pub async fn migration_status(&self) -> Result<Vec<MigrationStatus>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT version, CAST(installed_on AS TEXT) FROM _sqlx_migrations WHERE success = 1",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        let applied: Vec<(i64, String)> = rows
+            .into_iter()
+            .map(|r| (r.get::<i64, _>(0), r.get::<String, _>(1)))
+            .collect();
+        Ok(MIGRATOR
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration())
+            .map(|m| MigrationStatus {
+                version: m.version,
+                description: m.description.to_string(),
+                applied_at: applied
+                    .iter()
+                    .find(|(v, _)| *v == m.version)
+                    .map(|(_, at)| at.clone()),
+            })
+            .collect())
+    }
+
+    /// Records an action in the audit log. `detail` must not hold secrets.
+    pub async fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("INSERT INTO audit_log (at, actor, action, detail) VALUES (?, ?, ?, ?)")
+            .bind(crate::time::unix_now())
+            .bind(actor)
+            .bind(action)
+            .bind(detail.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Closes both pools, checkpointing the WAL so the database is one clean file again.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.writer)
+            .await;
+        self.writer.close().await;
+    }
+}
+
+/// Creates the state directory (0700) and the database file (0600) before SQLite does, so the
+/// WAL and SHM files SQLite derives from it get the same private mode.
+fn prepare_files(dir: &Path) -> Result<PathBuf, StoreError> {
+    let derr = |e: std::io::Error| StoreError::StateDir {
+        path: dir.to_path_buf(),
+        reason: e.to_string(),
+    };
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).map_err(derr)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(derr)?;
+    }
+    let path = dir.join(DB_FILE);
+    if !path.exists() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| StoreError::Open {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+    }
+    Ok(path)
+}
+
+/// Tightens the database, WAL and SHM files to 0600 if they were created looser elsewhere.
+fn restrict_modes(db: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        let p = PathBuf::from(p);
+        if let Ok(meta) = std::fs::metadata(&p)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600));
+        }
+    }
+}
+
+async fn check_not_from_the_future(pool: &SqlitePool, path: &Path) -> Result<(), StoreError> {
+    let has_table: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+    )
+    .fetch_optional(pool)
+    .await?;
+    if has_table.is_none() {
+        return Ok(());
+    }
+    let found: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
+        .fetch_one(pool)
+        .await?;
+    let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+    match found {
+        Some(found) if found > known => Err(StoreError::FutureSchema {
+            path: path.to_path_buf(),
+            found,
+            known,
+        }),
+        _ => Ok(()),
+    }
+}
