@@ -181,10 +181,14 @@ impl Config {
     /// Finds the configuration file: the explicit path, else the first of
     /// [`DEFAULT_CONFIG_PATHS`] that exists.
     pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, ConfigError> {
+        Self::locate_in(explicit, DEFAULT_CONFIG_PATHS)
+    }
+
+    fn locate_in(explicit: Option<&Path>, candidates: &[&str]) -> Result<PathBuf, ConfigError> {
         if let Some(p) = explicit {
             return Ok(p.to_path_buf());
         }
-        for candidate in DEFAULT_CONFIG_PATHS {
+        for candidate in candidates {
             let p = Path::new(candidate);
             if p.exists() {
                 return Ok(p.to_path_buf());
@@ -194,7 +198,7 @@ impl Config {
             "config",
             format!(
                 "no configuration file found (looked for {}); pass --config PATH",
-                DEFAULT_CONFIG_PATHS.join(" and ")
+                candidates.join(" and ")
             ),
         ))
     }
@@ -231,10 +235,10 @@ impl Config {
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "built-in configuration".into());
         // First the file alone, so that a mistake in it is reported with its line and column.
-        let file_table: toml::Table = toml::from_str(text)
-            .map_err(|e| ConfigError::new(&shown, e.to_string().trim_end()))?;
-        let _: RawConfig = toml::from_str(text)
-            .map_err(|e| ConfigError::new(&shown, e.to_string().trim_end()))?;
+        let file_table: toml::Table =
+            toml::from_str(text).map_err(|e| ConfigError::new(&shown, e.to_string().trim_end()))?;
+        let _: RawConfig =
+            toml::from_str(text).map_err(|e| ConfigError::new(&shown, e.to_string().trim_end()))?;
 
         // Then with the environment overrides, each checked on its own so the error names it.
         let mut merged = file_table;
@@ -620,6 +624,20 @@ mod tests {
             PathBuf::from("/run/credentials/tgparser.service/vault.key")
         );
         assert_eq!(c.store.dir, PathBuf::from("/etc/t/state"));
+    }
+
+    #[test]
+    fn no_config_file_anywhere_says_to_pass_config() {
+        let e =
+            Config::locate_in(None, &["/nonexistent/a.toml", "/nonexistent/b.toml"]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("/nonexistent/a.toml and /nonexistent/b.toml"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("--config"), "{e}");
+        let p = Config::locate_in(Some(Path::new("x.toml")), &[]).unwrap();
+        assert_eq!(p, PathBuf::from("x.toml"));
     }
 
     #[test]

@@ -1,0 +1,197 @@
+//! Helpers shared by the tests that drive the real `tgparser` binary.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_tgparser");
+
+/// A state directory, a vault key and a config file, all in a temporary directory.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Env { dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.path("state")
+    }
+
+    /// Writes `config.toml` with the state dir, key file and a free loopback health port, plus
+    /// `extra` TOML appended. Returns the health address.
+    pub fn write_config(&self, extra: &str) -> SocketAddr {
+        let addr = free_port();
+        let text = format!(
+            "[store]\ndir = \"state\"\n[vault]\nkey_file = \"vault.key\"\n[health]\nlisten = \"{addr}\"\n[log]\nlevel = \"debug\"\nformat = \"text\"\n{extra}"
+        );
+        std::fs::write(self.path("config.toml"), text).unwrap();
+        addr
+    }
+
+    pub fn keygen(&self) {
+        let out = self
+            .cmd(&["keygen", "--out"])
+            .arg(self.path("vault.key"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "keygen: {}", text(&out));
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--config")
+            .arg(self.path("config.toml"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("RUST_LOG")
+            .env_remove("JOURNAL_STREAM")
+            .env_remove("CREDENTIALS_DIRECTORY");
+        for (k, _) in std::env::vars() {
+            if k.starts_with("TGPARSER_") {
+                c.env_remove(k);
+            }
+        }
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+}
+
+pub fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+pub fn free_port() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+/// A `NOTIFY_SOCKET` the test reads, as systemd would.
+pub struct NotifySocket {
+    pub path: PathBuf,
+    sock: UnixDatagram,
+}
+
+impl NotifySocket {
+    pub fn new(dir: &Path) -> NotifySocket {
+        let path = dir.join("notify.sock");
+        let sock = UnixDatagram::bind(&path).unwrap();
+        NotifySocket { path, sock }
+    }
+
+    /// Waits for a datagram containing `line` (e.g. "READY=1"); returns every datagram seen.
+    pub fn wait_for(&self, line: &str, timeout: Duration) -> Result<Vec<String>, Vec<String>> {
+        let deadline = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(seen);
+            }
+            self.sock.set_read_timeout(Some(left)).unwrap();
+            match self.sock.recv(&mut buf) {
+                Ok(n) => {
+                    let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+                    let hit = msg.lines().any(|l| l == line);
+                    seen.push(msg);
+                    if hit {
+                        return Ok(seen);
+                    }
+                }
+                Err(_) => return Err(seen),
+            }
+        }
+    }
+}
+
+pub fn sigterm(child: &Child) {
+    let st = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+/// Waits for the child to exit, killing it after `timeout`. Returns (exit code, time taken).
+pub fn wait_exit(child: &mut Child, timeout: Duration) -> (Option<i32>, Duration) {
+    let t = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return (st.code(), t.elapsed());
+        }
+        if t.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            return (None, t.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+pub fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    tgparser::cli::http_get(addr, path, Duration::from_secs(5)).unwrap()
+}
+
+pub fn spawn_daemon(env: &Env, notify: Option<&NotifySocket>) -> Child {
+    let mut c = env.cmd(&["run"]);
+    if let Some(n) = notify {
+        c.env("NOTIFY_SOCKET", &n.path);
+    }
+    c.stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Reads the rest of a child's stderr (after it exited).
+pub fn stderr_of(child: &mut Child) -> String {
+    use std::io::Read;
+    let mut s = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut s);
+    }
+    s
+}
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
