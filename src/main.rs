@@ -4,6 +4,16 @@ use clap::Parser;
 use tgparser::cli::{self, Cli};
 
 fn main() -> ExitCode {
+    // A panic in a part is caught and the part restarted by the supervisor; its message goes to
+    // the log like everything else (with the journald priority under systemd).
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if tracing::dispatcher::has_been_set() {
+            tracing::error!(panic = %info, "a task panicked");
+        } else {
+            default_hook(info);
+        }
+    }));
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
