@@ -66,9 +66,21 @@ fn main() {
     let f = median(&mut exec_floor);
     let s = median(&mut sqlite_open);
     println!("start to READY (existing DB), median of {runs}:");
-    println!("  tgparser run -> READY=1            {:>8.1} ms   (p95 {:.1} ms; target <= 150 ms)", ms(r), ms(p(&ready, 0.95)));
-    println!("  reference: exec /bin/true          {:>8.1} ms   ratio {:.1}x", ms(f), ratio(r, f));
-    println!("  reference: sqlite3 CLI opens DB    {:>8.1} ms   ratio {:.1}x", ms(s), ratio(r, s));
+    println!(
+        "  tgparser run -> READY=1            {:>8.1} ms   (p95 {:.1} ms; target <= 150 ms)",
+        ms(r),
+        ms(p(&ready, 0.95))
+    );
+    println!(
+        "  reference: exec /bin/true          {:>8.1} ms   ratio {:.1}x",
+        ms(f),
+        ratio(r, f)
+    );
+    println!(
+        "  reference: sqlite3 CLI opens DB    {:>8.1} ms   ratio {:.1}x",
+        ms(s),
+        ratio(r, s)
+    );
     println!();
 
     // 2. Idle RSS, and 3. /readyz under load, on one daemon.
@@ -91,8 +103,15 @@ fn main() {
     let _ = peer.kill();
     let _ = peer.wait();
     println!("idle memory after READY:");
-    println!("  tgparser RSS                       {:>8.1} MB   (target <= 15 MB)", rss as f64 / 1024.0);
-    println!("  reference: sqlite3 CLI, same DB    {:>8.1} MB   ratio {:.1}x", peer_rss as f64 / 1024.0, rss as f64 / peer_rss.max(1) as f64);
+    println!(
+        "  tgparser RSS                       {:>8.1} MB   (target <= 15 MB)",
+        rss as f64 / 1024.0
+    );
+    println!(
+        "  reference: sqlite3 CLI, same DB    {:>8.1} MB   ratio {:.1}x",
+        peer_rss as f64 / 1024.0,
+        rss as f64 / peer_rss.max(1) as f64
+    );
     println!();
 
     let per_conn = if quick { 200 } else { 1000 };
@@ -125,10 +144,12 @@ fn cmd(dir: &Path, args: &[&str]) -> Command {
     c
 }
 
+#[allow(clippy::zombie_processes)] // the caller stops and waits for the child
 fn start_to_ready(dir: &Path, i: usize) -> (Duration, Child) {
     let sock_path = dir.join(format!("notify-{i}.sock"));
     let sock = UnixDatagram::bind(&sock_path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     let t = Instant::now();
     let child = cmd(dir, &["run"])
         .env("NOTIFY_SOCKET", &sock_path)
@@ -138,7 +159,10 @@ fn start_to_ready(dir: &Path, i: usize) -> (Duration, Child) {
     let mut buf = [0u8; 4096];
     loop {
         let n = sock.recv(&mut buf).expect("READY=1 within 20 s");
-        if String::from_utf8_lossy(&buf[..n]).lines().any(|l| l == "READY=1") {
+        if String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .any(|l| l == "READY=1")
+        {
             let took = t.elapsed();
             let _ = std::fs::remove_file(&sock_path);
             return (took, child);
@@ -165,7 +189,9 @@ fn rss_kib(pid: u32) -> Option<u64> {
 }
 
 fn cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 fn median(v: &mut [Duration]) -> Duration {

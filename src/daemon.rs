@@ -46,6 +46,9 @@ pub async fn run_with(
     on_ready: impl FnOnce(&Started),
 ) -> anyhow::Result<()> {
     let t0 = Instant::now();
+    // Signal handlers first: a SIGTERM that arrives between READY and the wait below must
+    // start a clean shutdown, not kill the process with the default action.
+    let stop = StopSignals::install()?;
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }
@@ -118,7 +121,7 @@ pub async fn run_with(
     on_ready(&started);
     tokio::spawn(notify::run_watchdog(health.clone(), background.clone()));
 
-    wait_for_stop(opts.run_for).await;
+    stop.wait(opts.run_for).await;
 
     tracing::info!("stopping: draining parts");
     health.begin_shutdown();
@@ -170,27 +173,31 @@ fn register_telegram_parts(cfg: &Config, registry: &Registry) {
     }
 }
 
-async fn wait_for_stop(run_for: Option<Duration>) {
-    let deadline = async {
-        match run_for {
-            Some(d) => tokio::time::sleep(d).await,
-            None => std::future::pending().await,
-        }
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> anyhow::Result<StopSignals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(StopSignals {
+            term: signal(SignalKind::terminate()).context("cannot watch SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot watch SIGINT")?,
+        })
+    }
+
+    async fn wait(mut self, run_for: Option<Duration>) {
+        let deadline = async {
+            match run_for {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot watch SIGTERM");
-                std::future::pending::<()>().await
-            }
+        };
+        tokio::select! {
+            _ = deadline => tracing::info!("run time is up"),
+            _ = self.term.recv() => tracing::info!("SIGTERM received"),
+            _ = self.int.recv() => tracing::info!("SIGINT received"),
         }
-    };
-    tokio::select! {
-        _ = deadline => tracing::info!("run time is up"),
-        _ = term => tracing::info!("SIGTERM received"),
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
     }
 }

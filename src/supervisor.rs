@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use tokio::sync::Notify;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -74,10 +74,21 @@ pub struct PartStatus {
 }
 
 /// Shared view of every part's state.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Registry {
     parts: Arc<Mutex<BTreeMap<String, PartStatus>>>,
-    changed: Arc<Notify>,
+    /// A change counter. A watch channel, not a `Notify`: a change made while the health
+    /// refresher is busy must still wake it afterwards, not be lost.
+    changed: Arc<watch::Sender<u64>>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            parts: Arc::default(),
+            changed: Arc::new(watch::channel(0).0),
+        }
+    }
 }
 
 impl Registry {
@@ -93,7 +104,7 @@ impl Registry {
         }
         entry.state = state;
         drop(parts);
-        self.changed.notify_waiters();
+        self.changed.send_modify(|n| *n += 1);
     }
 
     fn count_restart(&self, name: &str) {
@@ -113,9 +124,9 @@ impl Registry {
         parts.get(name).cloned()
     }
 
-    /// Resolves at the next state change.
-    pub async fn changed(&self) {
-        self.changed.notified().await
+    /// A receiver that sees every state change made after this call.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
     }
 }
 
@@ -197,6 +208,8 @@ impl Supervisor {
         let registry = self.registry.clone();
         let token = self.token.clone();
         let backoff = self.backoff;
+        // Set before the task runs, so a readiness snapshot taken right after spawn sees it.
+        registry.set(name, PartState::Running);
         self.tracker.spawn(async move {
             let mut failures = 0u32;
             loop {
@@ -321,6 +334,19 @@ mod tests {
         assert_eq!(reg.get("steady").unwrap().restarts, 0);
         assert!(sup.shutdown(Duration::from_secs(2)).await);
         assert_eq!(reg.get("flaky").unwrap().state, PartState::Stopped);
+    }
+
+    /// Regression: with `Notify::notify_waiters`, a change made while nobody was waiting was
+    /// lost, so the health snapshot stayed stale until its next timer tick.
+    #[tokio::test]
+    async fn a_change_made_before_waiting_is_not_lost() {
+        let reg = Registry::default();
+        let mut rx = reg.subscribe();
+        reg.set("bot", PartState::Running);
+        tokio::time::timeout(Duration::from_millis(100), rx.changed())
+            .await
+            .expect("change seen")
+            .unwrap();
     }
 
     #[tokio::test]

@@ -82,6 +82,26 @@ fn run_reports_ready_serves_probes_and_stops_cleanly_on_sigterm() {
     assert!(err.contains("stopped"), "{err}");
 }
 
+/// Regression: the signal handlers were installed only after READY, so a SIGTERM sent right
+/// after READY killed the daemon with the default action instead of draining it.
+#[test]
+fn sigterm_right_after_ready_still_stops_cleanly() {
+    let env = Env::new();
+    env.write_config("");
+    env.keygen();
+    for round in 0..10 {
+        let notify = NotifySocket::new(env.dir.path());
+        let mut child = spawn_daemon(&env, Some(&notify));
+        notify
+            .wait_for("READY=1", Duration::from_secs(20))
+            .expect("READY=1");
+        sigterm(&child);
+        let (code, _) = wait_exit(&mut child, Duration::from_secs(10));
+        std::fs::remove_file(&notify.path).unwrap();
+        assert_eq!(code, Some(0), "round {round}: {}", stderr_of(&mut child));
+    }
+}
+
 #[test]
 fn watchdog_pings_at_half_the_interval_systemd_asked_for() {
     let env = Env::new();

@@ -138,11 +138,13 @@ impl Health {
 
     /// Keeps the snapshot fresh until `cancel`.
     pub async fn run_refresher(self: Arc<Self>, cancel: CancellationToken) {
+        let mut changes = self.registry.subscribe();
         loop {
+            changes.mark_unchanged();
             let _ = self.refresh().await;
             tokio::select! {
                 _ = tokio::time::sleep(REFRESH_EVERY) => {}
-                _ = self.registry.changed() => {}
+                r = changes.changed() => if r.is_err() { return },
                 _ = cancel.cancelled() => return,
             }
         }
@@ -212,4 +214,49 @@ pub async fn serve(
     axum::serve(l, health.router())
         .with_graceful_shutdown(cancel.cancelled_owned())
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::supervisor::PartState;
+
+    /// Regression: a change made while the refresher was busy pinging the database used to be
+    /// lost (`Notify::notify_waiters` wakes only current waiters), leaving /readyz a second stale.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn readyz_reflects_a_part_change_without_waiting_for_the_next_tick() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&crate::config::StoreConfig {
+            dir: dir.path().to_path_buf(),
+            busy_timeout: Duration::from_secs(5),
+            read_connections: 1,
+        })
+        .await
+        .unwrap();
+        let reg = Registry::default();
+        let health = Health::new(reg.clone(), store.clone());
+        let cancel = CancellationToken::new();
+        tokio::spawn(health.clone().run_refresher(cancel.clone()));
+        for i in 0..50 {
+            let name = format!("part{i}");
+            reg.set(&name, PartState::Running);
+            let t = Instant::now();
+            loop {
+                let body = health.current().body.clone();
+                if std::str::from_utf8(&body)
+                    .unwrap()
+                    .contains(&format!("part:{name}"))
+                {
+                    break;
+                }
+                assert!(
+                    t.elapsed() < Duration::from_millis(500),
+                    "change {i} not seen"
+                );
+                tokio::task::yield_now().await;
+            }
+        }
+        cancel.cancel();
+        store.close().await;
+    }
 }
