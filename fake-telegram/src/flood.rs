@@ -1,0 +1,160 @@
+//! Flood control like Telegram's: per account and method, a quota of calls per window. Past it,
+//! `FLOOD_WAIT_X` with the real seconds left. In strict mode an account that keeps calling a
+//! method while told to wait is banned (its key answers `AUTH_KEY_UNREGISTERED`), as real
+//! accounts are.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum QuotaMode {
+    Off,
+    Default,
+    Strict,
+}
+
+/// Calls allowed per window for one method.
+#[derive(Debug, Clone, Copy)]
+pub struct Quota {
+    pub calls: usize,
+    pub window: Duration,
+}
+
+pub fn default_quotas() -> HashMap<String, Quota> {
+    let q = |calls, secs| Quota {
+        calls,
+        window: Duration::from_secs(secs),
+    };
+    HashMap::from([
+        ("messages.getHistory".to_string(), q(30, 30)),
+        ("contacts.resolveUsername".to_string(), q(5, 60)),
+        ("channels.getMessages".to_string(), q(30, 30)),
+        ("channels.getChannels".to_string(), q(30, 30)),
+        ("updates.getChannelDifference".to_string(), q(60, 30)),
+        ("auth.sendCode".to_string(), q(5, 3600)),
+        ("auth.signIn".to_string(), q(5, 60)),
+        ("auth.checkPassword".to_string(), q(5, 60)),
+    ])
+}
+
+/// How many calls during a wait get an account banned in strict mode.
+pub const STRICT_VIOLATIONS: u32 = 3;
+
+pub enum Verdict {
+    Allow,
+    Wait(u32),
+    Ban,
+}
+
+#[derive(Default)]
+struct MethodState {
+    calls: VecDeque<Instant>,
+    wait_until: Option<Instant>,
+    violations: u32,
+}
+
+pub struct Flood {
+    mode: Mutex<QuotaMode>,
+    quotas: Mutex<HashMap<String, Quota>>,
+    state: Mutex<HashMap<(i64, String), MethodState>>,
+}
+
+impl Flood {
+    pub fn new(mode: QuotaMode) -> Flood {
+        Flood {
+            mode: Mutex::new(mode),
+            quotas: Mutex::new(default_quotas()),
+            state: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn set_mode(&self, mode: QuotaMode) {
+        *self.mode.lock().unwrap_or_else(|p| p.into_inner()) = mode;
+    }
+
+    pub fn set_quota(&self, method: &str, quota: Quota) {
+        self.quotas
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(method.to_string(), quota);
+    }
+
+    /// Counts a call of `method` by `account` and says whether it may proceed.
+    pub fn check(&self, account: i64, method: &str) -> Verdict {
+        let mode = *self.mode.lock().unwrap_or_else(|p| p.into_inner());
+        if mode == QuotaMode::Off {
+            return Verdict::Allow;
+        }
+        let Some(quota) = self
+            .quotas
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(method)
+            .copied()
+        else {
+            return Verdict::Allow;
+        };
+        let now = Instant::now();
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let s = state.entry((account, method.to_string())).or_default();
+        if let Some(until) = s.wait_until {
+            if now < until {
+                s.violations += 1;
+                if mode == QuotaMode::Strict && s.violations >= STRICT_VIOLATIONS {
+                    return Verdict::Ban;
+                }
+                return Verdict::Wait(until.duration_since(now).as_secs_f64().ceil() as u32);
+            }
+            s.wait_until = None;
+        }
+        while s
+            .calls
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= quota.window)
+        {
+            s.calls.pop_front();
+        }
+        if s.calls.len() >= quota.calls {
+            let oldest = s.calls.front().copied().unwrap_or(now);
+            let until = oldest + quota.window;
+            s.wait_until = Some(until);
+            return Verdict::Wait(until.duration_since(now).as_secs_f64().ceil().max(1.0) as u32);
+        }
+        s.calls.push_back(now);
+        Verdict::Allow
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn over_quota_waits_the_real_remaining_time_and_strict_bans() {
+        let f = Flood::new(QuotaMode::Strict);
+        f.set_quota(
+            "m",
+            Quota {
+                calls: 2,
+                window: Duration::from_secs(10),
+            },
+        );
+        assert!(matches!(f.check(1, "m"), Verdict::Allow));
+        assert!(matches!(f.check(1, "m"), Verdict::Allow));
+        match f.check(1, "m") {
+            Verdict::Wait(s) => assert!((9..=10).contains(&s), "{s}"),
+            _ => panic!("expected a wait"),
+        }
+        assert!(
+            matches!(f.check(2, "m"), Verdict::Allow),
+            "quotas are per account"
+        );
+        assert!(matches!(f.check(1, "m"), Verdict::Wait(_)));
+        assert!(matches!(f.check(1, "m"), Verdict::Wait(_)));
+        assert!(matches!(f.check(1, "m"), Verdict::Ban));
+    }
+}

@@ -1,0 +1,151 @@
+//! The MTProto server: Full transport over TCP, MTProto 2.0 with pre-shared auth keys, the
+//! service messages a real client sends (containers, acks, gzip, pings, salts), and RPCs over the
+//! [`World`](crate::world::World). Pushes `updates` for new, edited and deleted channel posts.
+//!
+//! A connection that sends garbage, a truncated or oversized frame, or an unknown auth key id is
+//! dropped; every other connection keeps being served. Transport error -404 is never sent: it
+//! would make a client throw its key away and try a key exchange that cannot work here.
+
+mod convert;
+mod envelope;
+mod rpc;
+pub mod wire;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::net::TcpListener;
+
+use crate::faults::Faults;
+use crate::flood::Flood;
+use crate::srp::Challenge;
+use crate::world::World;
+pub use wire::AuthKey;
+
+/// A login code sent by `auth.sendCode`.
+pub struct SentCode {
+    pub phone: String,
+    pub at: Instant,
+    pub used: bool,
+}
+
+/// What the server knows about one auth key: who is logged in with it, and login in progress.
+#[derive(Default)]
+pub struct KeyState {
+    pub user_id: Option<i64>,
+    pub codes: HashMap<String, SentCode>,
+    /// Signed in with a code, waiting for the 2FA password.
+    pub password_for: Option<i64>,
+    pub challenge: Option<Challenge>,
+    /// Revoked by strict flood control or a fault: every call answers AUTH_KEY_UNREGISTERED.
+    pub revoked: bool,
+}
+
+pub struct Shared {
+    pub world: World,
+    pub flood: Flood,
+    pub faults: Arc<Faults>,
+    pub keys: Mutex<HashMap<[u8; 8], (AuthKey, KeyState)>>,
+    pub dc_id: i32,
+    pub public_addr: Mutex<SocketAddr>,
+    /// gzip results larger than this many bytes (None: never).
+    pub gzip_over: Option<usize>,
+    /// A login code is valid this long.
+    pub code_ttl: Mutex<Duration>,
+    /// A channel gap larger than this many events answers channelDifferenceTooLong.
+    pub too_long_after: i32,
+    last_msg_id: AtomicI64,
+}
+
+impl Shared {
+    pub fn new(
+        world: World,
+        flood: Flood,
+        faults: Arc<Faults>,
+        dc_id: i32,
+        gzip_over: Option<usize>,
+    ) -> Shared {
+        Shared {
+            world,
+            flood,
+            faults,
+            keys: Mutex::new(HashMap::new()),
+            dc_id,
+            public_addr: Mutex::new(SocketAddr::from(([127, 0, 0, 1], 0))),
+            gzip_over,
+            code_ttl: Mutex::new(Duration::from_secs(300)),
+            too_long_after: 500,
+            last_msg_id: AtomicI64::new(0),
+        }
+    }
+
+    pub fn add_key(&self, key: AuthKey) {
+        self.keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.id, (key, KeyState::default()));
+    }
+
+    pub fn with_key<T>(&self, id: &[u8; 8], f: impl FnOnce(&mut KeyState) -> T) -> Option<T> {
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        keys.get_mut(id).map(|(_, s)| f(s))
+    }
+
+    /// Revokes every key logged in as `user_id` (a banned or revoked account).
+    pub fn revoke_user(&self, user_id: Option<i64>) {
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        for (_, s) in keys.values_mut() {
+            if user_id.is_none() || s.user_id == user_id {
+                s.revoked = true;
+            }
+        }
+    }
+
+    /// A new server msg_id: time-based, strictly increasing, ≡ 1 (mod 4) for responses and
+    /// ≡ 3 for messages that answer nothing, as MTProto requires.
+    pub fn next_msg_id(&self, response: bool) -> i64 {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let base =
+            ((now.as_secs() as i64) << 32) | ((now.subsec_nanos() as i64) << 2 & 0xffff_fffc);
+        let tail = if response { 1 } else { 3 };
+        let mut prev = self.last_msg_id.load(Ordering::Relaxed);
+        loop {
+            let mut id = (base & !3) | tail;
+            if id <= prev {
+                id = ((prev & !3) + 4) | tail;
+            }
+            match self
+                .last_msg_id
+                .compare_exchange(prev, id, Ordering::SeqCst, Ordering::Relaxed)
+            {
+                Ok(_) => return id,
+                Err(p) => prev = p,
+            }
+        }
+    }
+}
+
+/// Accepts connections until the listener fails or the task is dropped.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        shared.world.lock().stats.connections += 1;
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            if let Err(e) = envelope::connection(stream, shared.clone()).await {
+                tracing::debug!(%peer, error = %e, "mtproto connection closed");
+                if !matches!(e, wire::WireError::Closed) {
+                    shared.world.lock().stats.bad_frames += 1;
+                }
+            }
+        });
+    }
+}
