@@ -10,6 +10,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod botapi;
+pub mod control;
 pub mod faults;
 pub mod flood;
 pub mod generate;
@@ -33,6 +35,11 @@ use world::World;
 #[derive(Debug, Clone)]
 pub struct Options {
     pub mtproto: SocketAddr,
+    pub bot_api: SocketAddr,
+    pub control: SocketAddr,
+    pub bot_token: String,
+    /// Enforce the Bot API's rate limits (429 past them).
+    pub bot_limits: bool,
     pub channels: usize,
     pub posts: usize,
     pub seed: u64,
@@ -50,6 +57,10 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             mtproto: SocketAddr::from(([127, 0, 0, 1], 0)),
+            bot_api: SocketAddr::from(([127, 0, 0, 1], 0)),
+            control: SocketAddr::from(([127, 0, 0, 1], 0)),
+            bot_token: "7000000001:AAFakeTelegramTestTokenForOfflineUse".into(),
+            bot_limits: true,
             channels: 3,
             posts: 200,
             seed: 1,
@@ -67,6 +78,10 @@ impl Default for Options {
 #[derive(Debug, Clone, Serialize)]
 pub struct Info {
     pub mtproto: SocketAddr,
+    pub bot_api: SocketAddr,
+    pub control: SocketAddr,
+    pub bot_token: String,
+    pub bot_username: String,
     pub dc_id: i32,
     pub auth_key: String,
     pub phone: String,
@@ -80,6 +95,7 @@ pub struct FakeTelegram {
     pub shared: Arc<Shared>,
     pub faults: Arc<Faults>,
     pub auth_key: AuthKey,
+    pub bot: Arc<botapi::BotApi>,
     pub info: Info,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -102,17 +118,40 @@ impl FakeTelegram {
         let listener = TcpListener::bind(opts.mtproto).await?;
         let mtproto_addr = listener.local_addr()?;
         *shared.public_addr.lock().unwrap_or_else(|p| p.into_inner()) = mtproto_addr;
-        let tasks = vec![tokio::spawn(mtproto::serve(listener, shared.clone()))];
+        let bot = botapi::BotApi::new(opts.bot_token.clone(), faults.clone(), opts.bot_limits);
+        let bot_listener = TcpListener::bind(opts.bot_api).await?;
+        let control_listener = TcpListener::bind(opts.control).await?;
+        let info = Info {
+            mtproto: mtproto_addr,
+            bot_api: bot_listener.local_addr()?,
+            control: control_listener.local_addr()?,
+            bot_token: opts.bot_token.clone(),
+            bot_username: botapi::BOT_USERNAME.into(),
+            dc_id: opts.dc_id,
+            auth_key: hex::encode(auth_key.data),
+            phone: opts.phone.clone(),
+            code: opts.code.clone(),
+            password: opts.password.clone().unwrap_or_default(),
+            channels,
+        };
+        let control = control::Control {
+            shared: shared.clone(),
+            bot: bot.clone(),
+            info: info.clone(),
+        };
+        let bot_router = bot.router();
+        let tasks = vec![
+            tokio::spawn(mtproto::serve(listener, shared.clone())),
+            tokio::spawn(async move {
+                let _ = axum::serve(bot_listener, bot_router).await;
+            }),
+            tokio::spawn(async move {
+                let _ = axum::serve(control_listener, control.router()).await;
+            }),
+        ];
         Ok(FakeTelegram {
-            info: Info {
-                mtproto: mtproto_addr,
-                dc_id: opts.dc_id,
-                auth_key: hex::encode(auth_key.data),
-                phone: opts.phone.clone(),
-                code: opts.code.clone(),
-                password: opts.password.clone().unwrap_or_default(),
-                channels,
-            },
+            info,
+            bot,
             world,
             shared,
             faults,

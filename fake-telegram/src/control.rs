@@ -1,0 +1,231 @@
+//! The control API (HTTP + JSON): tests and demos script the world through it.
+//!
+//! | route | body | answer |
+//! |---|---|---|
+//! | `POST /posts` | `{channel, text}` | `{id}` |
+//! | `POST /edits` | `{channel, id, text}` | `{ok}` |
+//! | `POST /deletes` | `{channel, ids}` | `{ok}` |
+//! | `POST /gap` | `{channel, count}` | `{ids}` (posted without being pushed) |
+//! | `POST /private` | `{channel, private}` | `{ok}` |
+//! | `POST /revoke` | `{phone?}` | `{revoked}` |
+//! | `POST /bot/updates` | `{user_id, text?, kind?, data?, message_id?, chat_id?}` | the update |
+//! | `POST /bot/users` | `{id, first_name, username?, blocked?}` | `{ok}` |
+//! | `GET /bot/sent[?all=1]` | | what the bot called |
+//! | `POST /faults` | a fault, or `{clear: true}` | `{faults}` |
+//! | `POST /quotas` | `{mode}` | `{ok}` |
+//! | `GET /stats` | | requests per method, flood waits, bans |
+//! | `GET /info` | | the start-up JSON line |
+//!
+//! Channels are named by username (with or without `@`) or numeric id.
+
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::botapi::{BotApi, SimUser, UserMessage};
+use crate::faults::Fault;
+use crate::flood::QuotaMode;
+use crate::{Info, mtproto::Shared};
+
+#[derive(Clone)]
+pub struct Control {
+    pub shared: Arc<Shared>,
+    pub bot: Arc<BotApi>,
+    pub info: Info,
+}
+
+type Answer = (StatusCode, Json<Value>);
+
+fn bad(msg: impl Into<String>) -> Answer {
+    (StatusCode::BAD_REQUEST, Json(json!({"error": msg.into()})))
+}
+
+#[derive(Deserialize)]
+struct PostReq {
+    channel: String,
+    text: String,
+}
+
+#[derive(Deserialize)]
+struct EditReq {
+    channel: String,
+    id: i32,
+    text: String,
+}
+
+#[derive(Deserialize)]
+struct DeleteReq {
+    channel: String,
+    ids: Vec<i32>,
+}
+
+#[derive(Deserialize)]
+struct GapReq {
+    channel: String,
+    count: usize,
+}
+
+#[derive(Deserialize)]
+struct PrivateReq {
+    channel: String,
+    #[serde(default = "yes")]
+    private: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+struct RevokeReq {
+    #[serde(default)]
+    phone: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct QuotaReq {
+    mode: QuotaMode,
+}
+
+#[derive(Deserialize)]
+struct SentQuery {
+    #[serde(default)]
+    all: Option<String>,
+}
+
+impl Control {
+    fn channel(&self, key: &str) -> Result<i64, Answer> {
+        self.shared
+            .world
+            .channel_id(key)
+            .ok_or_else(|| bad(format!("no channel {key:?}")))
+    }
+
+    pub fn router(self) -> Router {
+        Router::new()
+            .route("/posts", post(posts))
+            .route("/edits", post(edits))
+            .route("/deletes", post(deletes))
+            .route("/gap", post(gap))
+            .route("/private", post(private))
+            .route("/revoke", post(revoke))
+            .route("/bot/updates", post(bot_updates))
+            .route("/bot/users", post(bot_users))
+            .route("/bot/sent", get(bot_sent))
+            .route("/faults", post(faults))
+            .route("/quotas", post(quotas))
+            .route("/stats", get(stats))
+            .route("/info", get(info))
+            .with_state(self)
+    }
+}
+
+async fn posts(State(c): State<Control>, Json(r): Json<PostReq>) -> Answer {
+    let ch = match c.channel(&r.channel) {
+        Ok(ch) => ch,
+        Err(e) => return e,
+    };
+    match c.shared.world.post(ch, &r.text) {
+        Some(id) => (StatusCode::OK, Json(json!({"id": id}))),
+        None => bad("no such channel"),
+    }
+}
+
+async fn edits(State(c): State<Control>, Json(r): Json<EditReq>) -> Answer {
+    let ch = match c.channel(&r.channel) {
+        Ok(ch) => ch,
+        Err(e) => return e,
+    };
+    match c.shared.world.edit(ch, r.id, &r.text) {
+        Ok(()) => (StatusCode::OK, Json(json!({"ok": true}))),
+        Err(e) => bad(e),
+    }
+}
+
+async fn deletes(State(c): State<Control>, Json(r): Json<DeleteReq>) -> Answer {
+    let ch = match c.channel(&r.channel) {
+        Ok(ch) => ch,
+        Err(e) => return e,
+    };
+    match c.shared.world.delete(ch, &r.ids) {
+        Ok(()) => (StatusCode::OK, Json(json!({"ok": true}))),
+        Err(e) => bad(e),
+    }
+}
+
+async fn gap(State(c): State<Control>, Json(r): Json<GapReq>) -> Answer {
+    let ch = match c.channel(&r.channel) {
+        Ok(ch) => ch,
+        Err(e) => return e,
+    };
+    match c.shared.world.open_gap(ch, r.count) {
+        Ok(ids) => (StatusCode::OK, Json(json!({"ids": ids}))),
+        Err(e) => bad(e),
+    }
+}
+
+async fn private(State(c): State<Control>, Json(r): Json<PrivateReq>) -> Answer {
+    let ch = match c.channel(&r.channel) {
+        Ok(ch) => ch,
+        Err(e) => return e,
+    };
+    match c.shared.world.set_private(ch, r.private) {
+        Ok(()) => (StatusCode::OK, Json(json!({"ok": true}))),
+        Err(e) => bad(e),
+    }
+}
+
+async fn revoke(State(c): State<Control>, Json(r): Json<RevokeReq>) -> Answer {
+    let n = c.shared.world.revoke(r.phone.as_deref());
+    (StatusCode::OK, Json(json!({"revoked": n})))
+}
+
+async fn bot_updates(State(c): State<Control>, Json(m): Json<UserMessage>) -> Answer {
+    (StatusCode::OK, Json(c.bot.user_message(&m)))
+}
+
+async fn bot_users(State(c): State<Control>, Json(u): Json<SimUser>) -> Answer {
+    c.bot.set_user(u);
+    (StatusCode::OK, Json(json!({"ok": true})))
+}
+
+async fn bot_sent(State(c): State<Control>, Query(q): Query<SentQuery>) -> Answer {
+    let all = q.all.as_deref().is_some_and(|v| v == "1" || v == "true");
+    (StatusCode::OK, Json(json!(c.bot.calls(all))))
+}
+
+async fn faults(State(c): State<Control>, Json(v): Json<Value>) -> Answer {
+    if v.get("clear").and_then(Value::as_bool) == Some(true) {
+        c.shared.faults.clear();
+    } else {
+        match serde_json::from_value::<Fault>(v) {
+            Ok(f) => c.shared.faults.add(f),
+            Err(e) => return bad(format!("not a fault: {e}")),
+        }
+    }
+    (
+        StatusCode::OK,
+        Json(json!({"faults": c.shared.faults.list()})),
+    )
+}
+
+async fn quotas(State(c): State<Control>, Json(r): Json<QuotaReq>) -> Answer {
+    c.shared.flood.set_mode(r.mode);
+    (StatusCode::OK, Json(json!({"ok": true})))
+}
+
+async fn stats(State(c): State<Control>) -> Answer {
+    (
+        StatusCode::OK,
+        Json(json!({"mtproto": c.shared.world.stats(), "bot_api": c.bot.stats()})),
+    )
+}
+
+async fn info(State(c): State<Control>) -> Answer {
+    (StatusCode::OK, Json(json!(c.info)))
+}
