@@ -1,78 +1,16 @@
 //! The real grammers-client 0.11 against the fake, over real sockets.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
-use std::sync::Arc;
 use std::time::Duration;
 
+use common::*;
+
+use fake_telegram::Options;
 use fake_telegram::flood::QuotaMode;
-use fake_telegram::{FakeTelegram, Options};
-use grammers_client::sender::{ConnectionParams, NoRetries, SenderPool};
 use grammers_client::update::Update;
-use grammers_client::{Client, InvocationError, SignInError};
-use grammers_session::SessionData;
-use grammers_session::storages::MemorySession;
-use grammers_session::types::DcOption;
-use grammers_session::updates::UpdatesLike;
-use tokio::sync::mpsc;
-
-const API_ID: i32 = 94575;
-const API_HASH: &str = "a3406de8d171bb422bb6ddf3bbd800e2";
-
-struct Connected {
-    client: Client,
-    updates: Option<mpsc::Receiver<UpdatesLike>>,
-}
-
-fn connect(fake: &FakeTelegram) -> Connected {
-    let port = fake.info.mtproto.port();
-    let mut data = SessionData::default();
-    data.home_dc = fake.info.dc_id;
-    data.dc_options.insert(
-        fake.info.dc_id,
-        DcOption {
-            id: fake.info.dc_id,
-            ipv4: SocketAddrV4::new(Ipv4Addr::LOCALHOST, port),
-            ipv6: SocketAddrV6::new(Ipv6Addr::LOCALHOST, port, 0, 0),
-            auth_key: Some(fake.auth_key.data),
-        },
-    );
-    let session = Arc::new(MemorySession::from(data));
-    let pool = SenderPool::with_configuration(
-        session,
-        API_ID,
-        ConnectionParams {
-            retry_policy: Box::new(NoRetries),
-            ..Default::default()
-        },
-    );
-    let client = Client::new(pool.handle);
-    tokio::spawn(pool.runner.run());
-    Connected {
-        client,
-        updates: Some(pool.updates),
-    }
-}
-
-async fn start(opts: Options) -> FakeTelegram {
-    FakeTelegram::start(opts).await.expect("fake starts")
-}
-
-async fn login(fake: &FakeTelegram, c: &Client) {
-    let token = c
-        .request_login_code(&fake.info.phone, API_HASH)
-        .await
-        .unwrap();
-    match c.sign_in(&token, &fake.info.code).await {
-        Ok(_) => {}
-        Err(SignInError::PasswordRequired(t)) => {
-            c.check_password(t, fake.info.password.as_bytes())
-                .await
-                .unwrap();
-        }
-        Err(e) => panic!("sign in: {e}"),
-    }
-}
+use grammers_client::{InvocationError, SignInError};
 
 #[tokio::test]
 async fn sign_in_with_code() {
@@ -329,4 +267,58 @@ async fn unknown_method_is_a_400_naming_it() {
         }
         other => panic!("{other}"),
     }
+}
+
+#[tokio::test]
+async fn strict_mode_bans_an_account_that_keeps_calling_during_its_wait() {
+    let fake = start(Options {
+        quotas: QuotaMode::Strict,
+        password: None,
+        ..Default::default()
+    })
+    .await;
+    let c = connect(&fake).client;
+    login(&fake, &c).await;
+    let mut last = None;
+    for _ in 0..12 {
+        if let Err(e) = c.resolve_username(&fake.info.channels[0]).await {
+            let banned = e.is("AUTH_KEY_UNREGISTERED");
+            last = Some(e);
+            if banned {
+                break;
+            }
+        }
+    }
+    let e = last.expect("errors");
+    assert!(e.is("AUTH_KEY_UNREGISTERED"), "{e}");
+    assert!(!c.is_authorized().await.unwrap(), "the key stays revoked");
+    assert_eq!(fake.world.stats().bans, 1);
+}
+
+#[tokio::test]
+async fn a_revoked_account_and_a_private_channel_answer_as_telegram_does() {
+    let fake = start(Options {
+        password: None,
+        quotas: QuotaMode::Off,
+        ..Default::default()
+    })
+    .await;
+    let c = connect(&fake).client;
+    login(&fake, &c).await;
+    let peer = c
+        .resolve_username(&fake.info.channels[1])
+        .await
+        .unwrap()
+        .unwrap();
+    let peer_ref = peer.to_ref().await.unwrap().unwrap();
+    let id = fake.world.channel_id(&fake.info.channels[1]).unwrap();
+    fake.world.set_private(id, true).unwrap();
+    let err = c.iter_messages(peer_ref).next().await.unwrap_err();
+    assert!(err.is("CHANNEL_PRIVATE"), "{err}");
+    fake.world.revoke(None);
+    let err = c
+        .resolve_username(&fake.info.channels[0])
+        .await
+        .unwrap_err();
+    assert!(err.is("AUTH_KEY_UNREGISTERED"), "{err}");
 }

@@ -825,3 +825,127 @@ pub async fn push_loop(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::world::World;
+
+    fn req(
+        offset_id: i32,
+        offset_date: i32,
+        add_offset: i32,
+        limit: i32,
+        max_id: i32,
+        min_id: i32,
+    ) -> functions::messages::GetHistory {
+        functions::messages::GetHistory {
+            peer: enums::InputPeer::Empty,
+            offset_id,
+            offset_date,
+            add_offset,
+            limit,
+            max_id,
+            min_id,
+            hash: 0,
+        }
+    }
+
+    fn ids(ch: &Channel, r: functions::messages::GetHistory) -> Vec<i32> {
+        history(ch, &r).iter().map(|p| p.id).collect()
+    }
+
+    #[test]
+    fn get_history_follows_the_documented_offsets_and_bounds() {
+        let w = World::new();
+        let ch = w.add_channel(Some("hist"), "H", "", 1);
+        for i in 0..250 {
+            w.post_with(ch, true, |id| Post::text(id, 1_000 + id, format!("p{i}")))
+                .unwrap();
+        }
+        let w = w.lock();
+        let ch = &w.channels[&ch];
+        assert_eq!(ids(ch, req(0, 0, 0, 3, 0, 0)), vec![250, 249, 248]);
+        assert_eq!(
+            ids(ch, req(100, 0, 0, 3, 0, 0)),
+            vec![99, 98, 97],
+            "offset_id is exclusive"
+        );
+        assert_eq!(
+            ids(ch, req(100, 0, -2, 3, 0, 0)),
+            vec![101, 100, 99],
+            "negative add_offset reaches newer posts"
+        );
+        assert_eq!(ids(ch, req(100, 0, -5, 3, 0, 0)), vec![104, 103, 102]);
+        assert_eq!(
+            ids(ch, req(0, 1_000 + 50, 0, 2, 0, 0)),
+            vec![49, 48],
+            "offset_date is exclusive"
+        );
+        assert_eq!(
+            ids(ch, req(0, 0, 0, 500, 0, 0)).len(),
+            100,
+            "limit is capped at 100"
+        );
+        assert_eq!(
+            ids(ch, req(0, 0, 0, 10, 20, 15)),
+            vec![19, 18, 17, 16],
+            "max_id and min_id are exclusive bounds"
+        );
+        assert_eq!(ids(ch, req(3, 0, 0, 10, 0, 0)), vec![2, 1]);
+        assert!(ids(ch, req(1, 0, 0, 10, 0, 0)).is_empty());
+        assert!(
+            ids(ch, req(0, 0, -20, 10, 0, 0)).is_empty(),
+            "a page entirely above the newest post is empty"
+        );
+    }
+
+    #[test]
+    fn channel_difference_replays_a_small_gap_and_gives_up_on_a_big_one() {
+        let w = World::new();
+        let ch_id = w.add_channel(Some("diff"), "D", "", 1);
+        let start = w.lock().channels[&ch_id].pts;
+        let a = w.post(ch_id, "one").unwrap();
+        w.edit(ch_id, a, "one, edited").unwrap();
+        let b = w.post(ch_id, "two").unwrap();
+        w.delete(ch_id, &[b]).unwrap();
+        let guard = w.lock();
+        let ch = &guard.channels[&ch_id];
+        let bytes = channel_difference(ch, start, 100, 500);
+        let mut cur = Cursor::from_slice(&bytes);
+        match enums::updates::ChannelDifference::deserialize(&mut cur).unwrap() {
+            enums::updates::ChannelDifference::Difference(d) => {
+                assert!(d.r#final);
+                assert_eq!(d.pts, ch.pts);
+                assert_eq!(
+                    d.new_messages.len(),
+                    1,
+                    "the deleted post is gone, the edited one current"
+                );
+                assert_eq!(d.other_updates.len(), 2, "one edit, one deletion");
+            }
+            other => panic!("{other:?}"),
+        }
+        let bytes = channel_difference(ch, start, 2, 500);
+        let mut cur = Cursor::from_slice(&bytes);
+        match enums::updates::ChannelDifference::deserialize(&mut cur).unwrap() {
+            enums::updates::ChannelDifference::Difference(d) => {
+                assert!(!d.r#final, "limited: more to come");
+                assert_eq!(d.pts, start + 2);
+            }
+            other => panic!("{other:?}"),
+        }
+        let bytes = channel_difference(ch, start, 100, 2);
+        let mut cur = Cursor::from_slice(&bytes);
+        assert!(matches!(
+            enums::updates::ChannelDifference::deserialize(&mut cur).unwrap(),
+            enums::updates::ChannelDifference::TooLong(_)
+        ));
+        let bytes = channel_difference(ch, ch.pts, 100, 500);
+        let mut cur = Cursor::from_slice(&bytes);
+        assert!(matches!(
+            enums::updates::ChannelDifference::deserialize(&mut cur).unwrap(),
+            enums::updates::ChannelDifference::Empty(_)
+        ));
+    }
+}

@@ -137,7 +137,7 @@ pub fn key_id_of(payload: &[u8]) -> Option<[u8; 8]> {
 
 /// Decrypts a client's message (x = 0) and checks its msg_key.
 pub fn decrypt_from_client(key: &AuthKey, payload: &[u8]) -> Result<Vec<u8>, WireError> {
-    if payload.len() < 24 + 32 || (payload.len() - 24) % 16 != 0 {
+    if payload.len() < 24 + 32 || !(payload.len() - 24).is_multiple_of(16) {
         return Err(WireError::BadPayload(payload.len()));
     }
     if payload[..8] != key.id {
