@@ -54,6 +54,10 @@ enum Command {
         /// Answer the next N MTProto calls with rpc_error 500.
         #[arg(long)]
         rpc_errors: Option<u32>,
+        /// Inject a fault, as the control API's POST /faults takes it, e.g.
+        /// '{"kind":"too_many","retry_after":5,"method":"sendMessage","count":3}'. Repeatable.
+        #[arg(long = "fault", value_name = "JSON")]
+        faults: Vec<String>,
     },
 }
 
@@ -76,7 +80,18 @@ async fn main() -> std::io::Result<()> {
         no_gzip,
         latency_ms,
         rpc_errors,
+        faults,
     } = Cli::parse().command;
+    let mut parsed = Vec::new();
+    for f in &faults {
+        match serde_json::from_str::<Fault>(f) {
+            Ok(f) => parsed.push(f),
+            Err(e) => {
+                eprintln!("--fault {f}: not a fault ({e}); see the README's Faults table");
+                std::process::exit(2);
+            }
+        }
+    }
     let defaults = Options::default();
     let fake = FakeTelegram::start(Options {
         mtproto,
@@ -109,6 +124,9 @@ async fn main() -> std::io::Result<()> {
             method: None,
             count: n,
         });
+    }
+    for f in parsed {
+        fake.faults.add(f);
     }
     println!("{}", serde_json::to_string(&fake.info).unwrap_or_default());
     tokio::signal::ctrl_c().await?;

@@ -130,6 +130,19 @@ impl Shared {
     }
 }
 
+/// One `messages.getHistory` page of `ch`, as the server computes it (for benchmarks).
+pub fn history_page<'a>(
+    ch: &'a crate::world::Channel,
+    req: &grammers_tl_types::functions::messages::GetHistory,
+) -> Vec<&'a crate::world::Post> {
+    rpc::history(ch, req)
+}
+
+/// The serialized `messages.channelMessages` answer for a page (for benchmarks).
+pub fn page_bytes(ch: &crate::world::Channel, page: &[&crate::world::Post]) -> Vec<u8> {
+    rpc::page_bytes(ch, page)
+}
+
 /// Accepts connections until the listener fails or the task is dropped.
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     loop {

@@ -312,9 +312,7 @@ fn dispatch(ctx: &Ctx, c: u32, name: &str, body: &[u8], user_id: Option<i64>) ->
                 _ => return Err(err(400, "PEER_ID_INVALID")),
             };
             let ch = accessible(ch)?;
-            let page = history(ch, &req);
-            let messages = page.iter().map(|p| convert::message(ch, p)).collect();
-            Ok(channel_messages(ch, messages, ch.posts.len() as i32))
+            Ok(page_bytes(ch, &history(ch, &req)))
         }
         f::updates::GetState::CONSTRUCTOR_ID => {
             let pts = shared.world.lock().pts;
@@ -390,37 +388,68 @@ fn channel_messages(ch: &Channel, messages: Vec<enums::Message>, count: i32) -> 
     .to_bytes()
 }
 
+pub fn page_bytes(ch: &Channel, page: &[&Post]) -> Vec<u8> {
+    let messages = page.iter().map(|p| convert::message(ch, p)).collect();
+    channel_messages(ch, messages, ch.posts.len() as i32)
+}
+
 /// `messages.getHistory` as documented: newest first; `offset_id` / `offset_date` pick where
 /// the page starts (exclusive), `add_offset` shifts it (negative: newer messages), `limit` ≤ 100,
 /// and `max_id` / `min_id` bound the ids returned (exclusive).
+///
+/// Works on ranges of the id-ordered map, so a page costs O(limit + |add_offset|), not a scan
+/// of the channel: deep paging through a large channel stays fast.
 pub fn history<'a>(ch: &'a Channel, req: &functions::messages::GetHistory) -> Vec<&'a Post> {
-    let all: Vec<&Post> = ch
-        .posts
-        .values()
-        .rev()
-        .filter(|p| {
-            (req.max_id <= 0 || p.id < req.max_id) && (req.min_id <= 0 || p.id > req.min_id)
-        })
-        .collect();
-    let pos = if req.offset_id > 0 {
-        all.iter()
-            .position(|p| p.id < req.offset_id)
-            .unwrap_or(all.len())
-    } else if req.offset_date > 0 {
-        all.iter()
-            .position(|p| p.date < req.offset_date)
-            .unwrap_or(all.len())
+    let lo = if req.min_id > 0 {
+        req.min_id.saturating_add(1)
     } else {
-        0
-    } as i64;
-    let limit = req.limit.clamp(0, 100) as i64;
-    let start = pos + req.add_offset as i64;
-    let end = (start + limit).min(all.len() as i64);
-    let start = start.max(0);
-    if end <= start {
+        i32::MIN
+    };
+    let hi = if req.max_id > 0 { req.max_id } else { i32::MAX };
+    if lo >= hi {
         return Vec::new();
     }
-    all[start as usize..end as usize].to_vec()
+    // Posts with id < anchor are at and after the offset position, newest first.
+    let anchor = if req.offset_id > 0 {
+        req.offset_id
+    } else if req.offset_date > 0 {
+        ch.posts
+            .values()
+            .rev()
+            .find(|p| p.date < req.offset_date)
+            .map(|p| p.id.saturating_add(1))
+            .unwrap_or(i32::MIN)
+    } else {
+        i32::MAX
+    };
+    let limit = req.limit.clamp(0, 100) as usize;
+    let older = ch
+        .posts
+        .range(lo..anchor.clamp(lo, hi))
+        .rev()
+        .map(|(_, p)| p);
+    if req.add_offset >= 0 {
+        return older.skip(req.add_offset as usize).take(limit).collect();
+    }
+    // Negative add_offset: the page starts |add_offset| positions above the anchor.
+    let k = req.add_offset.unsigned_abs() as usize;
+    let newer: Vec<&Post> = ch
+        .posts
+        .range(anchor.clamp(lo, hi)..hi)
+        .map(|(_, p)| p)
+        .take(k)
+        .collect();
+    // newer[j] sits at index -(j+1) relative to the anchor position; the page spans
+    // [-k, -k + limit).
+    let end = limit as i64 - k as i64;
+    let mut page = Vec::with_capacity(limit);
+    for idx in (-(newer.len() as i64)).max(-(k as i64))..end.min(0) {
+        page.push(newer[(-idx - 1) as usize]);
+    }
+    if end > 0 {
+        page.extend(older.take(end as usize));
+    }
+    page
 }
 
 fn channel_difference(ch: &Channel, pts: i32, limit: i32, too_long_after: i32) -> Vec<u8> {
@@ -898,6 +927,71 @@ mod tests {
             ids(ch, req(0, 0, -20, 10, 0, 0)).is_empty(),
             "a page entirely above the newest post is empty"
         );
+    }
+
+    /// The documented algorithm, spelled out over the whole list: the reference the range-based
+    /// `history` must agree with.
+    fn naive(ch: &Channel, r: &functions::messages::GetHistory) -> Vec<i32> {
+        let all: Vec<&Post> = ch
+            .posts
+            .values()
+            .rev()
+            .filter(|p| (r.max_id <= 0 || p.id < r.max_id) && (r.min_id <= 0 || p.id > r.min_id))
+            .collect();
+        let pos = if r.offset_id > 0 {
+            all.iter()
+                .position(|p| p.id < r.offset_id)
+                .unwrap_or(all.len())
+        } else if r.offset_date > 0 {
+            all.iter()
+                .position(|p| p.date < r.offset_date)
+                .unwrap_or(all.len())
+        } else {
+            0
+        } as i64;
+        let start = pos + r.add_offset as i64;
+        let end = (start + r.limit.clamp(0, 100) as i64).min(all.len() as i64);
+        let start = start.max(0);
+        if end <= start {
+            return Vec::new();
+        }
+        all[start as usize..end as usize]
+            .iter()
+            .map(|p| p.id)
+            .collect()
+    }
+
+    #[test]
+    fn range_based_history_agrees_with_the_documented_algorithm() {
+        let w = World::new();
+        let ch = w.add_channel(Some("agree"), "A", "", 1);
+        for i in 0..300 {
+            w.post_with(ch, true, |id| Post::text(id, 10 * id, format!("p{i}")))
+                .unwrap();
+        }
+        // Holes, as deletions leave.
+        let gone: Vec<i32> = (1..300).filter(|i| i % 7 == 0).collect();
+        w.delete(ch, &gone).unwrap();
+        let w = w.lock();
+        let ch = &w.channels[&ch];
+        let mut seed = 7u64;
+        let mut rnd = |m: i64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % m as u64) as i64
+        };
+        for _ in 0..5_000 {
+            let r = req(
+                if rnd(3) == 0 { 0 } else { rnd(320) as i32 },
+                if rnd(5) == 0 { rnd(3_200) as i32 } else { 0 },
+                rnd(240) as i32 - 120,
+                rnd(130) as i32,
+                if rnd(4) == 0 { rnd(320) as i32 } else { 0 },
+                if rnd(4) == 0 { rnd(320) as i32 } else { 0 },
+            );
+            assert_eq!(ids(ch, r.clone()), naive(ch, &r), "{r:?}");
+        }
     }
 
     #[test]
