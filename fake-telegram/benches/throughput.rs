@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use fake_telegram::flood::QuotaMode;
 use fake_telegram::mtproto::wire;
 use fake_telegram::{FakeTelegram, Options};
-use grammers_tl_types::{Serializable, enums, functions};
+use grammers_tl_types::{enums, functions};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -65,7 +65,7 @@ async fn run(quick: bool) {
         let mut n = 0;
         for _ in 0..if quick { 1 } else { 3 } {
             let t = Instant::now();
-            let mut it = c.iter_messages(peer.clone());
+            let mut it = c.iter_messages(peer);
             n = 0;
             while let Some(_m) = it.next().await.unwrap() {
                 n += 1;
@@ -144,7 +144,6 @@ fn server_ceiling(fake: &FakeTelegram, gzip: bool) -> f64 {
         let mut seq = 0;
         std::hint::black_box(wire::pack_frame(&mut seq, &enc));
     }
-    let _ = Serializable::to_bytes(&0i32);
     total as f64 / t.elapsed().as_secs_f64()
 }
 
