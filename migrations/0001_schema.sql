@@ -162,22 +162,19 @@ CREATE INDEX outbox_chat ON outbox (chat_id, state);
 -- The MTProto session, as rows. Auth keys are sealed by the vault (associated data binds the DC).
 CREATE TABLE session_dcs (
     dc_id       INTEGER PRIMARY KEY,
-    ipv4        TEXT,
-    ipv6        TEXT,
-    port        INTEGER CHECK (port IS NULL OR port BETWEEN 1 AND 65535),
+    ipv4        TEXT    NOT NULL,                         -- address:port
+    ipv6        TEXT    NOT NULL,                         -- [address]:port
     auth_key    BLOB,                                     -- vault record, never the key itself
     updated_at  INTEGER NOT NULL
 );
 
 CREATE TABLE session_state (
     id          INTEGER PRIMARY KEY CHECK (id = 1),
-    home_dc     INTEGER,
-    user_id     INTEGER,
-    is_bot      INTEGER CHECK (is_bot IS NULL OR is_bot IN (0, 1)),
-    pts         INTEGER,
-    qts         INTEGER,
-    date        INTEGER,
-    seq         INTEGER,
+    home_dc     INTEGER NOT NULL,
+    pts         INTEGER NOT NULL DEFAULT 0,
+    qts         INTEGER NOT NULL DEFAULT 0,
+    date        INTEGER NOT NULL DEFAULT 0,
+    seq         INTEGER NOT NULL DEFAULT 0,
     updated_at  INTEGER NOT NULL
 );
 
@@ -187,14 +184,19 @@ CREATE TABLE session_channel_state (
     updated_at  INTEGER NOT NULL
 );
 
+-- The MTProto client's peer cache: what it needs to address users and channels again.
 CREATE TABLE session_peers (
-    kind        TEXT    NOT NULL CHECK (kind IN ('user', 'bot', 'chat', 'channel', 'megagroup')),
-    peer_id     INTEGER NOT NULL,
-    access_hash INTEGER,
-    username    TEXT,
-    updated_at  INTEGER NOT NULL,
+    kind         TEXT    NOT NULL CHECK (kind IN ('user', 'chat', 'channel')),
+    peer_id      INTEGER NOT NULL,                        -- bare Telegram id
+    access_hash  INTEGER,
+    is_bot       INTEGER CHECK (is_bot IS NULL OR is_bot IN (0, 1)),
+    is_self      INTEGER CHECK (is_self IS NULL OR is_self IN (0, 1)),
+    channel_kind TEXT CHECK (channel_kind IS NULL OR
+                 channel_kind IN ('broadcast', 'megagroup', 'gigagroup', 'community')),
+    updated_at   INTEGER NOT NULL,
     PRIMARY KEY (kind, peer_id)
 ) WITHOUT ROWID;
+CREATE INDEX session_peers_self ON session_peers (is_self) WHERE is_self = 1;
 
 -- What was done and by whom. Never holds a secret.
 CREATE TABLE audit_log (

@@ -14,6 +14,7 @@ pub mod demo;
 pub mod health;
 pub mod logging;
 pub mod notify;
+pub mod parser;
 pub mod store;
 pub mod supervisor;
 pub mod time;

@@ -38,7 +38,7 @@ fn seal_auth_key(env: &Env) {
     let record = vault.seal(col.context("2"), &AUTH_KEY).unwrap();
     rt().block_on(async {
         let mut c = connect(&env.state_dir().join("tgparser.db")).await;
-        sqlx::query("INSERT INTO session_dcs (dc_id, ipv4, port, auth_key, updated_at) VALUES (2, '127.0.0.1', 443, ?, 0)")
+        sqlx::query("INSERT INTO session_dcs (dc_id, ipv4, ipv6, auth_key, updated_at) VALUES (2, '127.0.0.1:443', '[::1]:443', ?, 0)")
             .bind(record)
             .execute(&mut c)
             .await
@@ -235,6 +235,7 @@ fn schema_has_check_constraints_on_enum_columns() {
             "INSERT INTO bot_users (user_id, role, created_at, updated_at) VALUES (1, 'root', 0, 0)",
             "INSERT INTO outbox (dedupe_key, chat_id, kind, payload, next_attempt_at, created_at) VALUES ('k', 1, 'spam', '{}', 0, 0)",
             "INSERT INTO session_peers (kind, peer_id, updated_at) VALUES ('alien', 1, 0)",
+            "INSERT INTO session_peers (kind, peer_id, channel_kind, updated_at) VALUES ('channel', 1, 'forum?', 0)",
         ];
         for sql in bad {
             assert!(sqlx::query(sql).execute(&mut c).await.is_err(), "accepted: {sql}");

@@ -22,7 +22,7 @@ use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 use crate::config::StoreConfig;
 
 pub use lock::StateLock;
-pub use sealed::SEALED_COLUMNS;
+pub use sealed::{SEALED_COLUMNS, SealedColumn};
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 

@@ -16,6 +16,8 @@ use crate::daemon::{self, RunOptions};
 use crate::store::{StateLock, Store};
 use crate::vault::{Vault, VaultKey};
 
+mod login;
+
 /// EX_CONFIG from sysexits.h: the configuration is wrong; restarting will not help.
 pub const EXIT_CONFIG: u8 = 78;
 
@@ -75,6 +77,19 @@ pub enum Command {
         #[arg(long, default_value_t = 5)]
         timeout: u64,
     },
+    /// Log the parsing account in (phone, code, 2FA password). Answers are read from standard
+    /// input, so it can be scripted. Stop the daemon first.
+    Login {
+        /// Phone number in international format (asked for when missing).
+        #[arg(long)]
+        phone: Option<String>,
+    },
+    /// Log the parsing account out.
+    Logout {
+        /// Also forget the local session, auth keys included (works without reaching Telegram).
+        #[arg(long)]
+        forget: bool,
+    },
     /// Print the version, schema version and SQLite version.
     Version,
 }
@@ -92,6 +107,16 @@ pub fn exit_code_for(err: &anyhow::Error) -> u8 {
         }
         if let Some(s) = cause.downcast_ref::<crate::store::StoreError>()
             && s.is_config()
+        {
+            return EXIT_CONFIG;
+        }
+        if let Some(crate::parser::session::SessionError::SealedKey { .. }) =
+            cause.downcast_ref::<crate::parser::session::SessionError>()
+        {
+            return EXIT_CONFIG;
+        }
+        if let Some(c) = cause.downcast_ref::<crate::parser::client::ConnectError>()
+            && c.is_config()
         {
             return EXIT_CONFIG;
         }
@@ -159,6 +184,14 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 cfg.health.listen,
                 Duration::from_secs(*timeout),
             ))
+        }
+        Command::Login { phone } => {
+            let cfg = load_config(&cli)?;
+            login::login(&cfg, phone.clone()).await
+        }
+        Command::Logout { forget } => {
+            let cfg = load_config(&cli)?;
+            login::logout(&cfg, *forget).await
         }
         Command::Version => {
             let sqlite: String = {

@@ -1,0 +1,202 @@
+//! `tgparser login` and `tgparser logout`: the parsing account, from a terminal or a script.
+//!
+//! Answers are read from standard input, so the dialog can be scripted (`printf '12345\n' |
+//! tgparser login --phone +…`); on a terminal the 2FA password is read without echo. Every
+//! prompt waits at most 5 minutes.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use zeroize::Zeroizing;
+
+use crate::config::{Config, ConfigError, TelegramConfig};
+use crate::parser::client::{self, Connected};
+use crate::parser::login::{self, LoginError, Step};
+use crate::store::{StateLock, Store};
+use crate::vault::{Vault, VaultKey};
+
+const STEP_TIMEOUT: Duration = Duration::from_secs(300);
+const ATTEMPTS: usize = 5;
+
+fn telegram(cfg: &Config) -> Result<&TelegramConfig, ConfigError> {
+    cfg.telegram.as_ref().ok_or_else(|| {
+        ConfigError::new(
+            cfg.path
+                .as_deref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            "the parser is not configured: set telegram.api_id and telegram.api_hash_file",
+        )
+    })
+}
+
+async fn open(cfg: &Config) -> anyhow::Result<(StateLock, Store, Connected)> {
+    let tg = telegram(cfg)?;
+    let lock = StateLock::acquire(&cfg.store.dir)?;
+    let key = VaultKey::from_file(&cfg.vault.key_file)?;
+    let vault = Arc::new(Vault::new(&key));
+    drop(key);
+    let store = Store::open(&cfg.store).await?;
+    store
+        .verify_or_init_vault(&vault, &cfg.vault.key_file)
+        .await?;
+    let conn = client::connect(tg, store.clone(), vault).await?;
+    Ok((lock, store, conn))
+}
+
+/// Reads one answer. `secret`: on a terminal, without echo.
+async fn ask(prompt: &str, secret: bool) -> anyhow::Result<Zeroizing<String>> {
+    let prompt = prompt.to_string();
+    let read =
+        tokio::task::spawn_blocking(move || -> std::io::Result<Option<Zeroizing<String>>> {
+            if secret && std::io::stdin().is_terminal() {
+                return rpassword::prompt_password(&prompt).map(|s| Some(Zeroizing::new(s)));
+            }
+            eprint!("{prompt}");
+            let mut line = Zeroizing::new(String::new());
+            match std::io::stdin().read_line(&mut line)? {
+                0 => Ok(None),
+                _ => Ok(Some(Zeroizing::new(line.trim().to_string()))),
+            }
+        });
+    match tokio::time::timeout(STEP_TIMEOUT, read).await {
+        Err(_) => Err(anyhow!(
+            "no answer within 5 minutes; run `tgparser login` again"
+        )),
+        Ok(Err(e)) => Err(anyhow!("reading the answer failed: {e}")),
+        Ok(Ok(Err(e))) => Err(anyhow!("reading the answer failed: {e}")),
+        Ok(Ok(Ok(None))) => Err(anyhow!("standard input ended before the login finished")),
+        Ok(Ok(Ok(Some(s)))) => Ok(s),
+    }
+}
+
+async fn pause_for(secs: u32) {
+    eprintln!("Telegram asks to wait {secs} s; waiting…");
+    tokio::time::sleep(Duration::from_secs(u64::from(secs) + 1)).await;
+}
+
+pub async fn login(cfg: &Config, phone: Option<String>) -> anyhow::Result<ExitCode> {
+    let (_lock, store, conn) = open(cfg).await?;
+    if let Some(a) = login::current_account(&conn)
+        .await
+        .map_err(|e| anyhow!("{e}"))?
+    {
+        println!(
+            "already logged in as {} (id {}); run `tgparser logout` to switch accounts",
+            a.name, a.user_id
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut phone = match phone {
+        Some(p) => p,
+        None => ask(
+            "Phone number of the account (international format, e.g. +44 7700 900123): ",
+            false,
+        )
+        .await?
+        .to_string(),
+    };
+    let mut attempts = 0;
+    let mut token = loop {
+        attempts += 1;
+        match login::request_code(&conn, &phone).await {
+            Ok(t) => break t,
+            Err(LoginError::FloodWait(s)) if attempts < ATTEMPTS => pause_for(s).await,
+            Err(e @ LoginError::PhoneInvalid(_)) if attempts < ATTEMPTS => {
+                eprintln!("{e}");
+                phone = ask("Phone number: ", false).await?.to_string();
+            }
+            Err(e) => return Err(anyhow!("{e}")),
+        }
+    };
+    let mut attempts = 0;
+    let step = loop {
+        attempts += 1;
+        let digits = token
+            .length
+            .map(|n| format!(" ({n} digits)"))
+            .unwrap_or_default();
+        let code = ask(
+            &format!("Login code Telegram sent to your app{digits}: "),
+            false,
+        )
+        .await?;
+        match login::submit_code(&conn, &token, &code).await {
+            Ok(step) => break step,
+            Err(e) if attempts >= ATTEMPTS => {
+                return Err(anyhow!("{e}; giving up after {ATTEMPTS} attempts"));
+            }
+            Err(LoginError::CodeInvalid) => eprintln!("That code is wrong; try again."),
+            Err(LoginError::CodeExpired) => {
+                eprintln!("That code has expired; asking Telegram for a new one.");
+                token = login::request_code(&conn, &phone)
+                    .await
+                    .map_err(|e| anyhow!("{e}"))?;
+            }
+            Err(LoginError::FloodWait(s)) => pause_for(s).await,
+            Err(e) => return Err(anyhow!("{e}")),
+        }
+    };
+    let account = match step {
+        Step::Done(a) => a,
+        Step::Password(mut pt) => {
+            let mut attempts = 0;
+            loop {
+                attempts += 1;
+                let hint = pt
+                    .hint()
+                    .map(|h| format!(" (hint: {h})"))
+                    .unwrap_or_default();
+                let pw = ask(&format!("Two-step verification password{hint}: "), true).await?;
+                match login::submit_password(&conn, pt, &pw).await {
+                    Ok(a) => break a,
+                    Err((LoginError::PasswordInvalid, Some(fresh))) if attempts < ATTEMPTS => {
+                        eprintln!("That password is wrong; try again.");
+                        pt = fresh;
+                    }
+                    Err((e, _)) => return Err(anyhow!("{e}")),
+                }
+            }
+        }
+    };
+    conn.session.flush().await.context("saving the session")?;
+    store
+        .audit(
+            "cli",
+            "login",
+            serde_json::json!({"user_id": account.user_id}),
+        )
+        .await?;
+    println!("logged in as {} (id {})", account.name, account.user_id);
+    drop(conn);
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn logout(cfg: &Config, forget: bool) -> anyhow::Result<ExitCode> {
+    let (_lock, store, conn) = open(cfg).await?;
+    match login::current_account(&conn).await {
+        Ok(Some(a)) => {
+            login::logout(&conn).await.map_err(|e| anyhow!("{e}"))?;
+            println!("logged out {} (id {})", a.name, a.user_id);
+        }
+        Ok(None) => println!("not logged in"),
+        Err(e) if forget => {
+            eprintln!("cannot reach Telegram ({e}); forgetting the local session anyway")
+        }
+        Err(e) => return Err(anyhow!("{e}")),
+    }
+    if forget {
+        conn.session.forget_login(true).await?;
+        println!("the local session (auth keys included) is forgotten");
+    }
+    store
+        .audit("cli", "logout", serde_json::json!({"forget": forget}))
+        .await?;
+    drop(conn);
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,11 @@
+//! The parser: the MTProto user client (grammers) that logs the parsing account in and reads
+//! channels into the store.
+//!
+//! - [`session`]: grammers' session over our store, auth keys sealed by the vault;
+//! - [`client`]: connecting (a test server with a pre-shared key, such as the fake Telegram, or
+//!   Telegram itself);
+//! - [`login`]: the login flow (phone → code → 2FA), shared by `tgparser login` and the bot.
+
+pub mod client;
+pub mod login;
+pub mod session;

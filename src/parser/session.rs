@@ -1,0 +1,673 @@
+//! grammers' `Session` over our store: DC options with auth keys sealed by the vault (the
+//! associated data binds the DC), the peer cache and the updates state, as rows.
+//!
+//! grammers reads the session synchronously on every request, so everything lives in an
+//! in-memory copy loaded at open. Writes that must survive a crash (home DC, DC options and their
+//! keys) are committed at once with `synchronous=FULL`; the peer cache and the updates state,
+//! which a client can always fetch again, are batched and flushed at most every second, when a
+//! batch fills up, and on [`StoreSession::flush`].
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddrV4, SocketAddrV6};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use grammers_session::types::{
+    ChannelKind, ChannelState, DcOption, PeerAuth, PeerId, PeerInfo, UpdateState, UpdatesState,
+};
+use grammers_session::{BoxFuture, Session, SessionData};
+use sqlx::Row;
+
+use crate::store::{SEALED_COLUMNS, Store, StoreError};
+use crate::vault::Vault;
+
+const PEER_BATCH: usize = 512;
+const STATE_FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(
+        "the sealed auth key for DC {dc} does not open ({reason}); the session row is left as it is. \
+         Check vault.key_file, or run `tgparser logout --forget` to discard the session and log in again"
+    )]
+    SealedKey { dc: i32, reason: String },
+    #[error("session row for DC {dc} is malformed: {reason}")]
+    BadRow { dc: i32, reason: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("session lock poisoned")]
+    Poisoned,
+}
+
+impl From<sqlx::Error> for SessionError {
+    fn from(e: sqlx::Error) -> Self {
+        SessionError::Store(StoreError::Sql(e))
+    }
+}
+
+#[derive(Default)]
+struct Pending {
+    peers: HashMap<PeerId, PeerInfo>,
+    state: bool,
+    channels: HashMap<i64, i32>,
+    last_flush: Option<Instant>,
+}
+
+pub struct StoreSession {
+    store: Store,
+    vault: Arc<Vault>,
+    data: Mutex<SessionData>,
+    pending: Mutex<Pending>,
+    /// Serializes flushes so two never interleave their transactions.
+    flushing: tokio::sync::Mutex<()>,
+}
+
+fn dc_column() -> crate::store::SealedColumn {
+    SEALED_COLUMNS
+        .iter()
+        .copied()
+        .find(|c| c.table == "session_dcs")
+        .unwrap_or(crate::store::SealedColumn {
+            table: "session_dcs",
+            key_column: "dc_id",
+            column: "auth_key",
+            purpose: "auth_key",
+        })
+}
+
+fn channel_kind_name(k: ChannelKind) -> &'static str {
+    match k {
+        ChannelKind::Broadcast => "broadcast",
+        ChannelKind::Megagroup => "megagroup",
+        ChannelKind::Gigagroup => "gigagroup",
+        ChannelKind::Community => "community",
+    }
+}
+
+fn channel_kind_from(s: &str) -> Option<ChannelKind> {
+    match s {
+        "broadcast" => Some(ChannelKind::Broadcast),
+        "megagroup" => Some(ChannelKind::Megagroup),
+        "gigagroup" => Some(ChannelKind::Gigagroup),
+        "community" => Some(ChannelKind::Community),
+        _ => None,
+    }
+}
+
+impl StoreSession {
+    /// Loads the session. A sealed key that does not open is an error, and nothing is
+    /// overwritten: the operator may just have pointed at the wrong key file.
+    pub async fn open(store: Store, vault: Arc<Vault>) -> Result<StoreSession, SessionError> {
+        let mut data = SessionData::default();
+        let col = dc_column();
+        let rows = sqlx::query("SELECT dc_id, ipv4, ipv6, auth_key FROM session_dcs")
+            .fetch_all(store.reader())
+            .await?;
+        for row in rows {
+            let dc: i64 = row.try_get(0)?;
+            let dc = dc as i32;
+            let ipv4: String = row.try_get(1)?;
+            let ipv6: String = row.try_get(2)?;
+            let sealed: Option<Vec<u8>> = row.try_get(3)?;
+            let bad = |what: &str, v: &str| SessionError::BadRow {
+                dc,
+                reason: format!("{what} {v:?} is not an address"),
+            };
+            let ipv4: SocketAddrV4 = ipv4.parse().map_err(|_| bad("ipv4", &ipv4))?;
+            let ipv6: SocketAddrV6 = ipv6.parse().map_err(|_| bad("ipv6", &ipv6))?;
+            let auth_key = match sealed {
+                None => None,
+                Some(rec) => {
+                    let dc_text = dc.to_string();
+                    let plain = vault.open(col.context(&dc_text), &rec).map_err(|e| {
+                        SessionError::SealedKey {
+                            dc,
+                            reason: e.to_string(),
+                        }
+                    })?;
+                    let key: [u8; 256] =
+                        plain
+                            .as_slice()
+                            .try_into()
+                            .map_err(|_| SessionError::SealedKey {
+                                dc,
+                                reason: format!("it holds {} bytes, not 256", plain.len()),
+                            })?;
+                    Some(key)
+                }
+            };
+            data.dc_options.insert(
+                dc,
+                DcOption {
+                    id: dc,
+                    ipv4,
+                    ipv6,
+                    auth_key,
+                },
+            );
+        }
+        if let Some(row) =
+            sqlx::query("SELECT home_dc, pts, qts, date, seq FROM session_state WHERE id = 1")
+                .fetch_optional(store.reader())
+                .await?
+        {
+            data.home_dc = row.try_get::<i64, _>(0)? as i32;
+            data.updates_state.pts = row.try_get::<i64, _>(1)? as i32;
+            data.updates_state.qts = row.try_get::<i64, _>(2)? as i32;
+            data.updates_state.date = row.try_get::<i64, _>(3)? as i32;
+            data.updates_state.seq = row.try_get::<i64, _>(4)? as i32;
+        }
+        for row in sqlx::query("SELECT channel_id, pts FROM session_channel_state")
+            .fetch_all(store.reader())
+            .await?
+        {
+            data.updates_state.channels.push(ChannelState {
+                id: row.try_get(0)?,
+                pts: row.try_get::<i64, _>(1)? as i32,
+            });
+        }
+        for row in sqlx::query(
+            "SELECT kind, peer_id, access_hash, is_bot, is_self, channel_kind FROM session_peers",
+        )
+        .fetch_all(store.reader())
+        .await?
+        {
+            let kind: String = row.try_get(0)?;
+            let id: i64 = row.try_get(1)?;
+            let auth = row.try_get::<Option<i64>, _>(2)?.map(PeerAuth::from_hash);
+            let info = match kind.as_str() {
+                "user" if PeerId::user(id).is_some() => PeerInfo::User {
+                    id,
+                    auth,
+                    bot: row.try_get::<Option<i64>, _>(3)?.map(|b| b == 1),
+                    is_self: row.try_get::<Option<i64>, _>(4)?.map(|b| b == 1),
+                },
+                "chat" if PeerId::chat(id).is_some() => PeerInfo::Chat { id },
+                "channel" if PeerId::channel(id).is_some() => PeerInfo::Channel {
+                    id,
+                    auth,
+                    kind: row
+                        .try_get::<Option<String>, _>(5)?
+                        .as_deref()
+                        .and_then(channel_kind_from),
+                },
+                // A row with an id out of Telegram's ranges is skipped, not fatal: the peer
+                // will simply be fetched again.
+                _ => continue,
+            };
+            data.peer_infos.insert(info.id(), info);
+        }
+        Ok(StoreSession {
+            store,
+            vault,
+            data: Mutex::new(data),
+            pending: Mutex::new(Pending::default()),
+            flushing: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    fn data(&self) -> Result<std::sync::MutexGuard<'_, SessionData>, SessionError> {
+        self.data.lock().map_err(|_| SessionError::Poisoned)
+    }
+
+    /// The logged-in user's id, if the session has one.
+    pub fn self_user(&self) -> Option<i64> {
+        let data = self.data().ok()?;
+        data.peer_infos.values().find_map(|p| match p {
+            PeerInfo::User {
+                id,
+                is_self: Some(true),
+                ..
+            } => Some(*id),
+            _ => None,
+        })
+    }
+
+    /// Points `dc_id` at a test server with a pre-shared key (the fake Telegram, or Telegram's
+    /// test DCs), unless the session already holds a key for that address.
+    pub async fn use_test_server(
+        &self,
+        dc_id: i32,
+        address: std::net::SocketAddr,
+        key: [u8; 256],
+    ) -> Result<(), SessionError> {
+        let (ipv4, ipv6) = match address {
+            std::net::SocketAddr::V4(a) => (
+                a,
+                SocketAddrV6::new(a.ip().to_ipv6_mapped(), a.port(), 0, 0),
+            ),
+            std::net::SocketAddr::V6(a) => (SocketAddrV4::new(Ipv4Addr::LOCALHOST, a.port()), a),
+        };
+        let current = self.data()?.dc_options.get(&dc_id).cloned();
+        let keep = current
+            .as_ref()
+            .is_some_and(|c| c.ipv4 == ipv4 && c.auth_key.is_some());
+        if !keep {
+            self.store_dc(&DcOption {
+                id: dc_id,
+                ipv4,
+                ipv6,
+                auth_key: Some(key),
+            })
+            .await?;
+        }
+        if self.data()?.home_dc != dc_id {
+            self.store_home(dc_id).await?;
+        }
+        Ok(())
+    }
+
+    async fn store_home(&self, dc_id: i32) -> Result<(), SessionError> {
+        self.data()?.home_dc = dc_id;
+        self.store
+            .write_durable(async |conn| {
+                sqlx::query(
+                    "INSERT INTO session_state (id, home_dc, updated_at) VALUES (1, ?, ?) \
+                     ON CONFLICT (id) DO UPDATE SET home_dc = excluded.home_dc, updated_at = excluded.updated_at",
+                )
+                .bind(dc_id)
+                .bind(crate::time::unix_now())
+                .execute(conn)
+                .await?;
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn store_dc(&self, dc: &DcOption) -> Result<(), SessionError> {
+        self.data()?.dc_options.insert(dc.id, dc.clone());
+        let dc_text = dc.id.to_string();
+        let sealed = match &dc.auth_key {
+            Some(k) => Some(
+                self.vault
+                    .seal(dc_column().context(&dc_text), k)
+                    .map_err(StoreError::from)?,
+            ),
+            None => None,
+        };
+        let (id, ipv4, ipv6) = (dc.id, dc.ipv4.to_string(), dc.ipv6.to_string());
+        self.store
+            .write_durable(async |conn| {
+                sqlx::query(
+                    "INSERT INTO session_dcs (dc_id, ipv4, ipv6, auth_key, updated_at) VALUES (?, ?, ?, ?, ?) \
+                     ON CONFLICT (dc_id) DO UPDATE SET ipv4 = excluded.ipv4, ipv6 = excluded.ipv6, \
+                     auth_key = excluded.auth_key, updated_at = excluded.updated_at",
+                )
+                .bind(id)
+                .bind(ipv4)
+                .bind(ipv6)
+                .bind(sealed)
+                .bind(crate::time::unix_now())
+                .execute(conn)
+                .await?;
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Writes the batched peer cache and updates state, in one transaction.
+    pub async fn flush(&self) -> Result<(), SessionError> {
+        let _guard = self.flushing.lock().await;
+        let (peers, state, channels) = {
+            let mut p = self.pending.lock().map_err(|_| SessionError::Poisoned)?;
+            p.last_flush = Some(Instant::now());
+            (
+                std::mem::take(&mut p.peers),
+                std::mem::take(&mut p.state),
+                std::mem::take(&mut p.channels),
+            )
+        };
+        if peers.is_empty() && !state && channels.is_empty() {
+            return Ok(());
+        }
+        let (home, us) = {
+            let d = self.data()?;
+            (d.home_dc, d.updates_state.clone())
+        };
+        let now = crate::time::unix_now();
+        let mut tx = self.store.begin_write().await?;
+        for info in peers.values() {
+            let (kind, id, auth, bot, is_self, ck) = match info {
+                PeerInfo::User {
+                    id,
+                    auth,
+                    bot,
+                    is_self,
+                } => ("user", *id, *auth, *bot, *is_self, None),
+                PeerInfo::Chat { id } => ("chat", *id, None, None, None, None),
+                PeerInfo::Channel { id, auth, kind } => (
+                    "channel",
+                    *id,
+                    *auth,
+                    None,
+                    None,
+                    kind.map(channel_kind_name),
+                ),
+            };
+            sqlx::query(
+                "INSERT INTO session_peers (kind, peer_id, access_hash, is_bot, is_self, channel_kind, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, peer_id) DO UPDATE SET \
+                 access_hash = coalesce(excluded.access_hash, access_hash), \
+                 is_bot = coalesce(excluded.is_bot, is_bot), is_self = coalesce(excluded.is_self, is_self), \
+                 channel_kind = coalesce(excluded.channel_kind, channel_kind), updated_at = excluded.updated_at",
+            )
+            .bind(kind)
+            .bind(id)
+            .bind(auth.map(|a| a.hash()))
+            .bind(bot.map(i64::from))
+            .bind(is_self.map(i64::from))
+            .bind(ck)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if state {
+            sqlx::query(
+                "INSERT INTO session_state (id, home_dc, pts, qts, date, seq, updated_at) VALUES (1, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (id) DO UPDATE SET pts = excluded.pts, qts = excluded.qts, date = excluded.date, \
+                 seq = excluded.seq, updated_at = excluded.updated_at",
+            )
+            .bind(home)
+            .bind(us.pts)
+            .bind(us.qts)
+            .bind(us.date)
+            .bind(us.seq)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (id, pts) in channels {
+            sqlx::query(
+                "INSERT INTO session_channel_state (channel_id, pts, updated_at) VALUES (?, ?, ?) \
+                 ON CONFLICT (channel_id) DO UPDATE SET pts = excluded.pts, updated_at = excluded.updated_at",
+            )
+            .bind(id)
+            .bind(pts)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(())
+    }
+
+    /// Forgets the logged-in user and the updates state (after `auth.logOut`); DC options and
+    /// their keys stay, as a new login can reuse them.
+    pub async fn forget_login(&self, drop_keys: bool) -> Result<(), SessionError> {
+        {
+            let mut d = self.data()?;
+            d.peer_infos.clear();
+            d.updates_state = UpdatesState::default();
+            if drop_keys {
+                for dc in d.dc_options.values_mut() {
+                    dc.auth_key = None;
+                }
+            }
+        }
+        if let Ok(mut p) = self.pending.lock() {
+            *p = Pending::default();
+        }
+        self.store
+            .write_durable(async |conn| {
+                sqlx::query("DELETE FROM session_peers")
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query("DELETE FROM session_channel_state")
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query("UPDATE session_state SET pts = 0, qts = 0, date = 0, seq = 0")
+                    .execute(&mut *conn)
+                    .await?;
+                if drop_keys {
+                    sqlx::query("UPDATE session_dcs SET auth_key = NULL")
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn maybe_flush(&self) -> Result<(), SessionError> {
+        let due = {
+            let p = self.pending.lock().map_err(|_| SessionError::Poisoned)?;
+            p.peers.len() >= PEER_BATCH
+                || ((p.state || !p.channels.is_empty())
+                    && p.last_flush
+                        .is_none_or(|t| t.elapsed() >= STATE_FLUSH_EVERY))
+        };
+        if due { self.flush().await } else { Ok(()) }
+    }
+}
+
+impl Session for StoreSession {
+    type Error = SessionError;
+
+    fn home_dc_id(&self) -> Result<i32, SessionError> {
+        Ok(self.data()?.home_dc)
+    }
+
+    fn set_home_dc_id(&self, dc_id: i32) -> BoxFuture<'_, Result<(), SessionError>> {
+        Box::pin(self.store_home(dc_id))
+    }
+
+    fn dc_option(&self, dc_id: i32) -> Result<Option<DcOption>, SessionError> {
+        Ok(self.data()?.dc_options.get(&dc_id).cloned())
+    }
+
+    fn set_dc_option(&self, dc_option: &DcOption) -> BoxFuture<'_, Result<(), SessionError>> {
+        let dc = dc_option.clone();
+        Box::pin(async move {
+            // getConfig rewrites every DC's address; keep a key we already hold for it.
+            let mut dc = dc;
+            if dc.auth_key.is_none()
+                && let Some(existing) = self.data()?.dc_options.get(&dc.id)
+            {
+                dc.auth_key = existing.auth_key;
+            }
+            self.store_dc(&dc).await
+        })
+    }
+
+    fn peer(&self, peer: PeerId) -> BoxFuture<'_, Result<Option<PeerInfo>, SessionError>> {
+        Box::pin(async move {
+            let data = self.data()?;
+            if peer == PeerId::self_user() {
+                return Ok(data
+                    .peer_infos
+                    .values()
+                    .find(|p| {
+                        matches!(
+                            p,
+                            PeerInfo::User {
+                                is_self: Some(true),
+                                ..
+                            }
+                        )
+                    })
+                    .cloned());
+            }
+            Ok(data.peer_infos.get(&peer).cloned())
+        })
+    }
+
+    fn cache_peer(&self, peer: PeerInfo) -> BoxFuture<'_, Result<(), SessionError>> {
+        Box::pin(async move {
+            let merged = {
+                let mut data = self.data()?;
+                let entry = data
+                    .peer_infos
+                    .entry(peer.id())
+                    .or_insert_with(|| peer.clone());
+                entry.extend_info(&peer);
+                entry.clone()
+            };
+            self.pending
+                .lock()
+                .map_err(|_| SessionError::Poisoned)?
+                .peers
+                .insert(merged.id(), merged);
+            self.maybe_flush().await
+        })
+    }
+
+    fn updates_state(&self) -> BoxFuture<'_, Result<UpdatesState, SessionError>> {
+        Box::pin(async move { Ok(self.data()?.updates_state.clone()) })
+    }
+
+    fn set_update_state(&self, update: UpdateState) -> BoxFuture<'_, Result<(), SessionError>> {
+        Box::pin(async move {
+            {
+                let mut data = self.data()?;
+                let mut pending = self.pending.lock().map_err(|_| SessionError::Poisoned)?;
+                match update {
+                    UpdateState::All(s) => {
+                        for c in &s.channels {
+                            pending.channels.insert(c.id, c.pts);
+                        }
+                        data.updates_state = s;
+                        pending.state = true;
+                    }
+                    UpdateState::Primary { pts, date, seq } => {
+                        data.updates_state.pts = pts;
+                        data.updates_state.date = date;
+                        data.updates_state.seq = seq;
+                        pending.state = true;
+                    }
+                    UpdateState::Secondary { qts } => {
+                        data.updates_state.qts = qts;
+                        pending.state = true;
+                    }
+                    UpdateState::Channel { id, pts } => {
+                        match data.updates_state.channels.iter_mut().find(|c| c.id == id) {
+                            Some(c) => c.pts = pts,
+                            None => data.updates_state.channels.push(ChannelState { id, pts }),
+                        }
+                        pending.channels.insert(id, pts);
+                    }
+                }
+            }
+            self.maybe_flush().await
+        })
+    }
+}
+
+impl Drop for StoreSession {
+    fn drop(&mut self) {
+        let pending = self.pending.lock().map(|p| p.peers.len()).unwrap_or(0);
+        if pending > 0 {
+            tracing::debug!(pending, "session dropped with unflushed peer cache entries");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StoreConfig;
+    use crate::vault::VaultKey;
+
+    async fn open(dir: &std::path::Path, key: &VaultKey) -> (Store, StoreSession) {
+        let store = Store::open(&StoreConfig {
+            dir: dir.to_path_buf(),
+            busy_timeout: Duration::from_secs(5),
+            read_connections: 2,
+        })
+        .await
+        .unwrap();
+        let vault = Arc::new(Vault::new(key));
+        let s = StoreSession::open(store.clone(), vault).await.unwrap();
+        (store, s)
+    }
+
+    #[tokio::test]
+    async fn everything_written_is_read_back_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = VaultKey::generate();
+        let (store, s) = open(dir.path(), &key).await;
+        let addr: std::net::SocketAddr = "127.0.0.1:4430".parse().unwrap();
+        s.use_test_server(2, addr, [7u8; 256]).await.unwrap();
+        s.cache_peer(PeerInfo::User {
+            id: 42,
+            auth: Some(PeerAuth::from_hash(99)),
+            bot: Some(false),
+            is_self: Some(true),
+        })
+        .await
+        .unwrap();
+        s.cache_peer(PeerInfo::Channel {
+            id: 1_000_000_001,
+            auth: Some(PeerAuth::from_hash(-5)),
+            kind: Some(ChannelKind::Broadcast),
+        })
+        .await
+        .unwrap();
+        s.set_update_state(UpdateState::Primary {
+            pts: 10,
+            date: 20,
+            seq: 3,
+        })
+        .await
+        .unwrap();
+        s.set_update_state(UpdateState::Channel {
+            id: 1_000_000_001,
+            pts: 77,
+        })
+        .await
+        .unwrap();
+        s.flush().await.unwrap();
+        drop(s);
+        store.close().await;
+
+        let (store, s) = open(dir.path(), &key).await;
+        assert_eq!(s.home_dc_id().unwrap(), 2);
+        let dc = s.dc_option(2).unwrap().unwrap();
+        assert_eq!(dc.ipv4.to_string(), "127.0.0.1:4430");
+        assert_eq!(dc.auth_key, Some([7u8; 256]));
+        assert_eq!(s.self_user(), Some(42));
+        let me = s.peer(PeerId::self_user()).await.unwrap().unwrap();
+        assert_eq!(me.auth(), Some(PeerAuth::from_hash(99)));
+        let ch = s
+            .peer(PeerId::channel_unchecked(1_000_000_001))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(ch.auth(), Some(PeerAuth::from_hash(-5)));
+        let st = s.updates_state().await.unwrap();
+        assert_eq!((st.pts, st.date, st.seq), (10, 20, 3));
+        assert_eq!(
+            st.channels,
+            vec![ChannelState {
+                id: 1_000_000_001,
+                pts: 77
+            }]
+        );
+        // The key is sealed: the row does not hold it.
+        let raw: Vec<u8> = sqlx::query_scalar("SELECT auth_key FROM session_dcs WHERE dc_id = 2")
+            .fetch_one(store.reader())
+            .await
+            .unwrap();
+        assert!(!raw.windows(16).any(|w| w == [7u8; 16]));
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_sealed_key_under_another_vault_key_is_refused_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, s) = open(dir.path(), &VaultKey::generate()).await;
+        s.use_test_server(2, "127.0.0.1:1".parse().unwrap(), [1u8; 256])
+            .await
+            .unwrap();
+        drop(s);
+        let vault = Arc::new(Vault::new(&VaultKey::generate()));
+        match StoreSession::open(store.clone(), vault).await {
+            Err(SessionError::SealedKey { dc: 2, .. }) => {}
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("opened with the wrong key"),
+        }
+        store.close().await;
+    }
+}
