@@ -33,7 +33,7 @@ fn telegram(cfg: &Config) -> Result<&TelegramConfig, ConfigError> {
     })
 }
 
-async fn open(cfg: &Config) -> anyhow::Result<(StateLock, Store, Connected)> {
+pub(super) async fn open(cfg: &Config) -> anyhow::Result<(StateLock, Store, Connected)> {
     let tg = telegram(cfg)?;
     let lock = StateLock::acquire(&cfg.store.dir)?;
     let key = VaultKey::from_file(&cfg.vault.key_file)?;

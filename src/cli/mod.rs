@@ -16,6 +16,7 @@ use crate::daemon::{self, RunOptions};
 use crate::store::{StateLock, Store};
 use crate::vault::{Vault, VaultKey};
 
+mod channels;
 mod login;
 
 /// EX_CONFIG from sysexits.h: the configuration is wrong; restarting will not help.
@@ -90,8 +91,45 @@ pub enum Command {
         #[arg(long)]
         forget: bool,
     },
+    /// Manage the channels the parser follows.
+    #[command(subcommand)]
+    Channels(ChannelsCommand),
+    /// Read the followed channels' history now, in the foreground, showing progress.
+    /// Resumes where it stopped. Stop the daemon first.
+    Backfill {
+        /// Only this channel.
+        #[arg(long)]
+        channel: Option<String>,
+    },
     /// Print the version, schema version and SQLite version.
     Version,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChannelsCommand {
+    /// Follow a channel: @name, a t.me link, or tg://resolve?domain=name.
+    Add {
+        channel: String,
+        /// Backfill only posts from this date on (YYYY-MM-DD, UTC).
+        #[arg(long, conflicts_with = "last")]
+        since: Option<String>,
+        /// Backfill only the newest N posts.
+        #[arg(long)]
+        last: Option<i64>,
+    },
+    /// List followed channels: posts stored, backfill progress, newest post, lag, state.
+    List,
+    /// Stop following a channel.
+    Remove {
+        channel: String,
+        /// Also delete its stored posts.
+        #[arg(long)]
+        purge: bool,
+    },
+    /// Pause a channel (nothing is fetched for it until resumed).
+    Pause { channel: String },
+    /// Resume a paused channel.
+    Resume { channel: String },
 }
 
 /// Picks the exit code for an error: 78 for anything an operator fixes in configuration.
@@ -192,6 +230,30 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Logout { forget } => {
             let cfg = load_config(&cli)?;
             login::logout(&cfg, *forget).await
+        }
+        Command::Channels(c) => {
+            let cfg = load_config(&cli)?;
+            match c {
+                ChannelsCommand::Add {
+                    channel,
+                    since,
+                    last,
+                } => channels::add(&cfg, channel, since.as_deref(), *last).await,
+                ChannelsCommand::List => channels::list(&cfg).await,
+                ChannelsCommand::Remove { channel, purge } => {
+                    channels::set_state(&cfg, channel, "remove", *purge).await
+                }
+                ChannelsCommand::Pause { channel } => {
+                    channels::set_state(&cfg, channel, "pause", false).await
+                }
+                ChannelsCommand::Resume { channel } => {
+                    channels::set_state(&cfg, channel, "resume", false).await
+                }
+            }
+        }
+        Command::Backfill { channel } => {
+            let cfg = load_config(&cli)?;
+            channels::run_backfill(&cfg, channel.as_deref()).await
         }
         Command::Version => {
             let sqlite: String = {

@@ -6,6 +6,8 @@
 //!   Telegram itself);
 //! - [`login`]: the login flow (phone → code → 2FA), shared by `tgparser login` and the bot.
 
+pub mod backfill;
 pub mod client;
+pub mod convert;
 pub mod login;
 pub mod session;

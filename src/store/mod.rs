@@ -6,6 +6,8 @@
 //! foreign keys on. Migrations are embedded and applied before the daemon reports READY; a
 //! database written by a newer version is refused. Files are created mode 0600.
 
+mod channels;
+mod ingest;
 mod lock;
 mod sealed;
 
@@ -21,6 +23,8 @@ use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 
 use crate::config::StoreConfig;
 
+pub use channels::{ChannelRecord, NewChannel, normalize_ref};
+pub use ingest::{CursorAdvance, MessageRow};
 pub use lock::StateLock;
 pub use sealed::{SEALED_COLUMNS, SealedColumn};
 

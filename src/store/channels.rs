@@ -1,0 +1,253 @@
+//! The channels the parser follows, and their backfill progress.
+
+use sqlx::Row;
+
+use super::{Store, StoreError};
+
+/// A channel to add, as resolved from Telegram.
+#[derive(Debug, Clone)]
+pub struct NewChannel {
+    pub id: i64,
+    pub access_hash: Option<i64>,
+    pub username: Option<String>,
+    pub title: String,
+    pub about: Option<String>,
+    pub participants: Option<i64>,
+    pub kind: &'static str,
+    /// Backfill stops at posts older than this (Unix seconds).
+    pub since: Option<i64>,
+    /// Backfill stops after this many posts.
+    pub last: Option<i64>,
+    pub added_by: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ChannelRecord {
+    pub id: i64,
+    pub access_hash: Option<i64>,
+    pub username: Option<String>,
+    pub title: String,
+    pub state: String,
+    pub backfill_state: String,
+    pub backfill_since: Option<i64>,
+    pub backfill_limit: Option<i64>,
+    pub backfill_cursor: Option<i64>,
+    pub backfill_top_id: Option<i64>,
+    pub backfill_done_count: i64,
+    pub last_post_at: Option<i64>,
+    pub stored: i64,
+    pub last_error: Option<String>,
+}
+
+impl ChannelRecord {
+    /// Backfill progress in percent, estimated from ids (deleted posts leave holes, so the
+    /// estimate errs low until the end, where `done` makes it exact).
+    pub fn backfill_percent(&self) -> f64 {
+        if self.backfill_state == "done" {
+            return 100.0;
+        }
+        match (self.backfill_top_id, self.backfill_cursor) {
+            (Some(top), Some(cur)) if top > 0 => {
+                let floor = 1.0;
+                (((top - cur + 1) as f64) / (top as f64 - floor + 1.0) * 100.0).clamp(0.0, 99.9)
+            }
+            _ => 0.0,
+        }
+    }
+
+    pub fn display_name(&self) -> String {
+        match &self.username {
+            Some(u) => format!("@{u}"),
+            None => self.id.to_string(),
+        }
+    }
+}
+
+const SELECT: &str = "SELECT c.id, c.access_hash, c.username, c.title, c.state, c.backfill_state, c.backfill_since, \
+    c.backfill_limit, c.backfill_cursor, c.backfill_top_id, c.backfill_done_count, c.last_post_at, \
+    (SELECT COUNT(*) FROM messages m WHERE m.channel_id = c.id), c.last_error FROM channels c";
+
+fn record(r: &sqlx::sqlite::SqliteRow) -> Result<ChannelRecord, sqlx::Error> {
+    Ok(ChannelRecord {
+        id: r.try_get(0)?,
+        access_hash: r.try_get(1)?,
+        username: r.try_get(2)?,
+        title: r.try_get(3)?,
+        state: r.try_get(4)?,
+        backfill_state: r.try_get(5)?,
+        backfill_since: r.try_get(6)?,
+        backfill_limit: r.try_get(7)?,
+        backfill_cursor: r.try_get(8)?,
+        backfill_top_id: r.try_get(9)?,
+        backfill_done_count: r.try_get(10)?,
+        last_post_at: r.try_get(11)?,
+        stored: r.try_get(12)?,
+        last_error: r.try_get(13)?,
+    })
+}
+
+impl Store {
+    /// Adds a channel, or refreshes its title and access hash if it is known; a removed channel
+    /// comes back as active. Returns whether it was new.
+    pub async fn add_channel(&self, c: &NewChannel) -> Result<bool, StoreError> {
+        let now = crate::time::unix_now();
+        let mut tx = self.begin_write().await?;
+        let existed: Option<i64> = sqlx::query_scalar("SELECT id FROM channels WHERE id = ?")
+            .bind(c.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO channels (id, access_hash, username, title, about, participants_count, kind, \
+             backfill_since, backfill_limit, added_at, added_by, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET access_hash = coalesce(excluded.access_hash, access_hash), \
+             username = excluded.username, title = excluded.title, about = coalesce(excluded.about, about), \
+             participants_count = coalesce(excluded.participants_count, participants_count), \
+             state = CASE WHEN state IN ('removed', 'private') THEN 'active' ELSE state END, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(c.id)
+        .bind(c.access_hash)
+        .bind(&c.username)
+        .bind(&c.title)
+        .bind(&c.about)
+        .bind(c.participants)
+        .bind(c.kind)
+        .bind(c.since)
+        .bind(c.last)
+        .bind(now)
+        .bind(c.added_by)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(existed.is_none())
+    }
+
+    pub async fn channels(&self) -> Result<Vec<ChannelRecord>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{SELECT} ORDER BY c.added_at, c.id"
+        )))
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows.iter().map(record).collect::<Result<_, _>>()?)
+    }
+
+    /// Finds a channel by `@username`, `username`, a t.me link or a numeric id.
+    pub async fn find_channel(&self, key: &str) -> Result<Option<ChannelRecord>, StoreError> {
+        let key = normalize_ref(key);
+        let row = match key.parse::<i64>() {
+            Ok(id) => {
+                sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} WHERE c.id = ?")))
+                    .bind(id)
+                    .fetch_optional(self.reader())
+                    .await?
+            }
+            Err(_) => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "{SELECT} WHERE c.username = ? COLLATE NOCASE"
+                )))
+                .bind(&key)
+                .fetch_optional(self.reader())
+                .await?
+            }
+        };
+        Ok(row.as_ref().map(record).transpose()?)
+    }
+
+    pub async fn set_channel_state(
+        &self,
+        id: i64,
+        state: &str,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE channels SET state = ?, last_error = ?, updated_at = ? WHERE id = ?")
+            .bind(state)
+            .bind(error)
+            .bind(crate::time::unix_now())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Stops following a channel; with `purge`, also deletes its stored posts.
+    pub async fn remove_channel(&self, id: i64, purge: bool) -> Result<u64, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let n = if purge {
+            let n = sqlx::query("DELETE FROM messages WHERE channel_id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query("DELETE FROM channels WHERE id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            n
+        } else {
+            sqlx::query("UPDATE channels SET state = 'removed', updated_at = ? WHERE id = ?")
+                .bind(crate::time::unix_now())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            0
+        };
+        tx.commit().await?;
+        Ok(n)
+    }
+}
+
+/// `@name`, `name`, `https://t.me/name`, `t.me/name/123`, `tg://resolve?domain=name` → `name`;
+/// numbers stay numbers (a Bot API style `-100…` id becomes the bare channel id).
+pub fn normalize_ref(input: &str) -> String {
+    let s = input.trim();
+    let s = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .unwrap_or(s);
+    let s = s.strip_prefix("www.").unwrap_or(s);
+    let s = s
+        .strip_prefix("t.me/")
+        .or_else(|| s.strip_prefix("telegram.me/"))
+        .or_else(|| s.strip_prefix("telegram.dog/"))
+        .map(|rest| rest.trim_start_matches("s/"))
+        .unwrap_or(s);
+    let s = s.strip_prefix("tg://resolve?domain=").unwrap_or(s);
+    let s = s
+        .split(['/', '?', '&'])
+        .next()
+        .unwrap_or("")
+        .trim_start_matches('@');
+    if let Ok(n) = s.parse::<i64>() {
+        if n < -1_000_000_000_000 {
+            return (-n - 1_000_000_000_000).to_string();
+        }
+        return n.to_string();
+    }
+    s.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_ref;
+
+    #[test]
+    fn channel_references_in_every_common_form() {
+        for r in [
+            "@durov",
+            "durov",
+            "https://t.me/durov",
+            "t.me/durov/123",
+            "https://t.me/s/durov",
+            "tg://resolve?domain=durov",
+            " @durov ",
+        ] {
+            assert_eq!(normalize_ref(r), "durov", "{r}");
+        }
+        assert_eq!(normalize_ref("-1001234567890"), "1234567890");
+        assert_eq!(normalize_ref("1234567890"), "1234567890");
+    }
+}

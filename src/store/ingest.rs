@@ -1,0 +1,179 @@
+//! Writing posts: one `BEGIN IMMEDIATE` transaction per batch — upsert the messages (keyed on
+//! `(channel_id, id)`, so replays are harmless), keep the previous text of an edited post in
+//! `message_versions`, and advance the channel's backfill cursor in the same transaction, so the
+//! cursor never points past what is stored and never moves backwards.
+
+use sqlx::SqliteConnection;
+
+use super::{Store, StoreError};
+
+/// One post as the store keeps it. JSON columns hold Telegram's data as read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MessageRow {
+    pub id: i32,
+    /// `post` or `service`.
+    pub kind: &'static str,
+    pub date: i64,
+    pub edit_date: Option<i64>,
+    pub text: String,
+    pub entities: Option<String>,
+    pub views: Option<i64>,
+    pub forwards: Option<i64>,
+    pub replies: Option<i64>,
+    pub reactions: Option<String>,
+    pub grouped_id: Option<i64>,
+    pub reply_to_msg_id: Option<i64>,
+    pub reply_to_top_id: Option<i64>,
+    pub fwd_from: Option<String>,
+    pub post_author: Option<String>,
+    pub pinned: bool,
+    pub silent: bool,
+    pub noforwards: bool,
+    pub media_kind: Option<&'static str>,
+    pub media: Option<String>,
+    pub action: Option<String>,
+    /// What could not be read, when conversion was partial. The row is stored anyway.
+    pub convert_error: Option<String>,
+}
+
+/// How a backfill page moves its channel's cursor.
+#[derive(Debug, Clone, Copy)]
+pub struct CursorAdvance {
+    pub channel_id: i64,
+    /// The smallest id of the page: the next page starts below it.
+    pub cursor: i32,
+    /// Whether the channel's history is now complete (an empty page, or the limit reached).
+    pub done: bool,
+}
+
+async fn upsert(
+    conn: &mut SqliteConnection,
+    channel_id: i64,
+    m: &MessageRow,
+    now: i64,
+) -> Result<(), StoreError> {
+    // The text an edit replaces becomes a version, before it is overwritten.
+    sqlx::query(
+        "INSERT OR IGNORE INTO message_versions (channel_id, message_id, version, text, entities, edit_date, recorded_at) \
+         SELECT channel_id, id, version, text, entities, coalesce(edit_date, date), ? FROM messages \
+         WHERE channel_id = ? AND id = ? AND text IS NOT ?",
+    )
+    .bind(now)
+    .bind(channel_id)
+    .bind(m.id)
+    .bind(&m.text)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO messages (channel_id, id, kind, date, edit_date, text, entities, views, forwards, replies, \
+         reactions, grouped_id, reply_to_msg_id, reply_to_top_id, fwd_from, post_author, pinned, silent, \
+         noforwards, media_kind, media, action, convert_error, fetched_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (channel_id, id) DO UPDATE SET \
+           version = version + (excluded.text IS NOT text), \
+           text = excluded.text, entities = excluded.entities, \
+           edit_date = coalesce(excluded.edit_date, edit_date), \
+           views = coalesce(excluded.views, views), forwards = coalesce(excluded.forwards, forwards), \
+           replies = coalesce(excluded.replies, replies), reactions = excluded.reactions, \
+           pinned = excluded.pinned, media_kind = excluded.media_kind, media = excluded.media, \
+           action = excluded.action, convert_error = excluded.convert_error, updated_at = excluded.updated_at",
+    )
+    .bind(channel_id)
+    .bind(m.id)
+    .bind(m.kind)
+    .bind(m.date)
+    .bind(m.edit_date)
+    .bind(&m.text)
+    .bind(&m.entities)
+    .bind(m.views)
+    .bind(m.forwards)
+    .bind(m.replies)
+    .bind(&m.reactions)
+    .bind(m.grouped_id)
+    .bind(m.reply_to_msg_id)
+    .bind(m.reply_to_top_id)
+    .bind(&m.fwd_from)
+    .bind(&m.post_author)
+    .bind(m.pinned)
+    .bind(m.silent)
+    .bind(m.noforwards)
+    .bind(m.media_kind)
+    .bind(&m.media)
+    .bind(&m.action)
+    .bind(&m.convert_error)
+    .bind(now)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Stores a batch of posts of one channel and, for a backfill page, advances its cursor —
+    /// all or nothing.
+    pub async fn ingest(
+        &self,
+        channel_id: i64,
+        rows: &[MessageRow],
+        cursor: Option<CursorAdvance>,
+    ) -> Result<(), StoreError> {
+        let now = crate::time::unix_now();
+        let mut tx = self.begin_write().await?;
+        for m in rows {
+            upsert(&mut tx, channel_id, m, now).await?;
+        }
+        if let Some(newest) = rows.iter().map(|m| m.date).max() {
+            sqlx::query(
+                "UPDATE channels SET last_post_at = max(coalesce(last_post_at, 0), ?) WHERE id = ?",
+            )
+            .bind(newest)
+            .bind(channel_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(c) = cursor {
+            // Only ever downwards: a replayed or reordered page cannot move it back.
+            sqlx::query(
+                "UPDATE channels SET \
+                   backfill_cursor = CASE WHEN backfill_cursor IS NULL OR ? < backfill_cursor THEN ? ELSE backfill_cursor END, \
+                   backfill_top_id = coalesce(backfill_top_id, ?), \
+                   backfill_done_count = backfill_done_count + ?, \
+                   backfill_state = CASE WHEN ? THEN 'done' ELSE 'running' END, \
+                   updated_at = ? \
+                 WHERE id = ?",
+            )
+            .bind(c.cursor)
+            .bind(c.cursor)
+            .bind(rows.iter().map(|m| m.id).max())
+            .bind(rows.len() as i64)
+            .bind(c.done)
+            .bind(now)
+            .bind(c.channel_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Marks posts deleted (soft: the text is kept).
+    pub async fn mark_deleted(&self, channel_id: i64, ids: &[i32]) -> Result<u64, StoreError> {
+        let now = crate::time::unix_now();
+        let mut tx = self.begin_write().await?;
+        let mut n = 0;
+        for id in ids {
+            n += sqlx::query(
+                "UPDATE messages SET deleted_at = ?, updated_at = ? WHERE channel_id = ? AND id = ? AND deleted_at IS NULL",
+            )
+            .bind(now)
+            .bind(now)
+            .bind(channel_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+}
