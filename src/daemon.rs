@@ -54,7 +54,7 @@ pub async fn run_with(
     }
     let _lock = StateLock::acquire(&cfg.store.dir)?;
     let key = VaultKey::from_file(&cfg.vault.key_file)?;
-    let vault = Vault::new(&key);
+    let vault = Arc::new(Vault::new(&key));
     drop(key);
     let store = Store::open(&cfg.store).await?;
     store
@@ -89,7 +89,21 @@ pub async fn run_with(
             }
         });
     }
-    register_telegram_parts(&cfg, &registry);
+    match &cfg.telegram {
+        Some(tg) => {
+            let (tg, store, vault) = (tg.clone(), store.clone(), vault.clone());
+            parts.spawn("parser", move |ctx| {
+                crate::parser::part::run(ctx, tg.clone(), store.clone(), vault.clone())
+            });
+        }
+        None => registry.set(
+            "parser",
+            PartState::NotConfigured {
+                hint: "set telegram.api_id and telegram.api_hash_file".into(),
+            },
+        ),
+    }
+    register_bot_part(&cfg, &registry);
 
     let background = CancellationToken::new();
     tokio::spawn(health.clone().run_refresher(background.clone()));
@@ -140,23 +154,9 @@ pub async fn run_with(
     Ok(())
 }
 
-/// The bot and the parser are not part of this build yet; their entries say whether they are
-/// configured so an operator sees what the daemon will run.
-fn register_telegram_parts(cfg: &Config, registry: &Registry) {
-    match &cfg.telegram {
-        None => registry.set(
-            "parser",
-            PartState::NotConfigured {
-                hint: "set telegram.api_id and telegram.api_hash_file".into(),
-            },
-        ),
-        Some(_) => registry.set(
-            "parser",
-            PartState::NotConfigured {
-                hint: "configured, but this build has no parser yet".into(),
-            },
-        ),
-    }
+/// The bot is not part of this build yet; its entry says whether it is configured so an
+/// operator sees what the daemon will run.
+fn register_bot_part(cfg: &Config, registry: &Registry) {
     match &cfg.bot {
         None => registry.set(
             "bot",

@@ -1,18 +1,27 @@
-//! `tgparser demo`: the whole daemon, offline, on a temporary state directory with a fresh vault
-//! key. No credentials, no network beyond loopback. Later parts (the fake Telegram, the parser,
-//! the bot) join it here as they arrive.
+//! `tgparser demo`: the whole daemon, offline. It starts the fake Telegram in-process (MTProto and
+//! Bot API over loopback), logs the parsing account in with the fake's code and 2FA password,
+//! follows three channels, and runs the daemon: the parser backfills them with visible progress
+//! while new posts keep arriving live. No credentials, no network beyond loopback.
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, anyhow};
 use rand::Rng;
 
 use crate::config::Config;
 use crate::daemon::{self, RunOptions};
-use crate::vault::VaultKey;
+use crate::parser::client;
+use crate::parser::login::{self, Step};
+use crate::store::{NewChannel, Store};
+use crate::vault::{Vault, VaultKey};
+
+/// The public test app id Telegram's documentation uses; the fake accepts any positive id.
+const DEMO_API_ID: i32 = 94575;
+const DEMO_API_HASH: &str = "a3406de8d171bb422bb6ddf3bbd800e2";
 
 /// Removes the temporary state directory when the demo ends, however it ends.
 struct TempDir(PathBuf);
@@ -23,22 +32,125 @@ impl Drop for TempDir {
     }
 }
 
-fn demo_config(dir: &Path, listen: SocketAddr) -> anyhow::Result<Config> {
-    let mut t = toml::Table::new();
-    let mut store = toml::Table::new();
-    store.insert("dir".into(), dir.display().to_string().into());
-    let mut vault = toml::Table::new();
-    vault.insert(
-        "key_file".into(),
-        dir.join("vault.key").display().to_string().into(),
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(())
+}
+
+fn demo_config(dir: &Path, listen: SocketAddr, mtproto: SocketAddr) -> anyhow::Result<Config> {
+    let text = format!(
+        "[store]\ndir = {dir:?}\n\n[vault]\nkey_file = {key:?}\n\n[health]\nlisten = \"{listen}\"\nallow_remote = {remote}\n\n\
+         [telegram]\napi_id = {DEMO_API_ID}\napi_hash_file = {hash:?}\n\n[telegram.server]\naddress = \"{mtproto}\"\nauth_key_file = {ak:?}\n",
+        dir = dir.display().to_string(),
+        key = dir.join("vault.key").display().to_string(),
+        remote = !listen.ip().is_loopback(),
+        hash = dir.join("api_hash").display().to_string(),
+        ak = dir.join("auth_key.hex").display().to_string(),
     );
-    let mut health = toml::Table::new();
-    health.insert("listen".into(), listen.to_string().into());
-    health.insert("allow_remote".into(), (!listen.ip().is_loopback()).into());
-    t.insert("store".into(), store.into());
-    t.insert("vault".into(), vault.into());
-    t.insert("health".into(), health.into());
-    Ok(Config::from_toml(&t.to_string(), None, &[], None)?)
+    Ok(Config::from_toml(&text, None, &[], None)?)
+}
+
+/// Logs in and follows the fake's channels, as a user would with `login` and `channels add`.
+async fn prepare(cfg: &Config, fake: &fake_telegram::FakeTelegram) -> anyhow::Result<()> {
+    let tg = cfg
+        .telegram
+        .as_ref()
+        .ok_or_else(|| anyhow!("demo config has no telegram section"))?;
+    let key = VaultKey::from_file(&cfg.vault.key_file)?;
+    let vault = Arc::new(Vault::new(&key));
+    let store = Store::open(&cfg.store).await?;
+    store
+        .verify_or_init_vault(&vault, &cfg.vault.key_file)
+        .await?;
+    let conn = client::connect(tg, store.clone(), vault).await?;
+    if login::current_account(&conn)
+        .await
+        .map_err(|e| anyhow!("{e}"))?
+        .is_none()
+    {
+        println!(
+            "logging in as {} with the fake's code and 2FA password…",
+            fake.info.phone
+        );
+        let token = login::request_code(&conn, &fake.info.phone)
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
+        match login::submit_code(&conn, &token, &fake.info.code)
+            .await
+            .map_err(|e| anyhow!("{e}"))?
+        {
+            Step::Done(_) => {}
+            Step::Password(pt) => {
+                login::submit_password(&conn, pt, &fake.info.password)
+                    .await
+                    .map_err(|(e, _)| anyhow!("{e}"))?;
+            }
+        }
+    }
+    for name in &fake.info.channels {
+        let c = crate::cli::channels::resolve(&conn, name).await?;
+        store
+            .add_channel(&NewChannel {
+                id: c.id,
+                access_hash: c.access_hash,
+                username: c.username.clone(),
+                title: c.title.clone(),
+                about: None,
+                participants: c.participants_count.map(i64::from),
+                kind: "broadcast",
+                since: None,
+                last: None,
+                added_by: None,
+            })
+            .await?;
+        println!("following @{name} ({})", c.title);
+    }
+    conn.session.flush().await?;
+    drop(conn);
+    store.close().await;
+    Ok(())
+}
+
+/// Prints backfill progress until every channel is done, then what arrives live.
+async fn report(store_cfg: crate::config::StoreConfig) {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let Ok(store) = Store::open(&store_cfg).await else {
+        return;
+    };
+    let mut done_reported = false;
+    let mut last_total = 0;
+    loop {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let Ok(chs) = store.channels().await else {
+            continue;
+        };
+        let total: i64 = chs.iter().map(|c| c.stored).sum();
+        if !done_reported {
+            let line: Vec<String> = chs
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{} {} posts {:.0}%",
+                        c.display_name(),
+                        c.stored,
+                        c.backfill_percent()
+                    )
+                })
+                .collect();
+            println!("backfill: {}", line.join(" | "));
+            if chs.iter().all(|c| c.backfill_state == "done") {
+                println!("backfill complete: {total} posts; following live posts now");
+                done_reported = true;
+            }
+        } else if total != last_total {
+            println!(
+                "live: {} new posts stored (total {total})",
+                total - last_total
+            );
+        }
+        last_total = total;
+    }
 }
 
 pub async fn run(
@@ -64,10 +176,43 @@ pub async fn run(
     if !key_file.exists() {
         VaultKey::generate().write_new_file(&key_file)?;
     }
-    let cfg = demo_config(&dir, listen)?;
+    let fake = fake_telegram::FakeTelegram::start(fake_telegram::Options {
+        channels: 3,
+        posts: 900,
+        ..Default::default()
+    })
+    .await
+    .context("starting the built-in fake Telegram")?;
+    write_private(&dir.join("api_hash"), DEMO_API_HASH)?;
+    write_private(&dir.join("auth_key.hex"), &fake.info.auth_key)?;
+    let cfg = demo_config(&dir, listen, fake.info.mtproto)?;
     crate::logging::init(&cfg.log);
+    println!(
+        "fake Telegram: MTProto {} · Bot API {} · control {}",
+        fake.info.mtproto, fake.info.bot_api, fake.info.control
+    );
+    prepare(&cfg, &fake).await?;
+
+    // Live posts keep arriving while the demo runs.
+    let world = fake.world.clone();
+    let channels = fake.info.channels.clone();
+    let poster = tokio::spawn(async move {
+        let mut n = 0u32;
+        loop {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            n += 1;
+            let name = &channels[n as usize % channels.len()];
+            if let Some(id) = world.channel_id(name) {
+                world.post(
+                    id,
+                    &format!("Breaking #{n}: live post from the demo world 🚀"),
+                );
+            }
+        }
+    });
+    let reporter = tokio::spawn(report(cfg.store.clone()));
     let state_dir = dir.display().to_string();
-    daemon::run_with(cfg, RunOptions { run_for }, |s| {
+    let result = daemon::run_with(cfg, RunOptions { run_for }, |s| {
         println!();
         println!(
             "tgparser demo is running (ready in {} ms)",
@@ -76,11 +221,17 @@ pub async fn run(
         println!("  state directory  {state_dir}");
         println!("  health           curl http://{}/readyz", s.health_addr);
         println!("  metrics          curl http://{}/metrics", s.health_addr);
+        println!(
+            "  database         sqlite3 {state_dir}/tgparser.db 'SELECT count(*) FROM messages'"
+        );
         match run_for {
             Some(d) => println!("  stops by itself after {} s", d.as_secs()),
             None => println!("  press Ctrl-C to stop"),
         }
         println!();
     })
-    .await
+    .await;
+    poster.abort();
+    reporter.abort();
+    result
 }

@@ -14,7 +14,7 @@ use crate::store::{NewChannel, Store, normalize_ref};
 
 /// Resolves a channel reference through Telegram: `@name`, a t.me link, or the id of a channel
 /// the account has already seen.
-async fn resolve(
+pub(crate) async fn resolve(
     conn: &crate::parser::client::Connected,
     input: &str,
 ) -> anyhow::Result<tl::types::Channel> {

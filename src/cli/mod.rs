@@ -16,7 +16,7 @@ use crate::daemon::{self, RunOptions};
 use crate::store::{StateLock, Store};
 use crate::vault::{Vault, VaultKey};
 
-mod channels;
+pub(crate) mod channels;
 mod login;
 
 /// EX_CONFIG from sysexits.h: the configuration is wrong; restarting will not help.

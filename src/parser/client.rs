@@ -38,6 +38,8 @@ pub struct Connected {
     pub session: Arc<StoreSession>,
     pub api_hash: Zeroizing<String>,
     pub api_id: i32,
+    /// Updates grammers received; taken by whoever follows them (the daemon's parser).
+    pub updates: Option<tokio::sync::mpsc::Receiver<grammers_session::updates::UpdatesLike>>,
     runner: tokio::task::JoinHandle<()>,
 }
 
@@ -103,6 +105,7 @@ pub async fn connect(
         session,
         api_hash,
         api_id: tg.api_id,
+        updates: Some(pool.updates),
         runner,
     })
 }

@@ -10,4 +10,5 @@ pub mod backfill;
 pub mod client;
 pub mod convert;
 pub mod login;
+pub mod part;
 pub mod session;

@@ -33,7 +33,7 @@ impl Env {
     pub fn write_config(&self, extra: &str) -> SocketAddr {
         let addr = free_port();
         let text = format!(
-            "[store]\ndir = \"state\"\n[vault]\nkey_file = \"vault.key\"\n[health]\nlisten = \"{addr}\"\n[log]\nlevel = \"debug\"\nformat = \"text\"\n{extra}"
+            "[store]\ndir = \"state\"\n[vault]\nkey_file = \"vault.key\"\n[health]\nlisten = \"{addr}\"\n[log]\nlevel = \"info\"\nformat = \"text\"\n{extra}"
         );
         std::fs::write(self.path("config.toml"), text).unwrap();
         addr
