@@ -91,18 +91,7 @@ async fn prepare(cfg: &Config, fake: &fake_telegram::FakeTelegram) -> anyhow::Re
     for name in &fake.info.channels {
         let c = crate::cli::channels::resolve(&conn, name).await?;
         store
-            .add_channel(&NewChannel {
-                id: c.id,
-                access_hash: c.access_hash,
-                username: c.username.clone(),
-                title: c.title.clone(),
-                about: None,
-                participants: c.participants_count.map(i64::from),
-                kind: "broadcast",
-                since: None,
-                last: None,
-                added_by: None,
-            })
+            .add_channel(&NewChannel::from_tl(&c, None, None))
             .await?;
         println!("following @{name} ({})", c.title);
     }

@@ -2,8 +2,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
@@ -21,21 +19,7 @@ async fn setup(opts: Options) -> (FakeTelegram, Env) {
     })
     .await
     .unwrap();
-    let env = Env::new();
-    std::fs::write(env.path("api_hash"), "a3406de8d171bb422bb6ddf3bbd800e2\n").unwrap();
-    std::fs::write(
-        env.path("auth_key.hex"),
-        format!("{}\n", fake.info.auth_key),
-    )
-    .unwrap();
-    for f in ["api_hash", "auth_key.hex"] {
-        std::fs::set_permissions(env.path(f), std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-    env.write_config(&format!(
-        "[telegram]\napi_id = 94575\napi_hash_file = \"api_hash\"\n[telegram.server]\naddress = \"{}\"\nauth_key_file = \"auth_key.hex\"\n",
-        fake.info.mtproto
-    ));
-    env.keygen();
+    let env = telegram_env(&fake);
     let out = run(
         &env,
         &["login", "--phone", &fake.info.phone.clone()],
@@ -47,35 +31,7 @@ async fn setup(opts: Options) -> (FakeTelegram, Env) {
 }
 
 async fn run(env: &Env, args: &[&str], input: &str) -> Output {
-    let mut cmd = env.cmd(args);
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let input = input.to_string();
-    tokio::task::spawn_blocking(move || {
-        let mut child = cmd.spawn().unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let _ = stdin.write_all(input.as_bytes());
-        drop(stdin);
-        child.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap()
-}
-
-fn sql(env: &Env, query: &str) -> String {
-    let out = std::process::Command::new("sqlite3")
-        .arg("-readonly")
-        .arg(env.state_dir().join("tgparser.db"))
-        .arg(query)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    run_with_input(env, args, input).await
 }
 
 fn stored_ids(env: &Env, channel: i64) -> Vec<i32> {

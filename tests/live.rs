@@ -3,41 +3,11 @@
 
 mod common;
 
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
 use fake_telegram::flood::QuotaMode;
 use fake_telegram::{FakeTelegram, Options};
-
-async fn run(env: &Env, args: &[&str], input: &str) -> std::process::Output {
-    let mut cmd = env.cmd(args);
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let input = input.to_string();
-    tokio::task::spawn_blocking(move || {
-        let mut child = cmd.spawn().unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let _ = stdin.write_all(input.as_bytes());
-        drop(stdin);
-        child.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap()
-}
-
-fn sql(env: &Env, query: &str) -> String {
-    let out = std::process::Command::new("sqlite3")
-        .arg("-readonly")
-        .arg(env.state_dir().join("tgparser.db"))
-        .arg(query)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
 
 async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let t = Instant::now();
@@ -61,22 +31,8 @@ async fn the_daemon_stores_live_posts_edits_deletions_and_fills_a_gap() {
     })
     .await
     .unwrap();
-    let env = Env::new();
-    std::fs::write(env.path("api_hash"), "a3406de8d171bb422bb6ddf3bbd800e2\n").unwrap();
-    std::fs::write(
-        env.path("auth_key.hex"),
-        format!("{}\n", fake.info.auth_key),
-    )
-    .unwrap();
-    for f in ["api_hash", "auth_key.hex"] {
-        std::fs::set_permissions(env.path(f), std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-    env.write_config(&format!(
-        "[telegram]\napi_id = 94575\napi_hash_file = \"api_hash\"\n[telegram.server]\naddress = \"{}\"\nauth_key_file = \"auth_key.hex\"\n",
-        fake.info.mtproto
-    ));
-    env.keygen();
-    let out = run(
+    let env = telegram_env(&fake);
+    let out = run_with_input(
         &env,
         &["login", "--phone", &fake.info.phone.clone()],
         &format!("{}\n", fake.info.code),
@@ -84,7 +40,7 @@ async fn the_daemon_stores_live_posts_edits_deletions_and_fills_a_gap() {
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let name = fake.info.channels[0].clone();
-    let out = run(&env, &["channels", "add", &name], "").await;
+    let out = run_with_input(&env, &["channels", "add", &name], "").await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let ch = fake.world.channel_id(&name).unwrap();
 

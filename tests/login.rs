@@ -3,49 +3,11 @@
 mod common;
 
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use common::*;
 use fake_telegram::{FakeTelegram, Options};
-
-fn setup(fake: &FakeTelegram) -> Env {
-    let env = Env::new();
-    std::fs::write(env.path("api_hash"), "a3406de8d171bb422bb6ddf3bbd800e2\n").unwrap();
-    std::fs::write(
-        env.path("auth_key.hex"),
-        format!("{}\n", fake.info.auth_key),
-    )
-    .unwrap();
-    for f in ["api_hash", "auth_key.hex"] {
-        std::fs::set_permissions(env.path(f), std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-    env.write_config(&format!(
-        "[telegram]\napi_id = 94575\napi_hash_file = \"api_hash\"\n[telegram.server]\naddress = \"{}\"\nauth_key_file = \"auth_key.hex\"\n",
-        fake.info.mtproto
-    ));
-    env.keygen();
-    env
-}
-
-/// Runs `tgparser <args>` with `input` on stdin, off the async runtime (the fake runs on it).
-async fn run_with_input(env: &Env, args: &[&str], input: &str) -> Output {
-    let mut cmd = env.cmd(args);
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let input = input.to_string();
-    tokio::task::spawn_blocking(move || {
-        let mut child = cmd.spawn().unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let _ = stdin.write_all(input.as_bytes());
-        drop(stdin);
-        child.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap()
-}
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).to_string()
@@ -58,7 +20,7 @@ fn stderr(o: &Output) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_with_code_and_2fa_then_the_session_survives_a_restart() {
     let fake = FakeTelegram::start(Options::default()).await.unwrap();
-    let env = setup(&fake);
+    let env = telegram_env(&fake);
     let phone = fake.info.phone.clone();
     // A wrong code first, then the code typed with separators, then a wrong and a right password.
     let input = format!(
@@ -120,7 +82,7 @@ async fn an_expired_code_asks_for_a_new_one() {
     .await
     .unwrap();
     *fake.shared.code_ttl.lock().unwrap() = Duration::from_millis(300);
-    let env = setup(&fake);
+    let env = telegram_env(&fake);
     let phone = fake.info.phone.clone();
     let env_ref = &env;
     let code = fake.info.code.clone();
@@ -150,7 +112,7 @@ async fn an_expired_code_asks_for_a_new_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_phone_and_missing_telegram_config_are_clear_errors() {
     let fake = FakeTelegram::start(Options::default()).await.unwrap();
-    let env = setup(&fake);
+    let env = telegram_env(&fake);
     let out = run_with_input(&env, &["login", "--phone", "+10000000000"], "").await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
@@ -175,7 +137,7 @@ async fn a_corrupt_sealed_auth_key_is_a_clear_error_and_is_not_overwritten() {
     })
     .await
     .unwrap();
-    let env = setup(&fake);
+    let env = telegram_env(&fake);
     let out = run_with_input(
         &env,
         &["login", "--phone", &fake.info.phone.clone()],

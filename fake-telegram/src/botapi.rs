@@ -113,6 +113,16 @@ fn fail(code: u16, description: &str) -> (StatusCode, Value) {
     )
 }
 
+/// 429 with `parameters.retry_after`, as Telegram answers it.
+fn too_many(retry_after: u32) -> (StatusCode, Value) {
+    let (code, mut body) = fail(
+        429,
+        &format!("Too Many Requests: retry after {retry_after}"),
+    );
+    body["parameters"] = json!({"retry_after": retry_after});
+    (code, body)
+}
+
 fn param_i64(p: &Map<String, Value>, k: &str) -> Option<i64> {
     match p.get(k)? {
         Value::Number(n) => n.as_i64(),
@@ -414,12 +424,7 @@ impl BotApi {
                 }
                 if let Err(retry_after) = self.rate_limit(&mut inner, chat_id) {
                     inner.too_many += 1;
-                    let (code, mut body) = fail(
-                        429,
-                        &format!("Too Many Requests: retry after {retry_after}"),
-                    );
-                    body["parameters"] = json!({"retry_after": retry_after});
-                    return (code, body);
+                    return too_many(retry_after);
                 }
                 let message_id = Self::next_message_id(&mut inner, chat_id);
                 let mut msg = json!({
@@ -463,12 +468,7 @@ impl BotApi {
                 let mut inner = self.lock();
                 if let Err(retry_after) = self.rate_limit(&mut inner, chat_id) {
                     inner.too_many += 1;
-                    let (code, mut body) = fail(
-                        429,
-                        &format!("Too Many Requests: retry after {retry_after}"),
-                    );
-                    body["parameters"] = json!({"retry_after": retry_after});
-                    return (code, body);
+                    return too_many(retry_after);
                 }
                 let markup = json_param(&p, "reply_markup");
                 let Some(msg) = inner.bot_messages.get_mut(&(chat_id, message_id)) else {
@@ -662,14 +662,7 @@ async fn handle(
         )
     });
     let (code, body) = match fault {
-        Some(FaultKind::TooMany { retry_after }) => {
-            let (c, mut b) = fail(
-                429,
-                &format!("Too Many Requests: retry after {retry_after}"),
-            );
-            b["parameters"] = json!({"retry_after": retry_after});
-            (c, b)
-        }
+        Some(FaultKind::TooMany { retry_after }) => too_many(retry_after),
         Some(FaultKind::Status { code }) => fail(code, "Internal Server Error"),
         Some(FaultKind::Hang { ms }) => {
             tokio::time::sleep(Duration::from_millis(ms)).await;

@@ -95,24 +95,7 @@ pub async fn add(
     }
     let c = resolve(&conn, reference).await?;
     let new = store
-        .add_channel(&NewChannel {
-            id: c.id,
-            access_hash: c.access_hash,
-            username: c.username.clone(),
-            title: c.title.clone(),
-            about: None,
-            participants: c.participants_count.map(i64::from),
-            kind: if c.megagroup {
-                "megagroup"
-            } else if c.gigagroup {
-                "gigagroup"
-            } else {
-                "broadcast"
-            },
-            since,
-            last,
-            added_by: None,
-        })
+        .add_channel(&NewChannel::from_tl(&c, since, last))
         .await?;
     store
         .audit(

@@ -21,6 +21,34 @@ pub struct NewChannel {
     pub added_by: Option<i64>,
 }
 
+impl NewChannel {
+    /// From the channel object Telegram returned when resolving it.
+    pub fn from_tl(
+        c: &grammers_client::tl::types::Channel,
+        since: Option<i64>,
+        last: Option<i64>,
+    ) -> NewChannel {
+        NewChannel {
+            id: c.id,
+            access_hash: c.access_hash,
+            username: c.username.clone(),
+            title: c.title.clone(),
+            about: None,
+            participants: c.participants_count.map(i64::from),
+            kind: if c.megagroup {
+                "megagroup"
+            } else if c.gigagroup {
+                "gigagroup"
+            } else {
+                "broadcast"
+            },
+            since,
+            last,
+            added_by: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ChannelRecord {
     pub id: i64,

@@ -195,3 +195,59 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
+
+/// An `Env` whose config points the parser at a fake Telegram (pre-shared key, api_hash file).
+pub fn telegram_env(fake: &fake_telegram::FakeTelegram) -> Env {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    std::fs::write(env.path("api_hash"), "a3406de8d171bb422bb6ddf3bbd800e2\n").unwrap();
+    std::fs::write(
+        env.path("auth_key.hex"),
+        format!("{}\n", fake.info.auth_key),
+    )
+    .unwrap();
+    for f in ["api_hash", "auth_key.hex"] {
+        std::fs::set_permissions(env.path(f), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    env.write_config(&format!(
+        "[telegram]\napi_id = 94575\napi_hash_file = \"api_hash\"\n[telegram.server]\naddress = \"{}\"\nauth_key_file = \"auth_key.hex\"\n",
+        fake.info.mtproto
+    ));
+    env.keygen();
+    env
+}
+
+/// Runs `tgparser <args>` with `input` on stdin, off the async runtime (a fake may run on it).
+pub async fn run_with_input(env: &Env, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut cmd = env.cmd(args);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let input = input.to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut child = cmd.spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let _ = stdin.write_all(input.as_bytes());
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// One query against the state directory's database, read-only, through the sqlite3 CLI.
+pub fn sql(env: &Env, query: &str) -> String {
+    let out = Command::new("sqlite3")
+        .arg("-readonly")
+        .arg(env.state_dir().join("tgparser.db"))
+        .arg(query)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
