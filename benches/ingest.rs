@@ -1,0 +1,229 @@
+//! Ingest benchmark: posts/s into the channel database (with the FTS5 index kept in sync), beside
+//! the same inserts done by Python's sqlite3 module (C speed) on the same schema in the same run;
+//! and posts/s of a whole backfill from the fake Telegram over loopback MTProto.
+//!
+//! Run: `cargo bench --bench ingest` (add `-- --quick` for a short run).
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tgparser::config::{StoreConfig, TelegramConfig, TelegramServerConfig};
+use tgparser::store::{MessageRow, NewChannel, Store};
+use tgparser::vault::{Vault, VaultKey};
+
+const WORDS: &[&str] = &[
+    "новости",
+    "рынок",
+    "release",
+    "update",
+    "канал",
+    "погода",
+    "матч",
+    "technology",
+    "launch",
+    "город",
+    "фестиваль",
+    "market",
+    "science",
+    "учёные",
+    "crypto",
+    "travel",
+    "🚀",
+    "🔥",
+    "café",
+];
+
+fn text(i: usize) -> String {
+    let mut s = String::with_capacity(320);
+    let mut k = i.wrapping_mul(2_654_435_761);
+    while s.len() < 300 {
+        k = k.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        s.push_str(WORDS[(k >> 33) % WORDS.len()]);
+        s.push(' ');
+    }
+    s
+}
+
+fn rows(n: usize, from: usize) -> Vec<MessageRow> {
+    (from..from + n)
+        .map(|i| MessageRow {
+            id: i as i32 + 1,
+            kind: "post",
+            date: 1_700_000_000 + i as i64,
+            text: text(i),
+            entities: Some(r#"[{"type":"bold","offset":0,"length":7}]"#.into()),
+            views: Some(1000),
+            forwards: Some(3),
+            ..Default::default()
+        })
+        .collect()
+}
+
+const PY_REFERENCE: &str = r#"
+import sqlite3, sys, time, os
+n, path = int(sys.argv[1]), sys.argv[2]
+W = ["новости","рынок","release","update","канал","погода","матч","technology","launch","город","фестиваль","market","science","учёные","crypto","travel","🚀","🔥","café"]
+def text(i):
+    s=[]; k=(i*2654435761) % (1<<64); l=0
+    while l < 300:
+        k=(k*6364136223846793005+1) % (1<<64); w=W[(k>>33)%len(W)]; s.append(w); l+=len(w.encode())+1
+    return " ".join(s)+" "
+db=sqlite3.connect(path, isolation_level=None)
+db.execute("PRAGMA journal_mode=WAL"); db.execute("PRAGMA synchronous=NORMAL")
+db.execute("CREATE TABLE messages(pk INTEGER PRIMARY KEY, channel_id INTEGER, id INTEGER, date INTEGER, text TEXT, entities TEXT, views INTEGER, forwards INTEGER, UNIQUE(channel_id,id))")
+db.execute("CREATE VIRTUAL TABLE messages_fts USING fts5(text, content='messages', content_rowid='pk', tokenize='unicode61 remove_diacritics 2')")
+db.execute("CREATE TRIGGER t AFTER INSERT ON messages BEGIN INSERT INTO messages_fts(rowid,text) VALUES (new.pk,new.text); END")
+rows=[(1,i+1,1700000000+i,text(i),'[{"type":"bold","offset":0,"length":7}]',1000,3) for i in range(n)]
+t=time.perf_counter()
+for b in range(0,n,1000):
+    db.execute("BEGIN IMMEDIATE")
+    db.executemany("INSERT INTO messages(channel_id,id,date,text,entities,views,forwards) VALUES (?,?,?,?,?,?,?)", rows[b:b+1000])
+    db.execute("COMMIT")
+print(n/(time.perf_counter()-t))
+"#;
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let n = if quick { 20_000 } else { 100_000 };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    println!(
+        "tgparser ingest benchmark ({} cores)\n",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+
+    // 1. Store ingest with FTS, batches of 1,000 posts of ~300 bytes.
+    let dir = tempfile::tempdir().unwrap();
+    let ours = rt.block_on(async {
+        let store = Store::open(&StoreConfig {
+            dir: dir.path().join("a"),
+            busy_timeout: Duration::from_secs(5),
+            read_connections: 2,
+        })
+        .await
+        .unwrap();
+        store
+            .add_channel(&NewChannel {
+                id: 1,
+                access_hash: Some(1),
+                username: Some("bench".into()),
+                title: "bench".into(),
+                about: None,
+                participants: None,
+                kind: "broadcast",
+                since: None,
+                last: None,
+                added_by: None,
+            })
+            .await
+            .unwrap();
+        let batches: Vec<Vec<MessageRow>> = (0..n / 1000).map(|b| rows(1000, b * 1000)).collect();
+        let t = Instant::now();
+        for b in &batches {
+            store.ingest(1, b, None).await.unwrap();
+        }
+        let rate = n as f64 / t.elapsed().as_secs_f64();
+        store.close().await;
+        rate
+    });
+    let py = Command::new("python3")
+        .args(["-c", PY_REFERENCE, &n.to_string()])
+        .arg(dir.path().join("py.db"))
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse::<f64>()
+                .unwrap_or(0.0)
+        })
+        .unwrap_or(0.0);
+    println!("store ingest with FTS5, {n} posts of ~300 bytes in batches of 1,000:");
+    println!(
+        "  tgparser Store::ingest                 {ours:>9.0} posts/s (upsert + version check + FTS trigger)"
+    );
+    println!(
+        "  reference: Python sqlite3, plain insert {py:>9.0} posts/s (same schema core and FTS5 tokenizer)"
+    );
+    println!(
+        "  ratio                                   {:>9.2}   target >= 100,000 posts/s\n",
+        ours / py.max(1.0)
+    );
+
+    // 2. Backfill from the fake Telegram over loopback MTProto.
+    let posts = if quick { 10_000 } else { 50_000 };
+    let (rate, stored) = rt.block_on(async {
+        let fake = fake_telegram::FakeTelegram::start(fake_telegram::Options {
+            channels: 1,
+            posts,
+            password: None,
+            quotas: fake_telegram::flood::QuotaMode::Off,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let d = dir.path().join("b");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("api_hash"), "a3406de8d171bb422bb6ddf3bbd800e2").unwrap();
+        std::fs::write(d.join("auth_key.hex"), &fake.info.auth_key).unwrap();
+        let store = Store::open(&StoreConfig {
+            dir: d.clone(),
+            busy_timeout: Duration::from_secs(5),
+            read_connections: 2,
+        })
+        .await
+        .unwrap();
+        let vault = Arc::new(Vault::new(&VaultKey::generate()));
+        store
+            .verify_or_init_vault(&vault, &d.join("vault.key"))
+            .await
+            .unwrap();
+        let tg = TelegramConfig {
+            api_id: 94575,
+            api_hash_file: d.join("api_hash"),
+            server: Some(TelegramServerConfig {
+                address: fake.info.mtproto,
+                auth_key_file: d.join("auth_key.hex"),
+            }),
+        };
+        let conn = tgparser::parser::client::connect(&tg, store.clone(), vault)
+            .await
+            .unwrap();
+        let token = tgparser::parser::login::request_code(&conn, &fake.info.phone)
+            .await
+            .unwrap();
+        let _ = tgparser::parser::login::submit_code(&conn, &token, &fake.info.code)
+            .await
+            .unwrap();
+        let resolved = conn
+            .client
+            .invoke(&grammers_client::tl::functions::contacts::ResolveUsername {
+                username: fake.info.channels[0].clone(),
+                referer: None,
+            })
+            .await
+            .unwrap();
+        let grammers_client::tl::enums::contacts::ResolvedPeer::Peer(resolved) = resolved;
+        let Some(grammers_client::tl::enums::Chat::Channel(c)) = resolved.chats.into_iter().next()
+        else {
+            panic!("the fake's channel did not resolve to a channel");
+        };
+        store
+            .add_channel(&NewChannel::from_tl(&c, None, None))
+            .await
+            .unwrap();
+        let t = Instant::now();
+        let stored = tgparser::parser::backfill::run_all(&conn.client, &store, None, |_, _| {})
+            .await
+            .unwrap();
+        (stored as f64 / t.elapsed().as_secs_f64(), stored)
+    });
+    println!("backfill of one channel from the fake Telegram over loopback MTProto (quotas off):");
+    println!(
+        "  end to end, stored with FTS             {rate:>9.0} posts/s ({stored} posts); target >= 30,000"
+    );
+}
