@@ -95,6 +95,15 @@ CREATE TABLE message_versions (
     FOREIGN KEY (channel_id, message_id) REFERENCES messages (channel_id, id) ON DELETE CASCADE
 ) WITHOUT ROWID;
 
+-- An edit keeps the text it replaces as a version, whoever writes it (the parser or an operator).
+CREATE TRIGGER messages_version_on_edit BEFORE UPDATE OF text ON messages
+WHEN old.text IS NOT new.text BEGIN
+    INSERT OR IGNORE INTO message_versions
+        (channel_id, message_id, version, text, entities, edit_date, recorded_at)
+    VALUES (old.channel_id, old.id, old.version, old.text, old.entities,
+            coalesce(old.edit_date, old.date), CAST(strftime('%s', 'now') AS INTEGER));
+END;
+
 -- Full-text index over the current text. External content: the text lives once, in messages.
 CREATE VIRTUAL TABLE messages_fts USING fts5 (
     text,

@@ -1,9 +1,9 @@
-//! Writing posts: one `BEGIN IMMEDIATE` transaction per batch — upsert the messages (keyed on
-//! `(channel_id, id)`, so replays are harmless), keep the previous text of an edited post in
-//! `message_versions`, and advance the channel's backfill cursor in the same transaction, so the
+//! Writing posts: one `BEGIN IMMEDIATE` transaction per batch — upsert the messages in multi-row
+//! statements (keyed on `(channel_id, id)`, so replays are harmless; a trigger keeps the previous
+//! text of an edited post in `message_versions`), and advance the channel's backfill cursor in the same transaction, so the
 //! cursor never points past what is stored and never moves backwards.
 
-use sqlx::SqliteConnection;
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::{Store, StoreError};
 
@@ -46,65 +46,63 @@ pub struct CursorAdvance {
     pub done: bool,
 }
 
+/// Rows per INSERT statement: 23 bound values each, under SQLite's 32,766-variable limit, and
+/// large enough that per-statement overhead disappears.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// Upserts rows in multi-row statements. An edit bumps `version`; the text it replaces is kept by
+/// the `messages_version_on_edit` trigger.
 async fn upsert(
     conn: &mut SqliteConnection,
     channel_id: i64,
-    m: &MessageRow,
+    rows: &[MessageRow],
     now: i64,
 ) -> Result<(), StoreError> {
-    // The text an edit replaces becomes a version, before it is overwritten.
-    sqlx::query(
-        "INSERT OR IGNORE INTO message_versions (channel_id, message_id, version, text, entities, edit_date, recorded_at) \
-         SELECT channel_id, id, version, text, entities, coalesce(edit_date, date), ? FROM messages \
-         WHERE channel_id = ? AND id = ? AND text IS NOT ?",
-    )
-    .bind(now)
-    .bind(channel_id)
-    .bind(m.id)
-    .bind(&m.text)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "INSERT INTO messages (channel_id, id, kind, date, edit_date, text, entities, views, forwards, replies, \
-         reactions, grouped_id, reply_to_msg_id, reply_to_top_id, fwd_from, post_author, pinned, silent, \
-         noforwards, media_kind, media, action, convert_error, fetched_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (channel_id, id) DO UPDATE SET \
-           version = version + (excluded.text IS NOT text), \
-           text = excluded.text, entities = excluded.entities, \
-           edit_date = coalesce(excluded.edit_date, edit_date), \
-           views = coalesce(excluded.views, views), forwards = coalesce(excluded.forwards, forwards), \
-           replies = coalesce(excluded.replies, replies), reactions = excluded.reactions, \
-           pinned = excluded.pinned, media_kind = excluded.media_kind, media = excluded.media, \
-           action = excluded.action, convert_error = excluded.convert_error, updated_at = excluded.updated_at",
-    )
-    .bind(channel_id)
-    .bind(m.id)
-    .bind(m.kind)
-    .bind(m.date)
-    .bind(m.edit_date)
-    .bind(&m.text)
-    .bind(&m.entities)
-    .bind(m.views)
-    .bind(m.forwards)
-    .bind(m.replies)
-    .bind(&m.reactions)
-    .bind(m.grouped_id)
-    .bind(m.reply_to_msg_id)
-    .bind(m.reply_to_top_id)
-    .bind(&m.fwd_from)
-    .bind(&m.post_author)
-    .bind(m.pinned)
-    .bind(m.silent)
-    .bind(m.noforwards)
-    .bind(m.media_kind)
-    .bind(&m.media)
-    .bind(&m.action)
-    .bind(&m.convert_error)
-    .bind(now)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO messages (channel_id, id, kind, date, edit_date, text, entities, views, forwards, replies, \
+             reactions, grouped_id, reply_to_msg_id, reply_to_top_id, fwd_from, post_author, pinned, silent, \
+             noforwards, media_kind, media, action, convert_error, fetched_at, updated_at) ",
+        );
+        q.push_values(chunk, |mut b, m| {
+            b.push_bind(channel_id)
+                .push_bind(m.id)
+                .push_bind(m.kind)
+                .push_bind(m.date)
+                .push_bind(m.edit_date)
+                .push_bind(m.text.clone())
+                .push_bind(m.entities.clone())
+                .push_bind(m.views)
+                .push_bind(m.forwards)
+                .push_bind(m.replies)
+                .push_bind(m.reactions.clone())
+                .push_bind(m.grouped_id)
+                .push_bind(m.reply_to_msg_id)
+                .push_bind(m.reply_to_top_id)
+                .push_bind(m.fwd_from.clone())
+                .push_bind(m.post_author.clone())
+                .push_bind(m.pinned)
+                .push_bind(m.silent)
+                .push_bind(m.noforwards)
+                .push_bind(m.media_kind)
+                .push_bind(m.media.clone())
+                .push_bind(m.action.clone())
+                .push_bind(m.convert_error.clone())
+                .push_bind(now)
+                .push_bind(now);
+        });
+        q.push(
+            " ON CONFLICT (channel_id, id) DO UPDATE SET \
+               version = version + (excluded.text IS NOT text), \
+               text = excluded.text, entities = excluded.entities, \
+               edit_date = coalesce(excluded.edit_date, edit_date), \
+               views = coalesce(excluded.views, views), forwards = coalesce(excluded.forwards, forwards), \
+               replies = coalesce(excluded.replies, replies), reactions = excluded.reactions, \
+               pinned = excluded.pinned, media_kind = excluded.media_kind, media = excluded.media, \
+               action = excluded.action, convert_error = excluded.convert_error, updated_at = excluded.updated_at",
+        );
+        q.build().execute(&mut *conn).await?;
+    }
     Ok(())
 }
 
@@ -119,9 +117,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = crate::time::unix_now();
         let mut tx = self.begin_write().await?;
-        for m in rows {
-            upsert(&mut tx, channel_id, m, now).await?;
-        }
+        upsert(&mut tx, channel_id, rows, now).await?;
         if let Some(newest) = rows.iter().map(|m| m.date).max() {
             sqlx::query(
                 "UPDATE channels SET last_post_at = max(coalesce(last_post_at, 0), ?) WHERE id = ?",
