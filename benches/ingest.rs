@@ -189,8 +189,14 @@ fn main() {
                 address: fake.info.mtproto,
                 auth_key_file: d.join("auth_key.hex"),
             }),
+            // The fake's quotas are off: measure the pipeline, not the pacing.
+            guard: tgparser::guard::GuardConfig {
+                pacing: Default::default(),
+                ..Default::default()
+            },
         };
-        let conn = tgparser::parser::client::connect(&tg, store.clone(), vault)
+        let guard = tgparser::guard::Guard::new(tg.guard.clone(), None);
+        let conn = tgparser::parser::client::connect(&tg, store.clone(), vault, guard)
             .await
             .unwrap();
         let token = tgparser::parser::login::request_code(&conn, &fake.info.phone)
@@ -217,7 +223,7 @@ fn main() {
             .await
             .unwrap();
         let t = Instant::now();
-        let stored = tgparser::parser::backfill::run_all(&conn.client, &store, None, |_, _| {})
+        let stored = tgparser::parser::backfill::run_all(&conn, &store, None, |_, _| {})
             .await
             .unwrap();
         (stored as f64 / t.elapsed().as_secs_f64(), stored)

@@ -87,6 +87,22 @@ struct RawTelegram {
     api_id: Option<i32>,
     api_hash_file: Option<PathBuf>,
     server: Option<RawTelegramServer>,
+    #[serde(default)]
+    guard: RawGuard,
+    /// Method name → "calls/window" or "off"; merged over the built-in pacing.
+    #[serde(default)]
+    pacing: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGuard {
+    call_timeout_secs: Option<f64>,
+    breaker_failures: Option<u32>,
+    breaker_cooldown_secs: Option<f64>,
+    breaker_cooldown_max_secs: Option<f64>,
+    retry_delay_secs: Option<f64>,
+    retry_delay_max_secs: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -161,6 +177,7 @@ pub struct TelegramConfig {
     pub api_id: i32,
     pub api_hash_file: PathBuf,
     pub server: Option<TelegramServerConfig>,
+    pub guard: crate::guard::GuardConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -331,6 +348,95 @@ impl Validator<'_> {
         }
     }
 
+    fn guard_config(
+        &self,
+        raw: RawGuard,
+        pacing: BTreeMap<String, String>,
+    ) -> Result<crate::guard::GuardConfig, ConfigError> {
+        let mut g = crate::guard::GuardConfig::default();
+        let secs = |key: &str, v: Option<f64>, min: f64, max: f64, default: Duration| match v {
+            None => Ok(default),
+            Some(x) if x.is_finite() && (min..=max).contains(&x) => Ok(Duration::from_secs_f64(x)),
+            Some(x) => Err(self.err(
+                &format!("telegram.guard.{key}"),
+                format!("found {x}; expected seconds from {min} to {max}"),
+            )),
+        };
+        g.call_timeout = secs(
+            "call_timeout_secs",
+            raw.call_timeout_secs,
+            0.1,
+            600.0,
+            g.call_timeout,
+        )?;
+        g.breaker_cooldown = secs(
+            "breaker_cooldown_secs",
+            raw.breaker_cooldown_secs,
+            0.1,
+            3600.0,
+            g.breaker_cooldown,
+        )?;
+        g.breaker_cooldown_max = secs(
+            "breaker_cooldown_max_secs",
+            raw.breaker_cooldown_max_secs,
+            0.1,
+            86400.0,
+            g.breaker_cooldown_max,
+        )?;
+        g.retry_delay = secs(
+            "retry_delay_secs",
+            raw.retry_delay_secs,
+            0.01,
+            600.0,
+            g.retry_delay,
+        )?;
+        g.retry_delay_max = secs(
+            "retry_delay_max_secs",
+            raw.retry_delay_max_secs,
+            0.01,
+            3600.0,
+            g.retry_delay_max,
+        )?;
+        if g.breaker_cooldown_max < g.breaker_cooldown {
+            return Err(self.err(
+                "telegram.guard.breaker_cooldown_max_secs",
+                "is shorter than breaker_cooldown_secs; it is the longest the cool-down grows to",
+            ));
+        }
+        if let Some(n) = raw.breaker_failures {
+            if !(1..=1000).contains(&n) {
+                return Err(self.err(
+                    "telegram.guard.breaker_failures",
+                    format!("found {n}; expected 1 to 1000 consecutive failures"),
+                ));
+            }
+            g.breaker_failures = n;
+        }
+        for (method, value) in pacing {
+            let key = format!("telegram.pacing.\"{method}\"");
+            let known = method.split_once('.').is_some_and(|(a, b)| {
+                !a.is_empty()
+                    && !b.is_empty()
+                    && method
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_')
+            });
+            if !known {
+                return Err(self.err(
+                    &key,
+                    "is not an MTProto method name; expected one such as \"messages.getHistory\"",
+                ));
+            }
+            if value.trim() == "off" {
+                g.pacing.remove(&method);
+            } else {
+                let pace = value.parse().map_err(|e: String| self.err(&key, e))?;
+                g.pacing.insert(method, pace);
+            }
+        }
+        Ok(g)
+    }
+
     fn err(&self, key: &str, message: impl Into<String>) -> ConfigError {
         ConfigError::new(self.origin(key), format!("key `{key}`: {}", message.into()))
     }
@@ -492,6 +598,7 @@ impl Validator<'_> {
                             api_id,
                             api_hash_file: hash,
                             server,
+                            guard: self.guard_config(t.guard, t.pacing)?,
                         })
                     }
                     (None, None) => None,

@@ -92,8 +92,26 @@ pub async fn run_with(
     match &cfg.telegram {
         Some(tg) => {
             let (tg, store, vault) = (tg.clone(), store.clone(), vault.clone());
+            // One guard and one set of live statistics for the daemon's life, so pacing
+            // windows, FLOOD_WAIT pauses and breakers survive restarts of the part.
+            let guard = crate::guard::Guard::new(tg.guard.clone(), Some(health.clone()));
+            let stats = Arc::new(crate::parser::part::LiveStats::default());
+            {
+                let (g, s) = (guard.clone(), stats.clone());
+                health.add_metrics(Arc::new(move |out: &mut String| {
+                    g.write_metrics(out);
+                    s.write_metrics(out);
+                }));
+            }
             parts.spawn("parser", move |ctx| {
-                crate::parser::part::run(ctx, tg.clone(), store.clone(), vault.clone())
+                crate::parser::part::run(
+                    ctx,
+                    tg.clone(),
+                    store.clone(),
+                    vault.clone(),
+                    guard.clone(),
+                    stats.clone(),
+                )
             });
         }
         None => registry.set(

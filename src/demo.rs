@@ -63,7 +63,7 @@ async fn prepare(cfg: &Config, fake: &fake_telegram::FakeTelegram) -> anyhow::Re
     store
         .verify_or_init_vault(&vault, &cfg.vault.key_file)
         .await?;
-    let conn = client::connect(tg, store.clone(), vault).await?;
+    let conn = client::connect(tg, store.clone(), vault, client::interactive_guard(tg)).await?;
     if login::current_account(&conn)
         .await
         .map_err(|e| anyhow!("{e}"))?

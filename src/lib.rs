@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod guard;
 pub mod health;
 pub mod logging;
 pub mod notify;

@@ -46,7 +46,10 @@ pub const STRICT_VIOLATIONS: u32 = 3;
 
 pub enum Verdict {
     Allow,
+    /// Over quota: wait this many seconds.
     Wait(u32),
+    /// Called again while told to wait (counted apart: a well-behaved client never does this).
+    WaitAgain(u32),
     Ban,
 }
 
@@ -107,7 +110,9 @@ impl Flood {
                 if mode == QuotaMode::Strict && s.violations >= STRICT_VIOLATIONS {
                     return Verdict::Ban;
                 }
-                return Verdict::Wait(until.duration_since(now).as_secs_f64().ceil() as u32);
+                return Verdict::WaitAgain(
+                    until.duration_since(now).as_secs_f64().ceil().max(1.0) as u32
+                );
             }
             s.wait_until = None;
         }
@@ -153,8 +158,8 @@ mod tests {
             matches!(f.check(2, "m"), Verdict::Allow),
             "quotas are per account"
         );
-        assert!(matches!(f.check(1, "m"), Verdict::Wait(_)));
-        assert!(matches!(f.check(1, "m"), Verdict::Wait(_)));
+        assert!(matches!(f.check(1, "m"), Verdict::WaitAgain(_)));
+        assert!(matches!(f.check(1, "m"), Verdict::WaitAgain(_)));
         assert!(matches!(f.check(1, "m"), Verdict::Ban));
     }
 }

@@ -174,6 +174,8 @@ pub struct Push {
 pub struct Stats {
     pub requests: BTreeMap<String, u64>,
     pub flood_waits: u64,
+    /// Calls made while the caller was already told to wait (what strict mode bans for).
+    pub calls_during_wait: u64,
     pub bans: u64,
     pub connections: u64,
     pub bad_frames: u64,

@@ -4,11 +4,11 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow, bail};
-use grammers_client::InvocationError;
 use grammers_client::tl;
 
 use super::login::open;
 use crate::config::Config;
+use crate::guard::GuardError;
 use crate::parser::backfill;
 use crate::store::{NewChannel, Store, normalize_ref};
 
@@ -36,7 +36,6 @@ pub(crate) async fn resolve(
         );
     }
     let res = conn
-        .client
         .invoke(&tl::functions::contacts::ResolveUsername {
             username: name.clone(),
             referer: None,
@@ -44,17 +43,12 @@ pub(crate) async fn resolve(
         .await;
     let resolved = match res {
         Ok(tl::enums::contacts::ResolvedPeer::Peer(p)) => p,
-        Err(InvocationError::Rpc(e)) if e.name == "USERNAME_NOT_OCCUPIED" => {
-            bail!("there is no channel @{name}")
-        }
-        Err(InvocationError::Rpc(e)) if e.name == "USERNAME_INVALID" => {
+        Err(e) if e.is_rpc("USERNAME_NOT_OCCUPIED") => bail!("there is no channel @{name}"),
+        Err(e) if e.is_rpc("USERNAME_INVALID") => {
             bail!("{input:?} is not a valid channel name or link")
         }
-        Err(InvocationError::Rpc(e)) if e.name == "FLOOD_WAIT" => {
-            bail!(
-                "Telegram asks to wait {} s before resolving more names; try again then",
-                e.value.unwrap_or(0)
-            )
+        Err(GuardError::Flood { secs, .. }) => {
+            bail!("Telegram asks to wait {secs} s before resolving more names; try again then")
         }
         Err(e) => return Err(anyhow!("resolving @{name} failed: {e}")),
     };
@@ -236,7 +230,7 @@ pub async fn run_backfill(cfg: &Config, only: Option<&str>) -> anyhow::Result<Ex
         None => None,
     };
     let t = std::time::Instant::now();
-    let total = backfill::run_all(&conn.client, &store, only, |ch, page| {
+    let total = backfill::run_all(&conn, &store, only, |ch, page| {
         eprintln!(
             "{:<24} {:>8} posts {:>6.1}%{}",
             ch.display_name(),

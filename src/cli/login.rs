@@ -43,7 +43,7 @@ pub(super) async fn open(cfg: &Config) -> anyhow::Result<(StateLock, Store, Conn
     store
         .verify_or_init_vault(&vault, &cfg.vault.key_file)
         .await?;
-    let conn = client::connect(tg, store.clone(), vault).await?;
+    let conn = client::connect(tg, store.clone(), vault, client::interactive_guard(tg)).await?;
     Ok((lock, store, conn))
 }
 

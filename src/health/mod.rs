@@ -54,7 +54,12 @@ pub struct Health {
     snapshot: RwLock<Arc<readyz::Snapshot>>,
     db: Mutex<DbStats>,
     extra: Mutex<BTreeMap<String, ExtraCheck>>,
+    /// Other parts' metrics (the guard's counters, the parser's lag), appended to `/metrics`.
+    metric_sources: Mutex<Vec<MetricSource>>,
 }
+
+/// Writes Prometheus text for `/metrics`.
+pub type MetricSource = Arc<dyn Fn(&mut String) + Send + Sync>;
 
 impl Health {
     pub fn new(registry: Registry, store: Store) -> Arc<Health> {
@@ -70,6 +75,7 @@ impl Health {
                 latency: Histogram::new(metrics::DB_BUCKETS),
             }),
             extra: Mutex::new(BTreeMap::new()),
+            metric_sources: Mutex::new(Vec::new()),
         });
         h.rebuild();
         h
@@ -86,6 +92,14 @@ impl Health {
             };
         }
         self.rebuild();
+    }
+
+    /// Adds metrics another part keeps to `/metrics`.
+    pub fn add_metrics(&self, source: MetricSource) {
+        self.metric_sources
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(source);
     }
 
     /// From now on `/readyz` answers 503: the daemon is draining.
@@ -155,14 +169,25 @@ impl Health {
     }
 
     fn metrics_text(&self) -> String {
-        let db = self.db.lock().unwrap_or_else(|p| p.into_inner());
-        metrics::render(&metrics::Inputs {
-            uptime: self.started.elapsed(),
-            ready: self.current().status != Status::Fail,
-            parts: self.registry.snapshot(),
-            db_latency: &db.latency,
-            db_up: db.last.is_ok(),
-        })
+        let mut text = {
+            let db = self.db.lock().unwrap_or_else(|p| p.into_inner());
+            metrics::render(&metrics::Inputs {
+                uptime: self.started.elapsed(),
+                ready: self.current().status != Status::Fail,
+                parts: self.registry.snapshot(),
+                db_latency: &db.latency,
+                db_up: db.last.is_ok(),
+            })
+        };
+        let sources = self
+            .metric_sources
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for source in sources {
+            source(&mut text);
+        }
+        text
     }
 
     pub fn router(self: &Arc<Self>) -> Router {

@@ -6,9 +6,10 @@
 use std::time::Duration;
 
 use grammers_client::tl;
-use grammers_client::{Client, InvocationError};
 
+use super::client::Connected;
 use super::convert;
+use crate::guard::GuardError;
 use crate::store::{ChannelRecord, CursorAdvance, Store, StoreError};
 
 pub const PAGE: i32 = 100;
@@ -19,8 +20,34 @@ pub enum BackfillError {
     Private(String),
     #[error("{channel}: Telegram refused the history request: {error}")]
     Telegram { channel: String, error: String },
+    /// The session is gone: the parser must stop until someone logs in again.
+    #[error("{0}")]
+    Revoked(String),
+    /// Telegram is unreachable for now (the guard's breaker is open).
+    #[error("{message}")]
+    Unavailable { retry_in: Duration, message: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl BackfillError {
+    pub fn from_guard(ch: &ChannelRecord, e: GuardError) -> BackfillError {
+        match e {
+            GuardError::Revoked(_) => BackfillError::Revoked(e.to_string()),
+            GuardError::Unavailable { retry_in, .. } => BackfillError::Unavailable {
+                retry_in,
+                message: e.to_string(),
+            },
+            GuardError::Flood { secs, .. } => BackfillError::Unavailable {
+                retry_in: Duration::from_secs(u64::from(secs)),
+                message: e.to_string(),
+            },
+            other => BackfillError::Telegram {
+                channel: ch.display_name(),
+                error: other.to_string(),
+            },
+        }
+    }
 }
 
 /// What one page did.
@@ -38,9 +65,10 @@ fn input_peer(ch: &ChannelRecord) -> tl::enums::InputPeer {
     .into()
 }
 
-/// Fetches and stores the next page of `ch`. FLOOD_WAIT is waited out as told, never skipped.
+/// Fetches and stores the next page of `ch`. Pacing and FLOOD_WAIT are waited out in the guard;
+/// nothing is skipped.
 pub async fn next_page(
-    client: &Client,
+    conn: &Connected,
     store: &Store,
     ch: &ChannelRecord,
 ) -> Result<PageOutcome, BackfillError> {
@@ -55,32 +83,17 @@ pub async fn next_page(
         min_id: 0,
         hash: 0,
     };
-    let answer = loop {
-        match client.invoke(&req).await {
-            Ok(a) => break a,
-            Err(InvocationError::Rpc(e)) if e.name == "FLOOD_WAIT" => {
-                let secs = e.value.unwrap_or(1);
-                tracing::warn!(channel = %ch.display_name(), secs, "FLOOD_WAIT on messages.getHistory; waiting as told");
-                tokio::time::sleep(
-                    Duration::from_secs(u64::from(secs)) + Duration::from_millis(250),
-                )
-                .await;
-            }
-            Err(InvocationError::Rpc(e))
-                if e.name == "CHANNEL_PRIVATE" || e.name == "CHANNEL_INVALID" =>
-            {
-                store
-                    .set_channel_state(ch.id, "private", Some(&e.name))
-                    .await?;
-                return Err(BackfillError::Private(ch.display_name()));
-            }
-            Err(e) => {
-                return Err(BackfillError::Telegram {
-                    channel: ch.display_name(),
-                    error: e.to_string(),
-                });
-            }
+    let answer = match conn.invoke(&req).await {
+        Ok(a) => a,
+        Err(GuardError::Rpc { name, .. })
+            if name == "CHANNEL_PRIVATE" || name == "CHANNEL_INVALID" =>
+        {
+            store
+                .set_channel_state(ch.id, "private", Some(&name))
+                .await?;
+            return Err(BackfillError::Private(ch.display_name()));
         }
+        Err(e) => return Err(BackfillError::from_guard(ch, e)),
     };
     let messages = match answer {
         tl::enums::messages::Messages::Messages(m) => m.messages,
@@ -88,14 +101,7 @@ pub async fn next_page(
         tl::enums::messages::Messages::ChannelMessages(m) => m.messages,
         tl::enums::messages::Messages::NotModified(_) => Vec::new(),
     };
-    let page_min = messages
-        .iter()
-        .map(|m| match m {
-            tl::enums::Message::Message(x) => x.id,
-            tl::enums::Message::Service(x) => x.id,
-            tl::enums::Message::Empty(x) => x.id,
-        })
-        .min();
+    let page_min = messages.iter().map(message_id).min();
     let mut rows: Vec<_> = messages.iter().filter_map(convert::message_row).collect();
     let mut done = messages.is_empty() || page_min.is_some_and(|m| m <= 1);
     if let Some(since) = ch.backfill_since {
@@ -129,10 +135,70 @@ pub async fn next_page(
     })
 }
 
+/// Fetches the posts of `ch` with ids strictly between `after` and `before` (`before` = 0: up to
+/// the newest) in pages of 100, newest first, and stores them, leaving the backfill cursor alone:
+/// the refill for a gap the update stream could not fill (a too-long gap, posts made while the
+/// connection was down or the daemon stopped). Bounded by the range; returns the posts stored.
+pub async fn refill(
+    conn: &Connected,
+    store: &Store,
+    ch: &ChannelRecord,
+    after: i32,
+    before: i32,
+) -> Result<usize, BackfillError> {
+    let mut offset_id = before;
+    let mut stored = 0;
+    while offset_id == 0 || offset_id > after + 1 {
+        let req = tl::functions::messages::GetHistory {
+            peer: input_peer(ch),
+            offset_id,
+            offset_date: 0,
+            add_offset: 0,
+            limit: PAGE,
+            max_id: 0,
+            min_id: after,
+            hash: 0,
+        };
+        let answer = conn
+            .invoke(&req)
+            .await
+            .map_err(|e| BackfillError::from_guard(ch, e))?;
+        let messages = match answer {
+            tl::enums::messages::Messages::Messages(m) => m.messages,
+            tl::enums::messages::Messages::Slice(m) => m.messages,
+            tl::enums::messages::Messages::ChannelMessages(m) => m.messages,
+            tl::enums::messages::Messages::NotModified(_) => Vec::new(),
+        };
+        let Some(page_min) = messages.iter().map(message_id).min() else {
+            break;
+        };
+        let rows: Vec<_> = messages
+            .iter()
+            .filter_map(convert::message_row)
+            .filter(|r| r.id > after && (before == 0 || r.id < before))
+            .collect();
+        store.ingest(ch.id, &rows, None).await?;
+        stored += rows.len();
+        if offset_id != 0 && page_min >= offset_id {
+            break; // no progress: never loop on a server that ignores offset_id
+        }
+        offset_id = page_min;
+    }
+    Ok(stored)
+}
+
+fn message_id(m: &tl::enums::Message) -> i32 {
+    match m {
+        tl::enums::Message::Message(x) => x.id,
+        tl::enums::Message::Service(x) => x.id,
+        tl::enums::Message::Empty(x) => x.id,
+    }
+}
+
 /// Backfills every active channel that is not done, a page at a time in turn, calling
 /// `progress` after each page. Returns the number of posts stored.
 pub async fn run_all(
-    client: &Client,
+    conn: &Connected,
     store: &Store,
     only: Option<i64>,
     mut progress: impl FnMut(&ChannelRecord, PageOutcome),
@@ -150,7 +216,7 @@ pub async fn run_all(
             return Ok(total);
         }
         for ch in pending {
-            match next_page(client, store, &ch).await {
+            match next_page(conn, store, &ch).await {
                 Ok(o) => {
                     total += o.stored as u64;
                     let fresh = store.find_channel(&ch.id.to_string()).await?.unwrap_or(ch);

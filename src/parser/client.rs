@@ -4,10 +4,12 @@ use std::sync::Arc;
 
 use grammers_client::Client;
 use grammers_client::sender::{ConnectionParams, NoRetries, SenderPool};
+use grammers_client::tl::{Identifiable, RemoteCall};
 use zeroize::Zeroizing;
 
 use super::session::{SessionError, StoreSession};
 use crate::config::{ConfigError, TelegramConfig};
+use crate::guard::{Guard, GuardError};
 use crate::store::Store;
 use crate::vault::Vault;
 
@@ -38,9 +40,23 @@ pub struct Connected {
     pub session: Arc<StoreSession>,
     pub api_hash: Zeroizing<String>,
     pub api_id: i32,
+    /// Every call the parser makes goes through it.
+    pub guard: Guard,
+    /// The home DC (the breaker's key).
+    pub dc: i32,
     /// Updates grammers received; taken by whoever follows them (the daemon's parser).
     pub updates: Option<tokio::sync::mpsc::Receiver<grammers_session::updates::UpdatesLike>>,
     runner: tokio::task::JoinHandle<()>,
+}
+
+impl Connected {
+    /// Calls Telegram through the guard.
+    pub async fn invoke<R: RemoteCall + Identifiable>(
+        &self,
+        req: &R,
+    ) -> Result<R::Return, GuardError> {
+        self.guard.invoke(&self.client, self.dc, req).await
+    }
 }
 
 impl Drop for Connected {
@@ -64,12 +80,21 @@ fn read_secret(key: &str, path: &std::path::Path) -> Result<Zeroizing<String>, C
     Ok(trimmed)
 }
 
+/// A guard for a command run by hand: no health port, and a FLOOD_WAIT over a minute is told
+/// to the user instead of waited out silently.
+pub fn interactive_guard(tg: &TelegramConfig) -> Guard {
+    let mut config = tg.guard.clone();
+    config.longest_wait = Some(std::time::Duration::from_secs(60));
+    Guard::new(config, None)
+}
+
 /// Opens the session and starts grammers' sender. Errors from Telegram come back to the caller
 /// unretried: pacing and retries are the guard's job, where they are visible.
 pub async fn connect(
     tg: &TelegramConfig,
     store: Store,
     vault: Arc<Vault>,
+    guard: Guard,
 ) -> Result<Connected, ConnectError> {
     let api_hash = read_secret("telegram.api_hash_file", &tg.api_hash_file)?;
     let session = Arc::new(StoreSession::open(store, vault).await?);
@@ -98,6 +123,7 @@ pub async fn connect(
             ..Default::default()
         },
     );
+    let dc = grammers_session::Session::home_dc_id(&*session)?;
     let client = Client::new(pool.handle);
     let runner = tokio::spawn(pool.runner.run());
     Ok(Connected {
@@ -105,6 +131,8 @@ pub async fn connect(
         session,
         api_hash,
         api_id: tg.api_id,
+        guard,
+        dc,
         updates: Some(pool.updates),
         runner,
     })

@@ -2,30 +2,153 @@
 //! page at a time in turn while following new posts, edits and deletions live. Channel changes
 //! (added, removed, paused from the CLI or the bot) are picked up from the database without a
 //! restart.
+//!
+//! Gaps the update stream cannot fill are refilled from history: grammers fills a pts gap with
+//! getChannelDifference, but drops the posts of a `channelDifferenceTooLong` answer, and posts
+//! made while the daemon was stopped are only seen if the saved updates state survived. So the
+//! parser also watches message ids: a live post whose id jumps past the newest stored one queues
+//! a refill of the ids in between, and every start queues a top-up of each channel from its
+//! newest stored post.
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use grammers_client::InvocationError;
 use grammers_client::sender::UpdatesConfiguration;
 use grammers_client::update::Update;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::backfill::{self, BackfillError};
 use super::client::{self, Connected};
-
 use super::convert;
 use crate::config::TelegramConfig;
-use crate::store::Store;
+use crate::guard::Guard;
+use crate::health::Histogram;
+use crate::store::{ChannelRecord, Store};
 use crate::supervisor::{PartContext, PartError, PartState};
 use crate::vault::Vault;
 
 const IDLE: Duration = Duration::from_secs(2);
 const LOGIN_POLL: Duration = Duration::from_secs(5);
+const FOLLOWED_REFRESH: Duration = Duration::from_secs(2);
+
+/// Delivery lag buckets, seconds. Telegram dates posts to the second, so the lag is too.
+const LAG_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0];
 
 fn is_revoked(e: &InvocationError) -> bool {
     matches!(e, InvocationError::Rpc(r) if r.name == "AUTH_KEY_UNREGISTERED" || r.name == "SESSION_REVOKED" || r.name == "USER_DEACTIVATED" || r.name == "USER_DEACTIVATED_BAN")
+}
+
+#[derive(Debug, Default)]
+struct ChannelLive {
+    name: String,
+    last_lag: f64,
+    live_posts: u64,
+    refilled_posts: u64,
+}
+
+/// What live following measured, for `/metrics`: kept across part restarts.
+pub struct LiveStats {
+    channels: Mutex<BTreeMap<i64, ChannelLive>>,
+    lag: Mutex<Histogram>,
+}
+
+impl Default for LiveStats {
+    fn default() -> Self {
+        LiveStats {
+            channels: Mutex::new(BTreeMap::new()),
+            lag: Mutex::new(Histogram::new(LAG_BUCKETS)),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A label value with `"` and `\` escaped as the exposition format wants.
+fn label(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl LiveStats {
+    fn delivered(&self, channel: i64, name: &str, lag: f64) {
+        lock(&self.lag).observe(lag);
+        let mut chs = lock(&self.channels);
+        let c = chs.entry(channel).or_default();
+        c.name = name.to_string();
+        c.last_lag = lag;
+        c.live_posts += 1;
+    }
+
+    fn refilled(&self, channel: i64, name: &str, n: usize) {
+        let mut chs = lock(&self.channels);
+        let c = chs.entry(channel).or_default();
+        c.name = name.to_string();
+        c.refilled_posts += n as u64;
+    }
+
+    pub fn write_metrics(&self, out: &mut String) {
+        lock(&self.lag).write(
+            out,
+            "tg_delivery_lag_seconds",
+            "From a post's date to it being stored, for posts followed live.",
+        );
+        let chs = lock(&self.channels);
+        let _ = writeln!(
+            out,
+            "# HELP tg_channel_delivery_lag_seconds Lag of the last post followed live, per channel."
+        );
+        let _ = writeln!(out, "# TYPE tg_channel_delivery_lag_seconds gauge");
+        for (id, c) in chs.iter() {
+            let _ = writeln!(
+                out,
+                "tg_channel_delivery_lag_seconds{{channel_id=\"{id}\",channel=\"{}\"}} {}",
+                label(&c.name),
+                c.last_lag
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tg_channel_live_posts_total Posts stored from live updates, per channel."
+        );
+        let _ = writeln!(out, "# TYPE tg_channel_live_posts_total counter");
+        for (id, c) in chs.iter() {
+            let _ = writeln!(
+                out,
+                "tg_channel_live_posts_total{{channel_id=\"{id}\",channel=\"{}\"}} {}",
+                label(&c.name),
+                c.live_posts
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tg_channel_refilled_posts_total Posts recovered by refilling a gap, per channel."
+        );
+        let _ = writeln!(out, "# TYPE tg_channel_refilled_posts_total counter");
+        for (id, c) in chs.iter() {
+            let _ = writeln!(
+                out,
+                "tg_channel_refilled_posts_total{{channel_id=\"{id}\",channel=\"{}\"}} {}",
+                label(&c.name),
+                c.refilled_posts
+            );
+        }
+    }
+}
+
+/// Posts of `channel` with ids strictly between `after` and `before` (0: up to the newest) to
+/// fetch from history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Refill {
+    channel: i64,
+    after: i32,
+    before: i32,
 }
 
 pub async fn run(
@@ -33,16 +156,21 @@ pub async fn run(
     tg: TelegramConfig,
     store: Store,
     vault: Arc<Vault>,
+    guard: Guard,
+    stats: Arc<LiveStats>,
 ) -> Result<(), PartError> {
-    let mut conn = client::connect(&tg, store.clone(), vault.clone())
-        .await
-        .map_err(|e| {
-            if e.is_config() {
-                PartError::Fatal(e.to_string())
-            } else {
-                PartError::Retry(e.to_string())
-            }
-        })?;
+    let connect = || async {
+        client::connect(&tg, store.clone(), vault.clone(), guard.clone())
+            .await
+            .map_err(|e| {
+                if e.is_config() {
+                    PartError::Fatal(e.to_string())
+                } else {
+                    PartError::Retry(e.to_string())
+                }
+            })
+    };
+    let mut conn = connect().await?;
     // Logged in? If not, wait for a login (CLI or bot) instead of failing: readiness warns.
     loop {
         match conn.client.is_authorized().await {
@@ -53,6 +181,7 @@ pub async fn run(
                     hint: "the account is not logged in: run `tgparser login`".into(),
                 },
             ),
+            Err(e) if is_revoked(&e) => return Err(revoked(&store, &e.to_string()).await),
             Err(e) => return Err(PartError::Retry(format!("cannot reach Telegram: {e}"))),
         }
         tokio::select! {
@@ -61,36 +190,132 @@ pub async fn run(
         }
         // The session may have been written by `tgparser login` meanwhile; reopen it.
         drop(conn);
-        conn = client::connect(&tg, store.clone(), vault.clone())
-            .await
-            .map_err(|e| PartError::Retry(e.to_string()))?;
+        conn = connect().await?;
     }
     ctx.registry.set(ctx.name, PartState::Running);
     tracing::info!("parser running");
 
+    let (refill_tx, refill_rx) = mpsc::unbounded_channel();
+    // Posts made while the daemon was not following: top up every channel already being read.
+    for ch in store
+        .channels()
+        .await
+        .map_err(|e| PartError::Retry(e.to_string()))?
+    {
+        if ch.state == "active"
+            && let Ok(Some(newest)) = store.newest_id(ch.id).await
+        {
+            let _ = refill_tx.send(Refill {
+                channel: ch.id,
+                after: i32::try_from(newest).unwrap_or(i32::MAX),
+                before: 0,
+            });
+        }
+    }
     let follow = tokio::spawn(follow_live(
         conn.client.clone(),
         conn.updates.take(),
         store.clone(),
         ctx.cancel.clone(),
+        refill_tx,
+        stats.clone(),
     ));
-    let result = backfill_loop(&conn, &store, &ctx.cancel).await;
+    let result = work_loop(&conn, &store, &ctx.cancel, refill_rx, &stats).await;
     follow.abort();
     let _ = conn.session.flush().await;
     result
 }
 
-async fn backfill_loop(
-    conn: &Connected,
+async fn revoked(store: &Store, error: &str) -> PartError {
+    let _ = store
+        .audit(
+            "daemon",
+            "session_revoked",
+            serde_json::json!({ "error": error }),
+        )
+        .await;
+    PartError::Fatal(format!(
+        "Telegram revoked the session ({error}); log in again with `tgparser login`"
+    ))
+}
+
+/// What to do with a failed page or refill: go on, wait, or stop the part.
+async fn handle(
+    err: BackfillError,
     store: &Store,
     cancel: &CancellationToken,
 ) -> Result<(), PartError> {
+    match err {
+        BackfillError::Private(name) => {
+            tracing::warn!(channel = %name, "channel is private; skipped until resumed");
+            Ok(())
+        }
+        BackfillError::Revoked(e) => Err(revoked(store, &e).await),
+        BackfillError::Unavailable { retry_in, message } => {
+            tracing::warn!(retry_in_s = retry_in.as_secs(), "{message}");
+            tokio::select! {
+                _ = tokio::time::sleep(retry_in.max(Duration::from_millis(100))) => Ok(()),
+                _ = cancel.cancelled() => Ok(()),
+            }
+        }
+        // One channel's trouble (a 400 for its history) must not stop the others.
+        BackfillError::Telegram { channel, error } => {
+            tracing::warn!(%channel, %error, "history request refused; will try again later");
+            Ok(())
+        }
+        BackfillError::Store(e) => Err(PartError::Retry(e.to_string())),
+    }
+}
+
+async fn work_loop(
+    conn: &Connected,
+    store: &Store,
+    cancel: &CancellationToken,
+    mut refills: mpsc::UnboundedReceiver<Refill>,
+    stats: &LiveStats,
+) -> Result<(), PartError> {
     let mut last_flush = Instant::now();
+    let mut queued: Vec<Refill> = Vec::new();
     loop {
         if cancel.is_cancelled() {
             return Ok(());
         }
-        let pending: Vec<_> = store
+        while let Ok(r) = refills.try_recv() {
+            if !queued.contains(&r) {
+                queued.push(r);
+            }
+        }
+        // Refills first: they are the freshest posts.
+        if let Some(r) = queued.first().copied() {
+            queued.remove(0);
+            let ch = store
+                .find_channel(&r.channel.to_string())
+                .await
+                .map_err(|e| PartError::Retry(e.to_string()))?;
+            if let Some(ch) = ch.filter(|c| c.state == "active") {
+                let res = tokio::select! {
+                    r = backfill::refill(conn, store, &ch, r.after, r.before) => r,
+                    _ = cancel.cancelled() => return Ok(()),
+                };
+                match res {
+                    Ok(n) => {
+                        if n > 0 {
+                            tracing::info!(channel = %ch.display_name(), posts = n, after = r.after, "gap refilled from history");
+                        }
+                        stats.refilled(ch.id, &ch.display_name(), n);
+                    }
+                    Err(e) => {
+                        // Try again later, after the other work.
+                        if !matches!(e, BackfillError::Private(_)) {
+                            queued.push(r);
+                        }
+                        handle(e, store, cancel).await?;
+                    }
+                }
+            }
+            continue;
+        }
+        let pending: Vec<ChannelRecord> = store
             .channels()
             .await
             .map_err(|e| PartError::Retry(e.to_string()))?
@@ -100,38 +325,24 @@ async fn backfill_loop(
         if pending.is_empty() {
             tokio::select! {
                 _ = tokio::time::sleep(IDLE) => {}
+                r = refills.recv() => if let Some(r) = r { queued.push(r) },
                 _ = cancel.cancelled() => return Ok(()),
             }
         }
         for ch in pending {
-            if cancel.is_cancelled() {
-                return Ok(());
-            }
-            match backfill::next_page(&conn.client, store, &ch).await {
+            let res = tokio::select! {
+                r = backfill::next_page(conn, store, &ch) => r,
+                _ = cancel.cancelled() => return Ok(()),
+            };
+            match res {
                 Ok(p) if p.done => {
                     tracing::info!(channel = %ch.display_name(), "backfill complete")
                 }
                 Ok(_) => {}
-                Err(BackfillError::Private(name)) => {
-                    tracing::warn!(channel = %name, "channel is private; skipped")
-                }
-                Err(BackfillError::Telegram { channel, error }) => {
-                    if error.contains("AUTH_KEY_UNREGISTERED") || error.contains("SESSION_REVOKED")
-                    {
-                        let _ = store
-                            .audit(
-                                "daemon",
-                                "session_revoked",
-                                serde_json::json!({"error": error}),
-                            )
-                            .await;
-                        return Err(PartError::Fatal(format!(
-                            "Telegram revoked the session ({error}); log in again with `tgparser login`"
-                        )));
-                    }
-                    return Err(PartError::Retry(format!("{channel}: {error}")));
-                }
-                Err(BackfillError::Store(e)) => return Err(PartError::Retry(e.to_string())),
+                Err(e) => handle(e, store, cancel).await?,
+            }
+            if !refills.is_empty() {
+                break;
             }
         }
         if last_flush.elapsed() > Duration::from_secs(5) {
@@ -142,12 +353,15 @@ async fn backfill_loop(
 }
 
 /// Follows updates: new posts, edits (versions kept) and deletions (soft) of followed channels.
-/// grammers recovers pts gaps with getChannelDifference and catches up after reconnecting.
+/// grammers recovers pts gaps with getChannelDifference and catches up after reconnecting; an id
+/// jump it could not fill is sent to the work loop as a refill.
 async fn follow_live(
     client: grammers_client::Client,
-    updates: Option<tokio::sync::mpsc::Receiver<grammers_session::updates::UpdatesLike>>,
+    updates: Option<mpsc::Receiver<grammers_session::updates::UpdatesLike>>,
     store: Store,
     cancel: CancellationToken,
+    refills: mpsc::UnboundedSender<Refill>,
+    stats: Arc<LiveStats>,
 ) {
     let Some(updates) = updates else {
         return;
@@ -162,7 +376,9 @@ async fn follow_live(
             return;
         }
     };
-    let mut followed: HashSet<i64> = HashSet::new();
+    let mut followed: HashMap<i64, String> = HashMap::new();
+    // The newest id seen per channel, to notice posts that never arrived.
+    let mut newest: HashMap<i64, i32> = HashMap::new();
     let mut refreshed = Instant::now() - Duration::from_secs(60);
     loop {
         let update = tokio::select! {
@@ -181,33 +397,68 @@ async fn follow_live(
                 continue;
             }
         };
-        if refreshed.elapsed() > Duration::from_secs(2) {
+        if refreshed.elapsed() > FOLLOWED_REFRESH {
             if let Ok(chs) = store.channels().await {
                 followed = chs
                     .into_iter()
                     .filter(|c| c.state == "active")
-                    .map(|c| c.id)
+                    .map(|c| (c.id, c.display_name()))
                     .collect();
+                let ids: HashSet<i64> = followed.keys().copied().collect();
+                newest.retain(|k, _| ids.contains(k));
             }
             refreshed = Instant::now();
         }
         let result = match &update {
             Update::NewMessage(m) | Update::MessageEdited(m) => {
+                let is_new = matches!(update, Update::NewMessage(_));
                 let channel = m.peer_id().bare_id();
+                let is_channel = m.peer_id().kind() == grammers_session::types::PeerKind::Channel;
                 match (channel, convert::message_row(&(**m).raw)) {
-                    (Some(ch), Some(row))
-                        if followed.contains(&ch)
-                            && m.peer_id().kind() == grammers_session::types::PeerKind::Channel =>
-                    {
-                        let lag = crate::time::unix_now() - row.date;
-                        tracing::debug!(channel = ch, id = row.id, lag_s = lag, "live post");
-                        store.ingest(ch, &[row], None).await
+                    (Some(ch), Some(row)) if is_channel && followed.contains_key(&ch) => {
+                        let name = followed.get(&ch).cloned().unwrap_or_default();
+                        if is_new {
+                            let known = match newest.get(&ch) {
+                                Some(n) => Some(*n),
+                                None => store
+                                    .newest_id(ch)
+                                    .await
+                                    .ok()
+                                    .flatten()
+                                    .and_then(|n| i32::try_from(n).ok()),
+                            };
+                            if let Some(k) = known
+                                && row.id > k + 1
+                            {
+                                tracing::info!(channel = %name, after = k, before = row.id, "posts missing before a live post; refilling");
+                                let _ = refills.send(Refill {
+                                    channel: ch,
+                                    after: k,
+                                    before: row.id,
+                                });
+                            }
+                            let top = known.map_or(row.id, |k| k.max(row.id));
+                            newest.insert(ch, top);
+                            let lag = (crate::time::unix_now() - row.date).max(0) as f64;
+                            stats.delivered(ch, &name, lag);
+                        }
+                        let id = row.id;
+                        let res = store.ingest(ch, &[row], None).await;
+                        if res.is_err() {
+                            // Not lost: fetched again from history once the store recovers.
+                            let _ = refills.send(Refill {
+                                channel: ch,
+                                after: id - 1,
+                                before: id + 1,
+                            });
+                        }
+                        res
                     }
                     _ => Ok(()),
                 }
             }
             Update::MessageDeleted(d) => match d.channel_id() {
-                Some(ch) if followed.contains(&ch) => {
+                Some(ch) if followed.contains_key(&ch) => {
                     store.mark_deleted(ch, d.messages()).await.map(|_| ())
                 }
                 _ => Ok(()),

@@ -183,6 +183,16 @@ impl Store {
         Ok(row.as_ref().map(record).transpose()?)
     }
 
+    /// The highest message id stored for a channel (live follow notices a jump past it).
+    pub async fn newest_id(&self, channel: i64) -> Result<Option<i64>, StoreError> {
+        let id: Option<i64> =
+            sqlx::query_scalar("SELECT max(id) FROM messages WHERE channel_id = ?")
+                .bind(channel)
+                .fetch_one(self.reader())
+                .await?;
+        Ok(id)
+    }
+
     pub async fn set_channel_state(
         &self,
         id: i64,

@@ -196,8 +196,17 @@ pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
 
-/// An `Env` whose config points the parser at a fake Telegram (pre-shared key, api_hash file).
+/// No pacing for any method: for tests that run the fake with its quotas off and want speed.
+pub const NO_PACING: &str = "[telegram.pacing]\n\"messages.getHistory\" = \"off\"\n\"contacts.resolveUsername\" = \"off\"\n\"channels.getMessages\" = \"off\"\n\"channels.getChannels\" = \"off\"\n\"updates.getChannelDifference\" = \"off\"\n";
+
+/// An `Env` whose config points the parser at a fake Telegram (pre-shared key, api_hash file),
+/// without pacing (see [`telegram_env_with`]).
 pub fn telegram_env(fake: &fake_telegram::FakeTelegram) -> Env {
+    telegram_env_with(fake, NO_PACING)
+}
+
+/// As [`telegram_env`], with `extra` TOML after the `[telegram]` tables.
+pub fn telegram_env_with(fake: &fake_telegram::FakeTelegram, extra: &str) -> Env {
     use std::os::unix::fs::PermissionsExt;
     let env = Env::new();
     std::fs::write(env.path("api_hash"), "a3406de8d171bb422bb6ddf3bbd800e2\n").unwrap();
@@ -210,7 +219,7 @@ pub fn telegram_env(fake: &fake_telegram::FakeTelegram) -> Env {
         std::fs::set_permissions(env.path(f), std::fs::Permissions::from_mode(0o600)).unwrap();
     }
     env.write_config(&format!(
-        "[telegram]\napi_id = 94575\napi_hash_file = \"api_hash\"\n[telegram.server]\naddress = \"{}\"\nauth_key_file = \"auth_key.hex\"\n",
+        "[telegram]\napi_id = 94575\napi_hash_file = \"api_hash\"\n[telegram.server]\naddress = \"{}\"\nauth_key_file = \"auth_key.hex\"\n{extra}",
         fake.info.mtproto
     ));
     env.keygen();

@@ -176,6 +176,12 @@ pub async fn call(ctx: &Ctx, body: &[u8]) -> R {
             shared.world.lock().stats.flood_waits += 1;
             return Err(err(420, format!("FLOOD_WAIT_{secs}")));
         }
+        Verdict::WaitAgain(secs) => {
+            let mut w = shared.world.lock();
+            w.stats.flood_waits += 1;
+            w.stats.calls_during_wait += 1;
+            return Err(err(420, format!("FLOOD_WAIT_{secs}")));
+        }
         Verdict::Ban => {
             shared.revoke_user(user_id);
             shared.with_key(&ctx.key_id, |k| k.revoked = true);

@@ -1,0 +1,799 @@
+//! The guard around every MTProto call the parser makes: per-method pacing, FLOOD_WAIT pauses,
+//! a circuit breaker per DC, timeouts and retries with backoff. grammers' own retries are off
+//! (`NoRetries`), so every wait happens here, where it is counted, logged and shown in `/readyz`.
+//!
+//! Pacing is a sliding window per method ("30 calls per 30 s"), not a token bucket: Telegram's
+//! flood control counts calls in a window, and a bucket either overshoots such a window (its
+//! burst plus its refill) or, sized not to, uses half of it. Each call is counted from the moment
+//! its answer arrives, which is never earlier than the moment Telegram counted it, so our window
+//! ends after Telegram's does.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use grammers_client::tl::{self, Identifiable, RemoteCall};
+use grammers_client::{Client, InvocationError};
+use rand::Rng;
+
+use crate::health::{ExtraCheck, Health, Status};
+
+/// Calls allowed per window for one method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pace {
+    pub calls: u32,
+    pub window: Duration,
+}
+
+impl std::str::FromStr for Pace {
+    type Err = String;
+
+    /// `"30/30s"`, `"5/1m"`, `"5/1h"`.
+    fn from_str(s: &str) -> Result<Pace, String> {
+        let bad = || {
+            format!(
+                "found {s:?}; expected calls per window such as \"30/30s\", \"5/1m\" or \"off\""
+            )
+        };
+        let (calls, window) = s.trim().split_once('/').ok_or_else(bad)?;
+        let calls: u32 = calls.trim().parse().map_err(|_| bad())?;
+        let window = window.trim();
+        let (num, unit) = window.split_at(
+            window
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(window.len()),
+        );
+        let num: u64 = if num.is_empty() {
+            1
+        } else {
+            num.parse().map_err(|_| bad())?
+        };
+        let secs = match unit {
+            "s" | "" => num,
+            "m" => num * 60,
+            "h" => num * 3600,
+            _ => return Err(bad()),
+        };
+        if calls == 0 || secs == 0 {
+            return Err(bad());
+        }
+        Ok(Pace {
+            calls,
+            window: Duration::from_secs(secs),
+        })
+    }
+}
+
+/// Pacing that keeps a healthy account clear of FLOOD_WAIT: the limits Telegram is known to
+/// enforce on a user account for the methods the parser uses.
+pub fn default_pacing() -> BTreeMap<String, Pace> {
+    let p = |calls, secs| Pace {
+        calls,
+        window: Duration::from_secs(secs),
+    };
+    BTreeMap::from([
+        ("messages.getHistory".to_string(), p(30, 30)),
+        ("contacts.resolveUsername".to_string(), p(5, 60)),
+        ("channels.getMessages".to_string(), p(30, 30)),
+        ("channels.getChannels".to_string(), p(30, 30)),
+        ("updates.getChannelDifference".to_string(), p(60, 30)),
+        ("auth.sendCode".to_string(), p(5, 3600)),
+        ("auth.signIn".to_string(), p(5, 60)),
+        ("auth.checkPassword".to_string(), p(5, 60)),
+    ])
+}
+
+/// The guard's settings (`[telegram.guard]` and `[telegram.pacing]`).
+#[derive(Debug, Clone)]
+pub struct GuardConfig {
+    /// Method name → pace; a method not listed is not paced (FLOOD_WAIT still pauses it).
+    pub pacing: BTreeMap<String, Pace>,
+    pub call_timeout: Duration,
+    /// Consecutive failures (network, timeout, 5xx) that open a DC's breaker.
+    pub breaker_failures: u32,
+    pub breaker_cooldown: Duration,
+    pub breaker_cooldown_max: Duration,
+    /// Retry delay after the first failure, doubling up to `retry_delay_max`.
+    pub retry_delay: Duration,
+    pub retry_delay_max: Duration,
+    /// The longest FLOOD_WAIT waited out inside a call; a longer one is returned as
+    /// `GuardError::Flood` (interactive commands). `None`: every wait is waited out (the daemon).
+    pub longest_wait: Option<Duration>,
+}
+
+impl Default for GuardConfig {
+    fn default() -> Self {
+        GuardConfig {
+            pacing: default_pacing(),
+            call_timeout: Duration::from_secs(30),
+            breaker_failures: 5,
+            breaker_cooldown: Duration::from_secs(30),
+            breaker_cooldown_max: Duration::from_secs(300),
+            retry_delay: Duration::from_secs(1),
+            retry_delay_max: Duration::from_secs(30),
+            longest_wait: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GuardError {
+    /// Telegram answered with an error that is the caller's to handle (400 and the like).
+    #[error("Telegram answered {code} {name}")]
+    Rpc {
+        code: i32,
+        name: String,
+        value: Option<u32>,
+    },
+    /// The session is no longer valid: nothing will work until someone logs in again.
+    #[error("Telegram revoked the session ({0}); log in again with `tgparser login`")]
+    Revoked(String),
+    /// The DC's breaker is open: no call is made until `retry_in` has passed.
+    #[error("Telegram DC {dc} is unreachable ({last}); next attempt in {} s", retry_in.as_secs())]
+    Unavailable {
+        dc: i32,
+        retry_in: Duration,
+        last: String,
+    },
+    /// FLOOD_WAIT longer than this caller waits for (`GuardConfig::longest_wait`).
+    #[error("Telegram asks to wait {secs} s before calling {method} again")]
+    Flood { method: &'static str, secs: u32 },
+    /// Not an answer from Telegram (our session storage failed, or the client stopped).
+    #[error("{0}")]
+    Local(String),
+}
+
+impl GuardError {
+    pub fn is_rpc(&self, name: &str) -> bool {
+        matches!(self, GuardError::Rpc { name: n, .. } if n == name)
+    }
+}
+
+/// What a failed call means for the guard.
+enum Failure {
+    Flood(u32),
+    Revoked(String),
+    /// Network, timeout, 5xx: counts against the DC's breaker, retried with backoff.
+    Transient(String),
+    Answer(GuardError),
+}
+
+fn classify(e: InvocationError) -> Failure {
+    match e {
+        InvocationError::Rpc(r) => {
+            if r.code == 420 || r.name == "FLOOD_WAIT" || r.name == "FLOOD_PREMIUM_WAIT" {
+                Failure::Flood(r.value.unwrap_or(1).max(1))
+            } else if matches!(
+                r.name.as_str(),
+                "AUTH_KEY_UNREGISTERED"
+                    | "SESSION_REVOKED"
+                    | "USER_DEACTIVATED"
+                    | "USER_DEACTIVATED_BAN"
+                    | "AUTH_KEY_DUPLICATED"
+            ) {
+                Failure::Revoked(r.name)
+            } else if r.code >= 500 || r.code == -503 || r.name == "Timeout" {
+                Failure::Transient(format!("{} {}", r.code, r.name))
+            } else {
+                Failure::Answer(GuardError::Rpc {
+                    code: r.code,
+                    name: r.name,
+                    value: r.value,
+                })
+            }
+        }
+        InvocationError::Session(e) => {
+            Failure::Answer(GuardError::Local(format!("the session store failed: {e}")))
+        }
+        other => Failure::Transient(other.to_string()),
+    }
+}
+
+#[derive(Debug, Default)]
+struct Gate {
+    /// When recent calls were answered (within the window).
+    done: VecDeque<Instant>,
+    in_flight: u32,
+    paused_until: Option<Instant>,
+}
+
+impl Gate {
+    /// When the next call may go, or `None` if now.
+    fn next_slot(&mut self, now: Instant, pace: Option<Pace>) -> Option<Instant> {
+        if let Some(until) = self.paused_until {
+            if now < until {
+                return Some(until);
+            }
+            self.paused_until = None;
+        }
+        let pace = pace?;
+        while self
+            .done
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= pace.window)
+        {
+            self.done.pop_front();
+        }
+        let used = self.done.len() + self.in_flight as usize;
+        if used < pace.calls as usize {
+            return None;
+        }
+        // Full. The oldest answered call frees a slot when it leaves the window; with only calls
+        // in flight, check again shortly after they are answered.
+        Some(match self.done.front() {
+            Some(t) => *t + pace.window,
+            None => now + Duration::from_millis(20),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerState {
+    Closed,
+    Open,
+    HalfOpen,
+}
+
+impl BreakerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half_open",
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Breaker {
+    failures: u32,
+    /// Set while open: when the half-open probe may go.
+    open_until: Option<Instant>,
+    cooldown: Duration,
+    probing: bool,
+    last_error: String,
+    opened_total: u64,
+}
+
+impl Breaker {
+    fn new(cooldown: Duration) -> Breaker {
+        Breaker {
+            failures: 0,
+            open_until: None,
+            cooldown,
+            probing: false,
+            last_error: String::new(),
+            opened_total: 0,
+        }
+    }
+
+    fn state(&self, now: Instant) -> BreakerState {
+        match self.open_until {
+            None => BreakerState::Closed,
+            Some(t) if now < t => BreakerState::Open,
+            Some(_) => BreakerState::HalfOpen,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Stats {
+    calls: AtomicU64,
+    failures: AtomicU64,
+    flood_waits: AtomicU64,
+    /// Milliseconds, summed over every FLOOD_WAIT Telegram asked for.
+    flood_wait_ms: AtomicU64,
+    paced_ms: AtomicU64,
+    timeouts: AtomicU64,
+}
+
+struct Inner {
+    config: GuardConfig,
+    gates: Mutex<HashMap<&'static str, Arc<Mutex<Gate>>>>,
+    /// Serializes callers of one method while they wait for a slot, so they go in order.
+    turns: Mutex<HashMap<&'static str, Arc<tokio::sync::Mutex<()>>>>,
+    breakers: Mutex<BTreeMap<i32, Breaker>>,
+    health: Option<Arc<Health>>,
+    stats: Stats,
+}
+
+/// Cheap to clone; one per daemon (or per CLI command).
+#[derive(Clone)]
+pub struct Guard(Arc<Inner>);
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn jitter(base: Duration, fraction: f64) -> Duration {
+    let f = rand::rng().random_range(1.0 - fraction..=1.0 + fraction);
+    base.mul_f64(f)
+}
+
+/// Decrements the in-flight count and records the answer time even if the call is cancelled
+/// (the request may have reached Telegram and counts there).
+struct InFlight(Arc<Mutex<Gate>>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut g = lock(&self.0);
+        g.in_flight = g.in_flight.saturating_sub(1);
+        g.done.push_back(Instant::now());
+    }
+}
+
+impl Guard {
+    pub fn new(config: GuardConfig, health: Option<Arc<Health>>) -> Guard {
+        Guard(Arc::new(Inner {
+            config,
+            gates: Mutex::new(HashMap::new()),
+            turns: Mutex::new(HashMap::new()),
+            breakers: Mutex::new(BTreeMap::new()),
+            health,
+            stats: Stats::default(),
+        }))
+    }
+
+    pub fn config(&self) -> &GuardConfig {
+        &self.0.config
+    }
+
+    fn gate(&self, method: &'static str) -> (Arc<Mutex<Gate>>, Arc<tokio::sync::Mutex<()>>) {
+        let gate = lock(&self.0.gates).entry(method).or_default().clone();
+        let turn = lock(&self.0.turns).entry(method).or_default().clone();
+        (gate, turn)
+    }
+
+    /// Calls `req` on the home DC `dc` through the guard. Waits out pacing and FLOOD_WAIT (never
+    /// skipping the call); retries network errors, timeouts and 5xx with backoff until the DC's
+    /// breaker opens, then answers `Unavailable`.
+    pub async fn invoke<R: RemoteCall + Identifiable>(
+        &self,
+        client: &Client,
+        dc: i32,
+        req: &R,
+    ) -> Result<R::Return, GuardError> {
+        let method = tl::name_for_id(R::CONSTRUCTOR_ID);
+        let pace = self.0.config.pacing.get(method).copied();
+        let (gate, turn) = self.gate(method);
+        loop {
+            self.breaker_admit(dc)?;
+            let in_flight = {
+                let _turn = turn.lock().await;
+                loop {
+                    let next = lock(&gate).next_slot(Instant::now(), pace);
+                    match next {
+                        None => break,
+                        Some(at) => {
+                            let wait = at.saturating_duration_since(Instant::now());
+                            self.0
+                                .stats
+                                .paced_ms
+                                .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
+                            tokio::time::sleep_until(at.into()).await;
+                        }
+                    }
+                }
+                lock(&gate).in_flight += 1;
+                InFlight(gate.clone())
+            };
+            self.0.stats.calls.fetch_add(1, Ordering::Relaxed);
+            let result = tokio::time::timeout(self.0.config.call_timeout, client.invoke(req)).await;
+            drop(in_flight);
+            let failure = match result {
+                Ok(Ok(answer)) => {
+                    self.breaker_success(dc);
+                    return Ok(answer);
+                }
+                Ok(Err(e)) => classify(e),
+                Err(_) => {
+                    self.0.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+                    Failure::Transient(format!(
+                        "{method}: no answer within {} s",
+                        self.0.config.call_timeout.as_secs()
+                    ))
+                }
+            };
+            match failure {
+                Failure::Flood(secs) => {
+                    // The server answered, so the DC is healthy.
+                    self.breaker_success(dc);
+                    self.pause(method, &gate, secs);
+                    if self
+                        .0
+                        .config
+                        .longest_wait
+                        .is_some_and(|w| Duration::from_secs(u64::from(secs)) > w)
+                    {
+                        return Err(GuardError::Flood { method, secs });
+                    }
+                }
+                Failure::Revoked(name) => {
+                    self.breaker_success(dc);
+                    return Err(GuardError::Revoked(name));
+                }
+                Failure::Answer(e) => {
+                    if !matches!(e, GuardError::Local(_)) {
+                        self.breaker_success(dc);
+                    }
+                    return Err(e);
+                }
+                Failure::Transient(what) => {
+                    self.0.stats.failures.fetch_add(1, Ordering::Relaxed);
+                    let failures = self.breaker_failure(dc, &what);
+                    tracing::warn!(method, dc, failures, error = %what, "Telegram call failed");
+                    if let Some(open) = self.open_error(dc) {
+                        return Err(open);
+                    }
+                    let delay = self
+                        .0
+                        .config
+                        .retry_delay
+                        .saturating_mul(1 << failures.saturating_sub(1).min(16))
+                        .min(self.0.config.retry_delay_max);
+                    tokio::time::sleep(jitter(delay, 0.25)).await;
+                }
+            }
+        }
+    }
+
+    /// FLOOD_WAIT_X: no call of `method` for X s plus jitter; shown in readiness until it ends.
+    fn pause(&self, method: &'static str, gate: &Arc<Mutex<Gate>>, secs: u32) {
+        let wait = Duration::from_secs(u64::from(secs));
+        // A little past the deadline, never before it: a call during the wait is what gets
+        // accounts banned.
+        let extra = Duration::from_millis(rand::rng().random_range(150..=400));
+        let until = Instant::now() + wait + extra;
+        {
+            let mut g = lock(gate);
+            g.paused_until = Some(g.paused_until.map_or(until, |u| u.max(until)));
+        }
+        let s = &self.0.stats;
+        s.flood_waits.fetch_add(1, Ordering::Relaxed);
+        s.flood_wait_ms
+            .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
+        tracing::warn!(
+            method,
+            secs,
+            "FLOOD_WAIT: pausing this method as Telegram asked"
+        );
+        if let Some(h) = &self.0.health {
+            let name = format!("floodWait:{method}");
+            h.set_check(
+                &name,
+                Some(ExtraCheck {
+                    component_type: "telegram",
+                    status: Status::Warn,
+                    observed_value: Some(f64::from(secs)),
+                    observed_unit: Some("s"),
+                    output: format!("{method} paused for {secs} s by FLOOD_WAIT"),
+                }),
+            );
+            let h = h.clone();
+            let gate = gate.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep_until(until.into()).await;
+                // Cleared only if no later FLOOD_WAIT extended the pause.
+                let still = lock(&gate).paused_until.is_some_and(|u| u > Instant::now());
+                if !still {
+                    h.set_check(&name, None);
+                }
+            });
+        }
+    }
+
+    fn breaker_admit(&self, dc: i32) -> Result<(), GuardError> {
+        let now = Instant::now();
+        let mut bs = lock(&self.0.breakers);
+        let b = bs
+            .entry(dc)
+            .or_insert_with(|| Breaker::new(self.0.config.breaker_cooldown));
+        match b.state(now) {
+            BreakerState::Closed => Ok(()),
+            BreakerState::Open => Err(GuardError::Unavailable {
+                dc,
+                retry_in: b.open_until.map_or(Duration::ZERO, |t| t - now),
+                last: b.last_error.clone(),
+            }),
+            BreakerState::HalfOpen if !b.probing => {
+                b.probing = true;
+                drop(bs);
+                self.report_breaker(dc);
+                Ok(())
+            }
+            BreakerState::HalfOpen => Err(GuardError::Unavailable {
+                dc,
+                retry_in: Duration::from_secs(1),
+                last: b.last_error.clone(),
+            }),
+        }
+    }
+
+    fn breaker_success(&self, dc: i32) {
+        let changed = {
+            let mut bs = lock(&self.0.breakers);
+            let Some(b) = bs.get_mut(&dc) else { return };
+            let was_open = b.open_until.is_some();
+            b.failures = 0;
+            b.open_until = None;
+            b.probing = false;
+            b.cooldown = self.0.config.breaker_cooldown;
+            was_open
+        };
+        if changed {
+            tracing::info!(dc, "Telegram DC reachable again; breaker closed");
+            self.report_breaker(dc);
+        }
+    }
+
+    /// Counts a failure; returns the consecutive count.
+    fn breaker_failure(&self, dc: i32, what: &str) -> u32 {
+        let now = Instant::now();
+        let (failures, opened) = {
+            let mut bs = lock(&self.0.breakers);
+            let b = bs
+                .entry(dc)
+                .or_insert_with(|| Breaker::new(self.0.config.breaker_cooldown));
+            b.failures += 1;
+            b.last_error = what.to_string();
+            let mut opened = false;
+            if b.probing || (b.open_until.is_none() && b.failures >= self.0.config.breaker_failures)
+            {
+                if b.probing {
+                    // The probe failed: stay open, twice as long (capped).
+                    b.cooldown = (b.cooldown * 2).min(self.0.config.breaker_cooldown_max);
+                }
+                b.probing = false;
+                b.open_until = Some(now + jitter(b.cooldown, 0.1));
+                b.opened_total += 1;
+                opened = true;
+            }
+            (b.failures, opened)
+        };
+        if opened {
+            tracing::warn!(dc, failures, error = %what, "Telegram DC unreachable; breaker open");
+            self.report_breaker(dc);
+        }
+        failures
+    }
+
+    fn open_error(&self, dc: i32) -> Option<GuardError> {
+        let now = Instant::now();
+        let bs = lock(&self.0.breakers);
+        let b = bs.get(&dc)?;
+        (b.state(now) != BreakerState::Closed).then(|| GuardError::Unavailable {
+            dc,
+            retry_in: b
+                .open_until
+                .map_or(Duration::ZERO, |t| t.saturating_duration_since(now)),
+            last: b.last_error.clone(),
+        })
+    }
+
+    fn report_breaker(&self, dc: i32) {
+        let Some(h) = &self.0.health else { return };
+        let now = Instant::now();
+        let check = {
+            let bs = lock(&self.0.breakers);
+            bs.get(&dc).and_then(|b| match b.state(now) {
+                BreakerState::Closed => None,
+                BreakerState::Open => Some(ExtraCheck {
+                    component_type: "telegram",
+                    status: Status::Fail,
+                    observed_value: Some(f64::from(b.failures)),
+                    observed_unit: Some("failures"),
+                    output: format!(
+                        "open after {} failures in a row (last: {}); next attempt in {} s",
+                        b.failures,
+                        b.last_error,
+                        b.open_until
+                            .map_or(0, |t| t.saturating_duration_since(now).as_secs())
+                    ),
+                }),
+                BreakerState::HalfOpen => Some(ExtraCheck {
+                    component_type: "telegram",
+                    status: Status::Warn,
+                    observed_value: Some(f64::from(b.failures)),
+                    observed_unit: Some("failures"),
+                    output: format!("half-open: probing after {}", b.last_error),
+                }),
+            })
+        };
+        h.set_check(&format!("breaker:mtproto-dc{dc}"), check);
+    }
+
+    /// Each DC's breaker state, for `/status` and the CLI.
+    pub fn breakers(&self) -> Vec<(i32, BreakerState)> {
+        let now = Instant::now();
+        lock(&self.0.breakers)
+            .iter()
+            .map(|(dc, b)| (*dc, b.state(now)))
+            .collect()
+    }
+
+    /// Prometheus text for `/metrics`.
+    pub fn write_metrics(&self, out: &mut String) {
+        let s = &self.0.stats;
+        let counter = |out: &mut String, name: &str, help: &str, v: String| {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            let _ = writeln!(out, "{name} {v}");
+        };
+        counter(
+            out,
+            "tg_requests_total",
+            "MTProto calls made through the guard.",
+            s.calls.load(Ordering::Relaxed).to_string(),
+        );
+        counter(
+            out,
+            "tg_request_failures_total",
+            "MTProto calls that failed with a network error, a timeout or a 5xx.",
+            s.failures.load(Ordering::Relaxed).to_string(),
+        );
+        counter(
+            out,
+            "tg_request_timeouts_total",
+            "MTProto calls that got no answer in time.",
+            s.timeouts.load(Ordering::Relaxed).to_string(),
+        );
+        counter(
+            out,
+            "tg_flood_waits_total",
+            "FLOOD_WAIT answers received.",
+            s.flood_waits.load(Ordering::Relaxed).to_string(),
+        );
+        counter(
+            out,
+            "tg_flood_wait_seconds_total",
+            "Seconds of waiting Telegram asked for with FLOOD_WAIT.",
+            format!(
+                "{:.3}",
+                s.flood_wait_ms.load(Ordering::Relaxed) as f64 / 1000.0
+            ),
+        );
+        counter(
+            out,
+            "tg_paced_seconds_total",
+            "Seconds calls waited for their method's pacing window.",
+            format!("{:.3}", s.paced_ms.load(Ordering::Relaxed) as f64 / 1000.0),
+        );
+        let now = Instant::now();
+        let bs = lock(&self.0.breakers);
+        let _ = writeln!(
+            out,
+            "# HELP tg_breaker_state Circuit breaker per DC (1 for the state it is in)."
+        );
+        let _ = writeln!(out, "# TYPE tg_breaker_state gauge");
+        for (dc, b) in bs.iter() {
+            let cur = b.state(now);
+            for st in [
+                BreakerState::Closed,
+                BreakerState::Open,
+                BreakerState::HalfOpen,
+            ] {
+                let _ = writeln!(
+                    out,
+                    "tg_breaker_state{{dc=\"{dc}\",state=\"{}\"}} {}",
+                    st.as_str(),
+                    u8::from(cur == st)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP tg_breaker_opened_total Times each DC's breaker opened."
+        );
+        let _ = writeln!(out, "# TYPE tg_breaker_opened_total counter");
+        for (dc, b) in bs.iter() {
+            let _ = writeln!(
+                out,
+                "tg_breaker_opened_total{{dc=\"{dc}\"}} {}",
+                b.opened_total
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paces_parse_and_nonsense_is_refused() {
+        assert_eq!(
+            "30/30s".parse::<Pace>().unwrap(),
+            Pace {
+                calls: 30,
+                window: Duration::from_secs(30)
+            }
+        );
+        assert_eq!(
+            "5/1h".parse::<Pace>().unwrap().window,
+            Duration::from_secs(3600)
+        );
+        assert_eq!(
+            "5/m".parse::<Pace>().unwrap().window,
+            Duration::from_secs(60)
+        );
+        for bad in ["", "30", "0/30s", "30/0s", "x/30s", "30/30d", "30/-1s"] {
+            let e = bad.parse::<Pace>().unwrap_err();
+            assert!(e.contains("expected calls per window"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_full_window_waits_for_its_oldest_call_to_leave() {
+        let pace = Pace {
+            calls: 2,
+            window: Duration::from_secs(10),
+        };
+        let mut g = Gate::default();
+        let t0 = Instant::now();
+        assert_eq!(g.next_slot(t0, Some(pace)), None);
+        g.done.push_back(t0);
+        assert_eq!(g.next_slot(t0, Some(pace)), None);
+        g.in_flight = 1;
+        // One answered, one in flight: full until the answered one leaves the window.
+        assert_eq!(
+            g.next_slot(t0, Some(pace)),
+            Some(t0 + Duration::from_secs(10))
+        );
+        g.in_flight = 0;
+        g.done.push_back(t0 + Duration::from_secs(1));
+        assert_eq!(
+            g.next_slot(t0 + Duration::from_secs(5), Some(pace)),
+            Some(t0 + Duration::from_secs(10))
+        );
+        assert_eq!(g.next_slot(t0 + Duration::from_secs(10), Some(pace)), None);
+        // A pause outranks the window.
+        g.paused_until = Some(t0 + Duration::from_secs(60));
+        assert_eq!(
+            g.next_slot(t0 + Duration::from_secs(20), None),
+            Some(t0 + Duration::from_secs(60))
+        );
+        assert_eq!(g.next_slot(t0 + Duration::from_secs(61), None), None);
+        assert_eq!(g.paused_until, None);
+    }
+
+    #[test]
+    fn breaker_opens_after_the_configured_failures_and_a_failed_probe_doubles_the_cooldown() {
+        let guard = Guard::new(
+            GuardConfig {
+                breaker_failures: 3,
+                breaker_cooldown: Duration::from_millis(50),
+                ..GuardConfig::default()
+            },
+            None,
+        );
+        for i in 1..=2 {
+            assert_eq!(guard.breaker_failure(2, "io"), i);
+            assert!(guard.breaker_admit(2).is_ok());
+        }
+        guard.breaker_failure(2, "io");
+        assert!(matches!(
+            guard.breaker_admit(2),
+            Err(GuardError::Unavailable { dc: 2, .. })
+        ));
+        assert_eq!(guard.breakers(), vec![(2, BreakerState::Open)]);
+        std::thread::sleep(Duration::from_millis(60));
+        // One probe, the others keep waiting.
+        assert!(guard.breaker_admit(2).is_ok());
+        assert!(guard.breaker_admit(2).is_err());
+        guard.breaker_failure(2, "io again");
+        let cooldown = lock(&guard.0.breakers)[&2].cooldown;
+        assert_eq!(cooldown, Duration::from_millis(100));
+        assert_eq!(guard.breakers(), vec![(2, BreakerState::Open)]);
+        std::thread::sleep(Duration::from_millis(120));
+        assert!(guard.breaker_admit(2).is_ok());
+        guard.breaker_success(2);
+        assert_eq!(guard.breakers(), vec![(2, BreakerState::Closed)]);
+        assert!(guard.breaker_admit(2).is_ok());
+        assert!(
+            guard.breaker_admit(3).is_ok(),
+            "DCs have their own breakers"
+        );
+    }
+}
