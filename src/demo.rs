@@ -89,7 +89,7 @@ async fn prepare(cfg: &Config, fake: &fake_telegram::FakeTelegram) -> anyhow::Re
         }
     }
     for name in &fake.info.channels {
-        let c = crate::cli::channels::resolve(&conn, name).await?;
+        let c = crate::parser::resolve::resolve(&conn, name).await?;
         store
             .add_channel(&NewChannel::from_tl(&c, None, None))
             .await?;

@@ -34,25 +34,6 @@ async fn run(env: &Env, args: &[&str], input: &str) -> Output {
     run_with_input(env, args, input).await
 }
 
-fn stored_ids(env: &Env, channel: i64) -> Vec<i32> {
-    sql(
-        env,
-        &format!("SELECT id FROM messages WHERE channel_id = {channel} ORDER BY id"),
-    )
-    .lines()
-    .filter(|l| !l.is_empty())
-    .map(|l| l.parse().unwrap())
-    .collect()
-}
-
-fn world_ids(fake: &FakeTelegram, channel: i64) -> Vec<i32> {
-    fake.world.lock().channels[&channel]
-        .posts
-        .keys()
-        .copied()
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backfill_of_50000_posts_over_5_channels_stores_exactly_every_post_with_every_field() {
     let (fake, env) = setup(Options {

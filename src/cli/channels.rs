@@ -1,71 +1,16 @@
 //! `tgparser channels …` and `tgparser backfill`: which channels the parser follows, and reading
 //! their history in the foreground with visible progress.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow, bail};
-use grammers_client::tl;
 
 use super::login::open;
 use crate::config::Config;
-use crate::guard::GuardError;
 use crate::parser::backfill;
-use crate::store::{NewChannel, Store, normalize_ref};
-
-/// Resolves a channel reference through Telegram: `@name`, a t.me link, or the id of a channel
-/// the account has already seen.
-pub(crate) async fn resolve(
-    conn: &crate::parser::client::Connected,
-    input: &str,
-) -> anyhow::Result<tl::types::Channel> {
-    let name = normalize_ref(input);
-    if name.is_empty() {
-        bail!("{input:?} is not a channel: give @username, a t.me link or a channel id");
-    }
-    if name.parse::<i64>().is_ok() {
-        bail!(
-            "{input}: a numeric id can only be added for a channel already in the database; use its @username or t.me link"
-        );
-    }
-    let valid = name.len() >= 4
-        && name.len() <= 32
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !valid {
-        bail!(
-            "{input:?} is not a valid channel name or link (names are 4-32 letters, digits and _)"
-        );
-    }
-    let res = conn
-        .invoke(&tl::functions::contacts::ResolveUsername {
-            username: name.clone(),
-            referer: None,
-        })
-        .await;
-    let resolved = match res {
-        Ok(tl::enums::contacts::ResolvedPeer::Peer(p)) => p,
-        Err(e) if e.is_rpc("USERNAME_NOT_OCCUPIED") => bail!("there is no channel @{name}"),
-        Err(e) if e.is_rpc("USERNAME_INVALID") => {
-            bail!("{input:?} is not a valid channel name or link")
-        }
-        Err(GuardError::Flood { secs, .. }) => {
-            bail!("Telegram asks to wait {secs} s before resolving more names; try again then")
-        }
-        Err(e) => return Err(anyhow!("resolving @{name} failed: {e}")),
-    };
-    for chat in resolved.chats {
-        match chat {
-            tl::enums::Chat::Channel(c) => return Ok(c),
-            tl::enums::Chat::ChannelForbidden(c) => {
-                bail!(
-                    "@{name} ({}) is a private channel: the account must join it first",
-                    c.title
-                )
-            }
-            _ => {}
-        }
-    }
-    bail!("@{name} is not a channel (it is a user or a bot)")
-}
+use crate::parser::resolve::resolve;
+use crate::store::{NewChannel, Store};
 
 pub async fn add(
     cfg: &Config,
@@ -83,7 +28,14 @@ pub async fn add(
     if last.is_some_and(|n| n <= 0) {
         bail!("--last must be a positive number of posts");
     }
-    let (_lock, store, conn) = open(cfg).await?;
+    let (_lock, store, conn) = match open(cfg).await {
+        Ok(x) => x,
+        // The daemon runs and holds the session: hand the request to it.
+        Err(e) if e.downcast_ref::<crate::store::Locked>().is_some() => {
+            return add_through_daemon(cfg, reference, since, last).await;
+        }
+        Err(e) => return Err(e),
+    };
     if login_missing(&conn).await? {
         bail!("the parsing account is not logged in; run `tgparser login` first");
     }
@@ -108,6 +60,51 @@ pub async fn add(
     drop(conn);
     store.close().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// How long `channels add` waits for a running daemon to resolve the channel. Resolving is paced
+/// (Telegram allows a few names a minute), so this is generous.
+const DAEMON_ANSWER: std::time::Duration = std::time::Duration::from_secs(120);
+
+async fn add_through_daemon(
+    cfg: &Config,
+    reference: &str,
+    since: Option<i64>,
+    last: Option<i64>,
+) -> anyhow::Result<ExitCode> {
+    let store = Store::open(&cfg.store).await?;
+    let id = store.request_channel(reference, since, last, "cli").await?;
+    eprintln!("the daemon is running; asked it to add {reference}…");
+    let started = std::time::Instant::now();
+    loop {
+        let r = store
+            .channel_request(id)
+            .await?
+            .ok_or_else(|| anyhow!("the request to add {reference} disappeared"))?;
+        match r.state.as_str() {
+            "done" => {
+                println!("{}", r.outcome.unwrap_or_default());
+                store.close().await;
+                return Ok(ExitCode::SUCCESS);
+            }
+            "failed" => {
+                store.close().await;
+                bail!(
+                    "{}",
+                    r.outcome
+                        .unwrap_or_else(|| "the daemon could not add it".into())
+                );
+            }
+            _ if started.elapsed() > DAEMON_ANSWER => {
+                println!(
+                    "the daemon has not answered yet (is the parser logged in and Telegram reachable?); the request stays queued: see `tgparser channels list` later"
+                );
+                store.close().await;
+                return Ok(ExitCode::SUCCESS);
+            }
+            _ => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+        }
+    }
 }
 
 async fn login_missing(conn: &crate::parser::client::Connected) -> anyhow::Result<bool> {
@@ -174,7 +171,7 @@ pub async fn set_state(
     action: &str,
     purge: bool,
 ) -> anyhow::Result<ExitCode> {
-    let _lock = crate::store::StateLock::acquire(&cfg.store.dir)?;
+    // No state lock: a running daemon re-reads the channels within seconds.
     let store = Store::open(&cfg.store).await?;
     let ch = store.find_channel(reference).await?.ok_or_else(|| {
         anyhow!("{reference} is not among the followed channels (see `tgparser channels list`)")
@@ -230,17 +227,46 @@ pub async fn run_backfill(cfg: &Config, only: Option<&str>) -> anyhow::Result<Ex
         None => None,
     };
     let t = std::time::Instant::now();
+    // A bar per channel on a terminal; plain lines for logs and pipes.
+    let tty = std::io::stderr().is_terminal();
+    let bars = indicatif::MultiProgress::new();
+    let style = indicatif::ProgressStyle::with_template(
+        "{prefix:<24} [{bar:30}] {pos:>3}% {msg} ({elapsed})",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    let mut shown: std::collections::HashMap<i64, indicatif::ProgressBar> =
+        std::collections::HashMap::new();
     let total = backfill::run_all(&conn, &store, only, |ch, page| {
-        eprintln!(
-            "{:<24} {:>8} posts {:>6.1}%{}",
-            ch.display_name(),
-            ch.stored,
-            ch.backfill_percent(),
-            if page.done { "  done" } else { "" }
-        );
+        if !tty {
+            eprintln!(
+                "{:<24} {:>8} posts {:>6.1}%{}",
+                ch.display_name(),
+                ch.stored,
+                ch.backfill_percent(),
+                if page.done { "  done" } else { "" }
+            );
+            return;
+        }
+        let bar = shown.entry(ch.id).or_insert_with(|| {
+            let b = bars.add(indicatif::ProgressBar::new(100));
+            b.set_style(style.clone());
+            b.set_prefix(ch.display_name());
+            b
+        });
+        bar.set_position(ch.backfill_percent().round().clamp(0.0, 100.0) as u64);
+        if page.done {
+            bar.set_position(100);
+            bar.finish_with_message(format!("{} posts, done", ch.stored));
+        } else {
+            bar.set_message(format!("{} posts", ch.stored));
+        }
     })
     .await
     .context("backfill stopped")?;
+    for bar in shown.values() {
+        bar.abandon();
+    }
     conn.session.flush().await?;
     println!(
         "backfill complete: {total} posts stored in {:.1} s",

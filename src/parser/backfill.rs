@@ -20,8 +20,9 @@ pub enum BackfillError {
     Private(String),
     #[error("{channel}: Telegram refused the history request: {error}")]
     Telegram { channel: String, error: String },
-    /// The session is gone: the parser must stop until someone logs in again.
-    #[error("{0}")]
+    /// The session is gone (Telegram's error name): the parser must stop until someone logs in
+    /// again.
+    #[error("Telegram revoked the session ({0}); log in again with `tgparser login`")]
     Revoked(String),
     /// Telegram is unreachable for now (the guard's breaker is open).
     #[error("{message}")]
@@ -33,7 +34,7 @@ pub enum BackfillError {
 impl BackfillError {
     pub fn from_guard(ch: &ChannelRecord, e: GuardError) -> BackfillError {
         match e {
-            GuardError::Revoked(_) => BackfillError::Revoked(e.to_string()),
+            GuardError::Revoked(name) => BackfillError::Revoked(name),
             GuardError::Unavailable { retry_in, .. } => BackfillError::Unavailable {
                 retry_in,
                 message: e.to_string(),

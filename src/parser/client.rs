@@ -13,6 +13,10 @@ use crate::guard::{Guard, GuardError};
 use crate::store::Store;
 use crate::vault::Vault;
 
+/// Updates buffered between the connection and the follower. grammers drops updates when its
+/// buffer is full (100 by default); a burst of posts across many channels must fit.
+pub const UPDATES_CAPACITY: usize = 8192;
+
 /// The DC a `[telegram.server]` test server is addressed as.
 pub const TEST_SERVER_DC: i32 = 2;
 
@@ -120,6 +124,8 @@ pub async fn connect(
         tg.api_id,
         ConnectionParams {
             retry_policy: Box::new(NoRetries),
+            updates_channel_capacity: std::num::NonZeroUsize::new(UPDATES_CAPACITY)
+                .unwrap_or(std::num::NonZeroUsize::MIN),
             ..Default::default()
         },
     );

@@ -4,11 +4,14 @@
 //! - [`session`]: grammers' session over our store, auth keys sealed by the vault;
 //! - [`client`]: connecting (a test server with a pre-shared key, such as the fake Telegram, or
 //!   Telegram itself);
-//! - [`login`]: the login flow (phone → code → 2FA), shared by `tgparser login` and the bot.
+//! - [`login`]: the login flow (phone → code → 2FA), shared by `tgparser login` and the bot;
+//! - [`resolve`]: a channel reference to a channel, through Telegram;
+//! - [`backfill`], [`part`]: reading history and following channels in the daemon.
 
 pub mod backfill;
 pub mod client;
 pub mod convert;
 pub mod login;
 pub mod part;
+pub mod resolve;
 pub mod session;

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use grammers_client::InvocationError;
 use grammers_client::sender::UpdatesConfiguration;
 use grammers_client::update::Update;
+use grammers_session::updates::UpdatesLike;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -212,18 +213,224 @@ pub async fn run(
             });
         }
     }
+    // Raw updates pass a watcher on their way to grammers: a post Telegram pushed that grammers
+    // never hands over (its gap handling dropped it) is refilled from history.
+    let (raw_tx, raw_rx) = mpsc::channel(client::UPDATES_CAPACITY);
+    let (seen_tx, seen_rx) = mpsc::unbounded_channel();
+    let watcher = conn
+        .updates
+        .take()
+        .map(|from| tokio::spawn(watch_raw(from, raw_tx, seen_tx)));
+    let gaps = tokio::spawn(gap_watch(store.clone(), seen_rx, refill_tx.clone()));
     let follow = tokio::spawn(follow_live(
         conn.client.clone(),
-        conn.updates.take(),
+        watcher.is_some().then_some(raw_rx),
         store.clone(),
         ctx.cancel.clone(),
         refill_tx,
         stats.clone(),
     ));
-    let result = work_loop(&conn, &store, &ctx.cancel, refill_rx, &stats).await;
+    let conn = Arc::new(conn);
+    let requests = tokio::spawn(requests_loop(
+        conn.clone(),
+        store.clone(),
+        ctx.cancel.clone(),
+    ));
+    let result = tokio::select! {
+        r = work_loop(&conn, &store, &ctx.cancel, refill_rx, &stats) => r,
+        r = requests => match r {
+            Ok(r) => r,
+            Err(e) => Err(PartError::Retry(format!("channel requests stopped: {e}"))),
+        },
+    };
     follow.abort();
+    gaps.abort();
+    if let Some(w) = watcher {
+        w.abort();
+    }
     let _ = conn.session.flush().await;
     result
+}
+
+/// What the raw update watcher saw.
+#[derive(Debug, Clone, Copy)]
+enum Sighting {
+    Post { channel: i64, id: i32 },
+    TooLong { channel: i64 },
+}
+
+fn sightings(u: &UpdatesLike, out: &mut Vec<Sighting>) {
+    use grammers_client::tl::enums::{Message, Peer, Update as U, Updates};
+    let UpdatesLike::Updates(updates) = u else {
+        return;
+    };
+    let list: &[U] = match updates {
+        Updates::Updates(x) => &x.updates,
+        Updates::Combined(x) => &x.updates,
+        Updates::UpdateShort(x) => std::slice::from_ref(&x.update),
+        _ => &[],
+    };
+    for update in list {
+        match update {
+            U::NewChannelMessage(m) => {
+                if let Message::Message(msg) = &m.message
+                    && let Peer::Channel(c) = &msg.peer_id
+                {
+                    out.push(Sighting::Post {
+                        channel: c.channel_id,
+                        id: msg.id,
+                    });
+                }
+            }
+            U::ChannelTooLong(t) => out.push(Sighting::TooLong {
+                channel: t.channel_id,
+            }),
+            _ => {}
+        }
+    }
+}
+
+async fn watch_raw(
+    mut from: mpsc::Receiver<UpdatesLike>,
+    to: mpsc::Sender<UpdatesLike>,
+    seen: mpsc::UnboundedSender<Sighting>,
+) {
+    let mut found = Vec::new();
+    while let Some(u) = from.recv().await {
+        sightings(&u, &mut found);
+        for s in found.drain(..) {
+            let _ = seen.send(s);
+        }
+        if to.send(u).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// How long a pushed post may take to be stored before it counts as dropped.
+const DELIVERY_GRACE: Duration = Duration::from_secs(3);
+
+/// Turns sightings into refills: a pushed post still not stored after `DELIVERY_GRACE`, or a
+/// channel Telegram says is too far behind, is fetched from history.
+async fn gap_watch(
+    store: Store,
+    mut seen: mpsc::UnboundedReceiver<Sighting>,
+    refills: mpsc::UnboundedSender<Refill>,
+) {
+    let mut pending: HashMap<i64, (i32, Instant)> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            s = seen.recv() => match s {
+                None => return,
+                Some(Sighting::Post { channel, id }) => {
+                    let e = pending.entry(channel).or_insert((id, Instant::now()));
+                    e.0 = e.0.max(id);
+                }
+                Some(Sighting::TooLong { channel }) => {
+                    if let Ok(Some(newest)) = store.newest_id(channel).await {
+                        let _ = refills.send(Refill {
+                            channel,
+                            after: i32::try_from(newest).unwrap_or(i32::MAX),
+                            before: 0,
+                        });
+                    }
+                }
+            },
+            _ = tick.tick() => {
+                let due: Vec<(i64, i32)> = pending
+                    .iter()
+                    .filter(|(_, (_, at))| at.elapsed() >= DELIVERY_GRACE)
+                    .map(|(c, (id, _))| (*c, *id))
+                    .collect();
+                for (channel, id) in due {
+                    pending.remove(&channel);
+                    // Only channels being read (some posts stored) and only if still missing.
+                    if let Ok(Some(newest)) = store.newest_id(channel).await
+                        && newest < i64::from(id)
+                    {
+                        tracing::info!(channel, after = newest, id, "a pushed post was never delivered; refilling");
+                        let _ = refills.send(Refill {
+                            channel,
+                            after: i32::try_from(newest).unwrap_or(i32::MAX),
+                            before: id + 1,
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+const REQUESTS_POLL: Duration = Duration::from_secs(1);
+
+/// `channels add` from the CLI while the daemon runs (and, later, the bot): resolve the channel
+/// through the guard, add it, and write the outcome back for the requester. A request that fails
+/// for a temporary reason stays pending and is tried again.
+async fn requests_loop(
+    conn: Arc<Connected>,
+    store: Store,
+    cancel: CancellationToken,
+) -> Result<(), PartError> {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(REQUESTS_POLL) => {}
+            _ = cancel.cancelled() => return Ok(()),
+        }
+        let pending = store
+            .pending_channel_requests()
+            .await
+            .map_err(|e| PartError::Retry(e.to_string()))?;
+        for r in pending {
+            let resolved = tokio::select! {
+                c = super::resolve::resolve(&conn, &r.reference) => c,
+                _ = cancel.cancelled() => return Ok(()),
+            };
+            let (channel, outcome) = match resolved {
+                Ok(c) => {
+                    let added = store
+                        .add_channel(&crate::store::NewChannel::from_tl(&c, r.since, r.last))
+                        .await
+                        .map_err(|e| PartError::Retry(e.to_string()))?;
+                    let _ = store
+                        .audit(
+                            &r.requested_by,
+                            "channel_add",
+                            serde_json::json!({"channel_id": c.id, "username": c.username}),
+                        )
+                        .await;
+                    tracing::info!(
+                        channel = c.username.as_deref().unwrap_or("-"),
+                        id = c.id,
+                        "channel added on request"
+                    );
+                    (
+                        Some(c.id),
+                        format!(
+                            "{} {} (@{}, id {}); the daemon is reading its history",
+                            if added { "added" } else { "already followed:" },
+                            c.title,
+                            c.username.as_deref().unwrap_or("-"),
+                            c.id
+                        ),
+                    )
+                }
+                Err(super::resolve::ResolveError::Telegram {
+                    error: crate::guard::GuardError::Revoked(e),
+                    ..
+                }) => return Err(revoked(&store, &e).await),
+                Err(e) if e.is_temporary() => {
+                    tracing::warn!(reference = %r.reference, error = %e, "channel request postponed");
+                    continue;
+                }
+                Err(e) => (None, e.to_string()),
+            };
+            store
+                .finish_channel_request(r.id, channel, &outcome)
+                .await
+                .map_err(|e| PartError::Retry(e.to_string()))?;
+        }
+    }
 }
 
 async fn revoked(store: &Store, error: &str) -> PartError {
@@ -357,7 +564,7 @@ async fn work_loop(
 /// jump it could not fill is sent to the work loop as a refill.
 async fn follow_live(
     client: grammers_client::Client,
-    updates: Option<mpsc::Receiver<grammers_session::updates::UpdatesLike>>,
+    updates: Option<mpsc::Receiver<UpdatesLike>>,
     store: Store,
     cancel: CancellationToken,
     refills: mpsc::UnboundedSender<Refill>,

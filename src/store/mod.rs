@@ -9,6 +9,7 @@
 mod channels;
 mod ingest;
 mod lock;
+mod requests;
 mod sealed;
 
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -25,7 +26,8 @@ use crate::config::StoreConfig;
 
 pub use channels::{ChannelRecord, NewChannel, normalize_ref};
 pub use ingest::{CursorAdvance, MessageRow};
-pub use lock::StateLock;
+pub use lock::{Locked, StateLock};
+pub use requests::ChannelRequest;
 pub use sealed::{SEALED_COLUMNS, SealedColumn};
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");

@@ -39,6 +39,16 @@ impl Env {
         addr
     }
 
+    /// The health port `write_config` chose.
+    pub fn health_addr(&self) -> SocketAddr {
+        let cfg = std::fs::read_to_string(self.path("config.toml")).unwrap();
+        let line = cfg.lines().find(|l| l.starts_with("listen = ")).unwrap();
+        line.trim_start_matches("listen = ")
+            .trim_matches('"')
+            .parse()
+            .unwrap()
+    }
+
     pub fn keygen(&self) {
         let out = self
             .cmd(&["keygen", "--out"])
@@ -259,4 +269,49 @@ pub fn sql(env: &Env, query: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Message ids stored for `channel`, ascending.
+pub fn stored_ids(env: &Env, channel: i64) -> Vec<i32> {
+    sql(
+        env,
+        &format!("SELECT id FROM messages WHERE channel_id = {channel} ORDER BY id"),
+    )
+    .lines()
+    .filter(|l| !l.is_empty())
+    .map(|l| l.parse().unwrap())
+    .collect()
+}
+
+/// Message ids the fake holds for `channel`, ascending.
+pub fn world_ids(fake: &fake_telegram::FakeTelegram, channel: i64) -> Vec<i32> {
+    fake.world.lock().channels[&channel]
+        .posts
+        .keys()
+        .copied()
+        .collect()
+}
+
+/// Logs the fake's account (started with `password: None`) in with `tgparser login` and adds
+/// `channels` with `channels add`.
+pub async fn login_and_add(env: &Env, fake: &fake_telegram::FakeTelegram, channels: &[String]) {
+    let input = format!("{}\n", fake.info.code);
+    let out = run_with_input(env, &["login", "--phone", &fake.info.phone.clone()], &input).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    for name in channels {
+        let out = run_with_input(env, &["channels", "add", name], "").await;
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    }
+}
+
+/// Polls `f` every 100 ms until it holds; panics with `what` after `limit`.
+pub async fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let t = std::time::Instant::now();
+    while !f() {
+        assert!(
+            t.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -1,0 +1,87 @@
+//! Resolving a channel reference (`@name`, a t.me link, `tg://resolve`) through Telegram.
+
+use grammers_client::tl;
+
+use super::client::Connected;
+use crate::guard::GuardError;
+use crate::store::normalize_ref;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("{0:?} is not a channel: give @username, a t.me link or a channel id")]
+    Empty(String),
+    #[error(
+        "{0}: a numeric id can only be added for a channel already in the database; use its @username or t.me link"
+    )]
+    NumericId(String),
+    #[error("{0:?} is not a valid channel name or link (names are 4-32 letters, digits and _)")]
+    Invalid(String),
+    #[error("there is no channel @{0}")]
+    NoSuch(String),
+    #[error("@{name} ({title}) is a private channel: the account must join it first")]
+    Private { name: String, title: String },
+    #[error("@{0} is not a channel (it is a user or a bot)")]
+    NotAChannel(String),
+    #[error("Telegram asks to wait {0} s before resolving more names; try again then")]
+    Flood(u32),
+    #[error("resolving @{name} failed: {error}")]
+    Telegram { name: String, error: GuardError },
+}
+
+impl ResolveError {
+    /// Worth asking again later (Telegram unreachable or asking to wait), not a wrong reference.
+    pub fn is_temporary(&self) -> bool {
+        matches!(
+            self,
+            ResolveError::Flood(_)
+                | ResolveError::Telegram {
+                    error: GuardError::Unavailable { .. } | GuardError::Flood { .. },
+                    ..
+                }
+        )
+    }
+}
+
+pub async fn resolve(conn: &Connected, input: &str) -> Result<tl::types::Channel, ResolveError> {
+    let name = normalize_ref(input);
+    if name.is_empty() {
+        return Err(ResolveError::Empty(input.to_string()));
+    }
+    if name.parse::<i64>().is_ok() {
+        return Err(ResolveError::NumericId(input.to_string()));
+    }
+    let valid = name.len() >= 4
+        && name.len() <= 32
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(ResolveError::Invalid(input.to_string()));
+    }
+    let res = conn
+        .invoke(&tl::functions::contacts::ResolveUsername {
+            username: name.clone(),
+            referer: None,
+        })
+        .await;
+    let resolved = match res {
+        Ok(tl::enums::contacts::ResolvedPeer::Peer(p)) => p,
+        Err(e) if e.is_rpc("USERNAME_NOT_OCCUPIED") => return Err(ResolveError::NoSuch(name)),
+        Err(e) if e.is_rpc("USERNAME_INVALID") => {
+            return Err(ResolveError::Invalid(input.to_string()));
+        }
+        Err(GuardError::Flood { secs, .. }) => return Err(ResolveError::Flood(secs)),
+        Err(error) => return Err(ResolveError::Telegram { name, error }),
+    };
+    for chat in resolved.chats {
+        match chat {
+            tl::enums::Chat::Channel(c) => return Ok(c),
+            tl::enums::Chat::ChannelForbidden(c) => {
+                return Err(ResolveError::Private {
+                    name,
+                    title: c.title,
+                });
+            }
+            _ => {}
+        }
+    }
+    Err(ResolveError::NotAChannel(name))
+}
