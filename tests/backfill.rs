@@ -166,11 +166,21 @@ async fn backfill_of_50000_posts_over_5_channels_stores_exactly_every_post_with_
     assert_eq!(text_of, want);
 }
 
+/// Kill rounds: 20 in the suite; `scripts/reliability` sets `TGPARSER_KILL_ROUNDS=200`.
+fn kill_rounds() -> usize {
+    std::env::var("TGPARSER_KILL_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_random_moments_during_backfill_resumes_exactly() {
+    let rounds = kill_rounds();
+    // Enough history that the kills land mid-backfill for every round.
     let (fake, env) = setup(Options {
         channels: 3,
-        posts: 3_000,
+        posts: (rounds * 150).max(3_000),
         ..Default::default()
     })
     .await;
@@ -180,7 +190,7 @@ async fn kill_9_at_random_moments_during_backfill_resumes_exactly() {
     }
     let mut last_cursors: Vec<i64> = vec![i64::MAX; 3];
     let mut rng = rand::rng();
-    for round in 0..20 {
+    for round in 0..rounds {
         let mut child = env
             .cmd(&["backfill"])
             .stdout(Stdio::null())

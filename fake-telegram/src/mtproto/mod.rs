@@ -6,7 +6,7 @@
 //! dropped; every other connection keeps being served. Transport error -404 is never sent: it
 //! would make a client throw its key away and try a key exchange that cannot work here.
 
-mod convert;
+pub mod convert;
 mod envelope;
 mod rpc;
 pub mod wire;
