@@ -64,6 +64,14 @@ async fn backfill_of_50000_posts_over_5_channels_stores_exactly_every_post_with_
             world_ids(&fake, id),
             "{name}: exactly the set of ids"
         );
+        assert_eq!(
+            sql(
+                &env,
+                &format!("SELECT post_count FROM channels WHERE id = {id}")
+            ),
+            stored.len().to_string(),
+            "{name}: the kept count matches"
+        );
         total += stored.len();
     }
     assert!(total > 50_000, "{total}");

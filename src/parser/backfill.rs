@@ -3,6 +3,7 @@
 //! after the last stored page, and the cursor never moves backwards. Channels take turns, one
 //! page each, so a big channel does not starve the others.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use grammers_client::tl;
@@ -66,13 +67,21 @@ fn input_peer(ch: &ChannelRecord) -> tl::enums::InputPeer {
     .into()
 }
 
-/// Fetches and stores the next page of `ch`. Pacing and FLOOD_WAIT are waited out in the guard;
-/// nothing is skipped.
-pub async fn next_page(
+/// A page fetched and converted, ready to be stored with its cursor advance.
+#[derive(Debug)]
+pub struct Page {
+    pub channel_id: i64,
+    pub rows: Vec<crate::store::MessageRow>,
+    pub advance: CursorAdvance,
+}
+
+/// Fetches the next page of `ch` (below its cursor) and decides how far the cursor moves. Pacing
+/// and FLOOD_WAIT are waited out in the guard; nothing is skipped.
+pub async fn fetch_page(
     conn: &Connected,
     store: &Store,
     ch: &ChannelRecord,
-) -> Result<PageOutcome, BackfillError> {
+) -> Result<Page, BackfillError> {
     let offset_id = ch.backfill_cursor.unwrap_or(0) as i32;
     let req = tl::functions::messages::GetHistory {
         peer: input_peer(ch),
@@ -118,22 +127,130 @@ pub async fn next_page(
             done = true;
         }
     }
-    let cursor = page_min.unwrap_or(offset_id);
+    // A server that ignores offset_id would hand the same page forever: end there.
+    if offset_id != 0 && page_min.is_some_and(|m| m >= offset_id) {
+        done = true;
+    }
+    Ok(Page {
+        channel_id: ch.id,
+        rows,
+        advance: CursorAdvance {
+            channel_id: ch.id,
+            cursor: page_min.unwrap_or(offset_id),
+            done,
+        },
+    })
+}
+
+/// Stores a page and moves its channel's cursor, in one transaction.
+pub async fn store_page(store: &Store, page: &Page) -> Result<PageOutcome, StoreError> {
     store
-        .ingest(
-            ch.id,
-            &rows,
-            Some(CursorAdvance {
-                channel_id: ch.id,
-                cursor,
-                done,
-            }),
-        )
+        .ingest(page.channel_id, &page.rows, Some(page.advance))
         .await?;
     Ok(PageOutcome {
-        stored: rows.len(),
-        done,
+        stored: page.rows.len(),
+        done: page.advance.done,
     })
+}
+
+/// Fetches and stores the next page of `ch`.
+pub async fn next_page(
+    conn: &Connected,
+    store: &Store,
+    ch: &ChannelRecord,
+) -> Result<PageOutcome, BackfillError> {
+    let page = fetch_page(conn, store, ch).await?;
+    Ok(store_page(store, &page).await?)
+}
+
+/// Backfill with the next page fetched while the previous one is being stored: the network and
+/// the database work at the same time. The cursor still moves only in its page's transaction;
+/// until that commits, the pipeline remembers how far each channel has been fetched.
+pub struct Pipeline {
+    store: Store,
+    inflight: Option<(
+        Page,
+        tokio::task::JoinHandle<Result<PageOutcome, StoreError>>,
+    )>,
+    /// Channel → (cursor, posts counted, done) as fetched, ahead of the database.
+    ahead: HashMap<i64, (i64, i64, bool)>,
+}
+
+impl Pipeline {
+    pub fn new(store: Store) -> Pipeline {
+        Pipeline {
+            store,
+            inflight: None,
+            ahead: HashMap::new(),
+        }
+    }
+
+    /// `ch` as the pipeline sees it (its fetched progress applied); `None` once it is done.
+    pub fn view(&self, mut ch: ChannelRecord) -> Option<ChannelRecord> {
+        if let Some(&(cursor, count, done)) = self.ahead.get(&ch.id) {
+            if done {
+                return None;
+            }
+            ch.backfill_cursor = Some(ch.backfill_cursor.map_or(cursor, |c| c.min(cursor)));
+            ch.backfill_done_count = ch.backfill_done_count.max(count);
+        }
+        Some(ch)
+    }
+
+    /// Fetches the next page of `ch` (as returned by [`Pipeline::view`]), then waits for the
+    /// previous page to be stored and starts storing this one. Returns the previous page's
+    /// channel and outcome.
+    pub async fn step(
+        &mut self,
+        conn: &Connected,
+        ch: &ChannelRecord,
+    ) -> Result<Option<(i64, PageOutcome)>, BackfillError> {
+        let page = match fetch_page(conn, &self.store, ch).await {
+            Ok(p) => p,
+            Err(e) => {
+                // Whatever was fetched before is stored before the error is handled.
+                self.finish().await?;
+                return Err(e);
+            }
+        };
+        self.ahead.insert(
+            ch.id,
+            (
+                i64::from(page.advance.cursor),
+                ch.backfill_done_count + page.rows.len() as i64,
+                page.advance.done,
+            ),
+        );
+        let previous = self.finish().await?;
+        let store = self.store.clone();
+        let rows = Page {
+            channel_id: page.channel_id,
+            rows: Vec::new(),
+            advance: page.advance,
+        };
+        let handle = tokio::spawn(async move { store_page(&store, &page).await });
+        self.inflight = Some((rows, handle));
+        Ok(previous)
+    }
+
+    /// Waits for the page being stored, if any.
+    pub async fn finish(&mut self) -> Result<Option<(i64, PageOutcome)>, BackfillError> {
+        let Some((page, handle)) = self.inflight.take() else {
+            return Ok(None);
+        };
+        let outcome = handle
+            .await
+            .map_err(|e| BackfillError::Store(StoreError::Task(e.to_string())))??;
+        // Stored: the database knows as much as we do, unless a later page was fetched since.
+        if self
+            .ahead
+            .get(&page.channel_id)
+            .is_some_and(|a| a.0 == i64::from(page.advance.cursor))
+        {
+            self.ahead.remove(&page.channel_id);
+        }
+        Ok(Some((page.channel_id, outcome)))
+    }
 }
 
 /// Fetches the posts of `ch` with ids strictly between `after` and `before` (`before` = 0: up to
@@ -197,7 +314,7 @@ fn message_id(m: &tl::enums::Message) -> i32 {
 }
 
 /// Backfills every active channel that is not done, a page at a time in turn, calling
-/// `progress` after each page. Returns the number of posts stored.
+/// `progress` after each page is stored. Returns the number of posts stored.
 pub async fn run_all(
     conn: &Connected,
     store: &Store,
@@ -205,6 +322,20 @@ pub async fn run_all(
     mut progress: impl FnMut(&ChannelRecord, PageOutcome),
 ) -> Result<u64, BackfillError> {
     let mut total = 0u64;
+    let mut pipe = Pipeline::new(store.clone());
+    async fn report(
+        store: &Store,
+        done: Option<(i64, PageOutcome)>,
+        total: &mut u64,
+    ) -> Result<Option<(ChannelRecord, PageOutcome)>, StoreError> {
+        if let Some((id, o)) = done {
+            *total += o.stored as u64;
+            if let Some(fresh) = store.find_channel(&id.to_string()).await? {
+                return Ok(Some((fresh, o)));
+            }
+        }
+        Ok(None)
+    }
     loop {
         let pending: Vec<ChannelRecord> = store
             .channels()
@@ -212,16 +343,31 @@ pub async fn run_all(
             .into_iter()
             .filter(|c| c.state == "active" && c.backfill_state != "done")
             .filter(|c| only.is_none_or(|id| id == c.id))
+            .filter_map(|c| pipe.view(c))
             .collect();
         if pending.is_empty() {
-            return Ok(total);
+            let last = pipe.finish().await?;
+            if let Some((ch, o)) = report(store, last, &mut total).await? {
+                progress(&ch, o);
+            }
+            // Channels done only in the pipeline's view are stored now; look again.
+            let left = store
+                .channels()
+                .await?
+                .into_iter()
+                .filter(|c| c.state == "active" && c.backfill_state != "done")
+                .any(|c| only.is_none_or(|id| id == c.id));
+            if !left {
+                return Ok(total);
+            }
+            continue;
         }
         for ch in pending {
-            match next_page(conn, store, &ch).await {
-                Ok(o) => {
-                    total += o.stored as u64;
-                    let fresh = store.find_channel(&ch.id.to_string()).await?.unwrap_or(ch);
-                    progress(&fresh, o);
+            match pipe.step(conn, &ch).await {
+                Ok(prev) => {
+                    if let Some((fresh, o)) = report(store, prev, &mut total).await? {
+                        progress(&fresh, o);
+                    }
                 }
                 Err(BackfillError::Private(name)) => {
                     tracing::warn!(channel = %name, "channel became private; skipping it");

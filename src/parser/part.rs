@@ -474,6 +474,18 @@ async fn handle(
     }
 }
 
+async fn log_page(store: &Store, stored: Option<(i64, backfill::PageOutcome)>) {
+    if let Some((id, o)) = stored
+        && o.done
+    {
+        let name = match store.find_channel(&id.to_string()).await {
+            Ok(Some(c)) => c.display_name(),
+            _ => id.to_string(),
+        };
+        tracing::info!(channel = %name, "backfill complete");
+    }
+}
+
 async fn work_loop(
     conn: &Connected,
     store: &Store,
@@ -483,8 +495,10 @@ async fn work_loop(
 ) -> Result<(), PartError> {
     let mut last_flush = Instant::now();
     let mut queued: Vec<Refill> = Vec::new();
+    let mut pipe = backfill::Pipeline::new(store.clone());
     loop {
         if cancel.is_cancelled() {
+            let _ = pipe.finish().await;
             return Ok(());
         }
         while let Ok(r) = refills.try_recv() {
@@ -528,8 +542,13 @@ async fn work_loop(
             .map_err(|e| PartError::Retry(e.to_string()))?
             .into_iter()
             .filter(|c| c.state == "active" && c.backfill_state != "done")
+            .filter_map(|c| pipe.view(c))
             .collect();
         if pending.is_empty() {
+            match pipe.finish().await {
+                Ok(prev) => log_page(store, prev).await,
+                Err(e) => handle(e, store, cancel).await?,
+            }
             tokio::select! {
                 _ = tokio::time::sleep(IDLE) => {}
                 r = refills.recv() => if let Some(r) = r { queued.push(r) },
@@ -538,14 +557,14 @@ async fn work_loop(
         }
         for ch in pending {
             let res = tokio::select! {
-                r = backfill::next_page(conn, store, &ch) => r,
-                _ = cancel.cancelled() => return Ok(()),
+                r = pipe.step(conn, &ch) => r,
+                _ = cancel.cancelled() => {
+                    let _ = pipe.finish().await;
+                    return Ok(());
+                }
             };
             match res {
-                Ok(p) if p.done => {
-                    tracing::info!(channel = %ch.display_name(), "backfill complete")
-                }
-                Ok(_) => {}
+                Ok(prev) => log_page(store, prev).await,
                 Err(e) => handle(e, store, cancel).await?,
             }
             if !refills.is_empty() {

@@ -93,7 +93,7 @@ impl ChannelRecord {
 
 const SELECT: &str = "SELECT c.id, c.access_hash, c.username, c.title, c.state, c.backfill_state, c.backfill_since, \
     c.backfill_limit, c.backfill_cursor, c.backfill_top_id, c.backfill_done_count, c.last_post_at, \
-    (SELECT COUNT(*) FROM messages m WHERE m.channel_id = c.id), c.last_error FROM channels c";
+    c.post_count, c.last_error FROM channels c";
 
 fn record(r: &sqlx::sqlite::SqliteRow) -> Result<ChannelRecord, sqlx::Error> {
     Ok(ChannelRecord {

@@ -55,6 +55,9 @@ pub enum StoreError {
     Vault(#[from] crate::vault::VaultError),
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
+    /// A task doing a write stopped before answering (it panicked or was cancelled).
+    #[error("a database write stopped before it finished: {0}")]
+    Task(String),
 }
 
 impl StoreError {
