@@ -103,6 +103,7 @@ struct RawGuard {
     breaker_cooldown_max_secs: Option<f64>,
     retry_delay_secs: Option<f64>,
     retry_delay_max_secs: Option<f64>,
+    heartbeat_secs: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -396,6 +397,13 @@ impl Validator<'_> {
             0.01,
             3600.0,
             g.retry_delay_max,
+        )?;
+        g.heartbeat = secs(
+            "heartbeat_secs",
+            raw.heartbeat_secs,
+            0.5,
+            3600.0,
+            g.heartbeat,
         )?;
         if g.breaker_cooldown_max < g.breaker_cooldown {
             return Err(self.err(

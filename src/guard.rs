@@ -98,6 +98,8 @@ pub struct GuardConfig {
     /// Retry delay after the first failure, doubling up to `retry_delay_max`.
     pub retry_delay: Duration,
     pub retry_delay_max: Duration,
+    /// How often an idle parser checks that its session and DC still answer.
+    pub heartbeat: Duration,
     /// The longest FLOOD_WAIT waited out inside a call; a longer one is returned as
     /// `GuardError::Flood` (interactive commands). `None`: every wait is waited out (the daemon).
     pub longest_wait: Option<Duration>,
@@ -113,6 +115,7 @@ impl Default for GuardConfig {
             breaker_cooldown_max: Duration::from_secs(300),
             retry_delay: Duration::from_secs(1),
             retry_delay_max: Duration::from_secs(30),
+            heartbeat: Duration::from_secs(60),
             longest_wait: None,
         }
     }

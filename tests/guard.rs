@@ -281,3 +281,53 @@ async fn injected_500s_and_timeouts_open_the_breaker_readiness_shows_it_and_it_c
     assert_exact(&env, &fake);
     stop(child);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_session_stops_the_parser_fatally_fails_readiness_and_is_audited() {
+    let fake = FakeTelegram::start(Options {
+        channels: 1,
+        posts: 300,
+        password: None,
+        quotas: QuotaMode::Off,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    // A short heartbeat: the parser is idle once the backfill is done, and must still notice.
+    let env = telegram_env_with(
+        &fake,
+        &format!("{NO_PACING}[telegram.guard]\nheartbeat_secs = 0.5\n"),
+    );
+    let health = env.health_addr();
+    let (child, _) = start(&fake, &env).await;
+    wait_until("the backfill", Duration::from_secs(20), || {
+        sql(&env, "SELECT backfill_state FROM channels") == "done"
+    })
+    .await;
+    assert_eq!(get(health, "/readyz").0, 200);
+
+    fake.world.revoke(None);
+    let mut last = String::new();
+    wait_until("readiness to fail", Duration::from_secs(20), || {
+        let (code, body) = get(health, "/readyz");
+        last = body;
+        code == 503 && last.contains("revoked the session")
+    })
+    .await;
+    assert!(last.contains("tgparser login"), "says what to do: {last}");
+    assert_eq!(
+        sql(
+            &env,
+            "SELECT count(*) > 0 FROM audit_log WHERE action = 'session_revoked'"
+        ),
+        "1"
+    );
+    // Fatal: the part stays down (no restart loop against a dead session).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, metrics) = get(health, "/metrics");
+    assert!(
+        metrics.contains("tgparser_part_restarts_total{part=\"parser\"} 0"),
+        "{metrics}"
+    );
+    stop(child);
+}

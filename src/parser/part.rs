@@ -236,13 +236,29 @@ pub async fn run(
         store.clone(),
         ctx.cancel.clone(),
     ));
+    let heartbeat = tokio::spawn(heartbeat(
+        conn.clone(),
+        store.clone(),
+        ctx.cancel.clone(),
+        tg.guard.heartbeat,
+    ));
+    let joined = |what: &'static str| {
+        move |r: Result<Result<(), PartError>, tokio::task::JoinError>| match r {
+            Ok(r) => r,
+            Err(e) => Err(PartError::Retry(format!("{what} stopped: {e}"))),
+        }
+    };
+    let mut follow = follow;
+    let mut requests = requests;
+    let mut heartbeat = heartbeat;
     let result = tokio::select! {
         r = work_loop(&conn, &store, &ctx.cancel, refill_rx, &stats) => r,
-        r = requests => match r {
-            Ok(r) => r,
-            Err(e) => Err(PartError::Retry(format!("channel requests stopped: {e}"))),
-        },
+        r = &mut requests => joined("channel requests")(r),
+        r = &mut follow => joined("following updates")(r),
+        r = &mut heartbeat => joined("the heartbeat")(r),
     };
+    requests.abort();
+    heartbeat.abort();
     follow.abort();
     gaps.abort();
     if let Some(w) = watcher {
@@ -363,6 +379,31 @@ async fn gap_watch(
 }
 
 const REQUESTS_POLL: Duration = Duration::from_secs(1);
+
+/// A cheap call (`updates.getState`) at an interval, so an idle parser still notices a revoked
+/// session or an unreachable DC (readiness shows either) instead of waiting for the next post.
+async fn heartbeat(
+    conn: Arc<Connected>,
+    store: Store,
+    cancel: CancellationToken,
+    every: Duration,
+) -> Result<(), PartError> {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = cancel.cancelled() => return Ok(()),
+        }
+        match conn
+            .invoke(&grammers_client::tl::functions::updates::GetState {})
+            .await
+        {
+            Ok(_) => {}
+            Err(crate::guard::GuardError::Revoked(e)) => return Err(revoked(&store, &e).await),
+            // The guard counts it (breaker, readiness); the heartbeat goes on.
+            Err(e) => tracing::debug!(error = %e, "heartbeat failed"),
+        }
+    }
+}
 
 /// `channels add` from the CLI while the daemon runs (and, later, the bot): resolve the channel
 /// through the guard, add it, and write the outcome back for the requester. A request that fails
@@ -588,19 +629,16 @@ async fn follow_live(
     cancel: CancellationToken,
     refills: mpsc::UnboundedSender<Refill>,
     stats: Arc<LiveStats>,
-) {
+) -> Result<(), PartError> {
     let Some(updates) = updates else {
-        return;
+        return Ok(());
     };
     let mut stream = match client
         .stream_updates(updates, UpdatesConfiguration { catch_up: true })
         .await
     {
         Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot follow updates");
-            return;
-        }
+        Err(e) => return Err(PartError::Retry(format!("cannot follow updates: {e}"))),
     };
     let mut followed: HashMap<i64, String> = HashMap::new();
     // The newest id seen per channel, to notice posts that never arrived.
@@ -609,13 +647,13 @@ async fn follow_live(
     loop {
         let update = tokio::select! {
             u = stream.next() => u,
-            _ = cancel.cancelled() => return,
+            _ = cancel.cancelled() => return Ok(()),
         };
         let update = match update {
             Ok(u) => u,
             Err(e) if is_revoked(&e) => {
                 tracing::error!(error = %e, "session revoked while following updates");
-                return;
+                return Err(revoked(&store, &e.to_string()).await);
             }
             Err(e) => {
                 tracing::warn!(error = %e, "update stream error");
