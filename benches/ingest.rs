@@ -135,6 +135,7 @@ fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     // Only the store part, for profiling.
     let only_store = std::env::args().any(|a| a == "--only-store");
+    let only_e2e = std::env::args().any(|a| a == "--only-e2e");
     let n = if quick { 20_000 } else { 100_000 };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -149,9 +150,19 @@ fn main() {
 
     // 1. Store ingest with FTS, batches of 1,000 posts of ~300 bytes.
     let dir = tempfile::tempdir().unwrap();
+    if !only_e2e {
+        store_part(&rt, dir.path(), n, only_store);
+        if only_store {
+            return;
+        }
+    }
+    e2e_part(&rt, dir.path(), quick);
+}
+
+fn store_part(rt: &tokio::runtime::Runtime, dir: &std::path::Path, n: usize, only_store: bool) {
     let ours = rt.block_on(async {
         let store = Store::open(&StoreConfig {
-            dir: dir.path().join("a"),
+            dir: dir.join("a"),
             busy_timeout: Duration::from_secs(5),
             read_connections: 2,
         })
@@ -187,7 +198,7 @@ fn main() {
     }
     // An empty database with the product's schema, for the C ceiling.
     let schema_db = rt.block_on(async {
-        let d = dir.path().join("schema");
+        let d = dir.join("schema");
         let store = Store::open(&StoreConfig {
             dir: d.clone(),
             busy_timeout: Duration::from_secs(5),
@@ -213,10 +224,10 @@ fn main() {
         store.close().await;
         d.join("tgparser.db")
     });
-    let ceiling = c_ceiling(dir.path(), &schema_db, n).unwrap_or(0.0);
+    let ceiling = c_ceiling(dir, &schema_db, n).unwrap_or(0.0);
     let py = Command::new("python3")
         .args(["-c", PY_REFERENCE, &n.to_string()])
-        .arg(dir.path().join("py.db"))
+        .arg(dir.join("py.db"))
         .output()
         .map(|o| {
             String::from_utf8_lossy(&o.stdout)
@@ -240,7 +251,9 @@ fn main() {
         "  ceiling: SQLite itself (sqlite3 CLI), {ceiling:>9.0} posts/s (product schema, INSERT..SELECT, same batches); ours / ceiling {:.2}\n",
         ours / ceiling.max(1.0)
     );
+}
 
+fn e2e_part(rt: &tokio::runtime::Runtime, dir: &std::path::Path, quick: bool) {
     // 2. Backfill from the fake Telegram over loopback MTProto.
     let posts = if quick { 10_000 } else { 50_000 };
     let (rate, stored) = rt.block_on(async {
@@ -253,7 +266,7 @@ fn main() {
         })
         .await
         .unwrap();
-        let d = dir.path().join("b");
+        let d = dir.join("b");
         std::fs::create_dir_all(&d).unwrap();
         std::fs::write(d.join("api_hash"), "a3406de8d171bb422bb6ddf3bbd800e2").unwrap();
         std::fs::write(d.join("auth_key.hex"), &fake.info.auth_key).unwrap();

@@ -163,24 +163,32 @@ pub async fn next_page(
     Ok(store_page(store, &page).await?)
 }
 
-/// Backfill with the next page fetched while the previous one is being stored: the network and
-/// the database work at the same time. The cursor still moves only in its page's transaction;
-/// until that commits, the pipeline remembers how far each channel has been fetched.
+/// Backfill with the next pages fetched while earlier ones are being stored: the network and
+/// the database work at the same time, and pages that arrive while a commit runs are committed
+/// together by the next one (each with its own cursor advance, so a page and its cursor still
+/// move in one transaction). Until a page commits, the pipeline remembers how far its channel
+/// has been fetched.
 pub struct Pipeline {
     store: Store,
+    /// The commit running now: what it carries (channel, cursor, posts, done) and its task.
     inflight: Option<(
-        Page,
-        tokio::task::JoinHandle<Result<PageOutcome, StoreError>>,
+        Vec<(i64, i32, usize, bool)>,
+        tokio::task::JoinHandle<Result<(), StoreError>>,
     )>,
+    queued: Vec<Page>,
     /// Channel → (cursor, posts counted, done) as fetched, ahead of the database.
     ahead: HashMap<i64, (i64, i64, bool)>,
 }
+
+/// Pages waiting for a commit before the fetcher waits for the database.
+const MAX_QUEUED: usize = 20;
 
 impl Pipeline {
     pub fn new(store: Store) -> Pipeline {
         Pipeline {
             store,
             inflight: None,
+            queued: Vec::new(),
             ahead: HashMap::new(),
         }
     }
@@ -197,14 +205,13 @@ impl Pipeline {
         Some(ch)
     }
 
-    /// Fetches the next page of `ch` (as returned by [`Pipeline::view`]), then waits for the
-    /// previous page to be stored and starts storing this one. Returns the previous page's
-    /// channel and outcome.
+    /// Fetches the next page of `ch` (as returned by [`Pipeline::view`]) and hands it to the
+    /// database. Returns the pages whose commit finished meanwhile: (channel, outcome).
     pub async fn step(
         &mut self,
         conn: &Connected,
         ch: &ChannelRecord,
-    ) -> Result<Option<(i64, PageOutcome)>, BackfillError> {
+    ) -> Result<Vec<(i64, PageOutcome)>, BackfillError> {
         let page = match fetch_page(conn, &self.store, ch).await {
             Ok(p) => p,
             Err(e) => {
@@ -221,35 +228,68 @@ impl Pipeline {
                 page.advance.done,
             ),
         );
-        let previous = self.finish().await?;
-        let store = self.store.clone();
-        let rows = Page {
-            channel_id: page.channel_id,
-            rows: Vec::new(),
-            advance: page.advance,
-        };
-        let handle = tokio::spawn(async move { store_page(&store, &page).await });
-        self.inflight = Some((rows, handle));
-        Ok(previous)
+        self.queued.push(page);
+        let mut stored = Vec::new();
+        let busy = self
+            .inflight
+            .as_ref()
+            .is_some_and(|(_, h)| !h.is_finished());
+        if busy && self.queued.len() < MAX_QUEUED {
+            return Ok(stored);
+        }
+        stored.extend(self.wait_inflight().await?);
+        self.start_commit();
+        Ok(stored)
     }
 
-    /// Waits for the page being stored, if any.
-    pub async fn finish(&mut self) -> Result<Option<(i64, PageOutcome)>, BackfillError> {
-        let Some((page, handle)) = self.inflight.take() else {
-            return Ok(None);
+    fn start_commit(&mut self) {
+        if self.queued.is_empty() {
+            return;
+        }
+        let pages = std::mem::take(&mut self.queued);
+        let carried = pages
+            .iter()
+            .map(|p| (p.channel_id, p.advance.cursor, p.rows.len(), p.advance.done))
+            .collect();
+        let store = self.store.clone();
+        let handle = tokio::spawn(async move {
+            let batches: Vec<_> = pages
+                .iter()
+                .map(|p| (p.channel_id, p.rows.as_slice(), Some(p.advance)))
+                .collect();
+            store.ingest_group(&batches).await
+        });
+        self.inflight = Some((carried, handle));
+    }
+
+    async fn wait_inflight(&mut self) -> Result<Vec<(i64, PageOutcome)>, BackfillError> {
+        let Some((carried, handle)) = self.inflight.take() else {
+            return Ok(Vec::new());
         };
-        let outcome = handle
+        handle
             .await
             .map_err(|e| BackfillError::Store(StoreError::Task(e.to_string())))??;
-        // Stored: the database knows as much as we do, unless a later page was fetched since.
-        if self
-            .ahead
-            .get(&page.channel_id)
-            .is_some_and(|a| a.0 == i64::from(page.advance.cursor))
-        {
-            self.ahead.remove(&page.channel_id);
+        let mut out = Vec::with_capacity(carried.len());
+        for (channel, cursor, stored, done) in carried {
+            // Stored: the database knows as much as we do, unless a later page was fetched.
+            if self
+                .ahead
+                .get(&channel)
+                .is_some_and(|a| a.0 == i64::from(cursor))
+            {
+                self.ahead.remove(&channel);
+            }
+            out.push((channel, PageOutcome { stored, done }));
         }
-        Ok(Some((page.channel_id, outcome)))
+        Ok(out)
+    }
+
+    /// Commits everything fetched so far and waits for it.
+    pub async fn finish(&mut self) -> Result<Vec<(i64, PageOutcome)>, BackfillError> {
+        let mut out = self.wait_inflight().await?;
+        self.start_commit();
+        out.extend(self.wait_inflight().await?);
+        Ok(out)
     }
 }
 
@@ -325,16 +365,17 @@ pub async fn run_all(
     let mut pipe = Pipeline::new(store.clone());
     async fn report(
         store: &Store,
-        done: Option<(i64, PageOutcome)>,
+        stored: Vec<(i64, PageOutcome)>,
         total: &mut u64,
-    ) -> Result<Option<(ChannelRecord, PageOutcome)>, StoreError> {
-        if let Some((id, o)) = done {
+    ) -> Result<Vec<(ChannelRecord, PageOutcome)>, StoreError> {
+        let mut out = Vec::with_capacity(stored.len());
+        for (id, o) in stored {
             *total += o.stored as u64;
             if let Some(fresh) = store.find_channel(&id.to_string()).await? {
-                return Ok(Some((fresh, o)));
+                out.push((fresh, o));
             }
         }
-        Ok(None)
+        Ok(out)
     }
     loop {
         let pending: Vec<ChannelRecord> = store
@@ -347,7 +388,7 @@ pub async fn run_all(
             .collect();
         if pending.is_empty() {
             let last = pipe.finish().await?;
-            if let Some((ch, o)) = report(store, last, &mut total).await? {
+            for (ch, o) in report(store, last, &mut total).await? {
                 progress(&ch, o);
             }
             // Channels done only in the pipeline's view are stored now; look again.
@@ -364,8 +405,8 @@ pub async fn run_all(
         }
         for ch in pending {
             match pipe.step(conn, &ch).await {
-                Ok(prev) => {
-                    if let Some((fresh, o)) = report(store, prev, &mut total).await? {
+                Ok(stored) => {
+                    for (fresh, o) in report(store, stored, &mut total).await? {
                         progress(&fresh, o);
                     }
                 }

@@ -515,10 +515,8 @@ async fn handle(
     }
 }
 
-async fn log_page(store: &Store, stored: Option<(i64, backfill::PageOutcome)>) {
-    if let Some((id, o)) = stored
-        && o.done
-    {
+async fn log_page(store: &Store, stored: Vec<(i64, backfill::PageOutcome)>) {
+    for (id, _) in stored.into_iter().filter(|(_, o)| o.done) {
         let name = match store.find_channel(&id.to_string()).await {
             Ok(Some(c)) => c.display_name(),
             _ => id.to_string(),

@@ -106,6 +106,47 @@ async fn upsert(
     Ok(())
 }
 
+async fn ingest_in(
+    tx: &mut SqliteConnection,
+    channel_id: i64,
+    rows: &[MessageRow],
+    cursor: Option<CursorAdvance>,
+    now: i64,
+) -> Result<(), StoreError> {
+    upsert(&mut *tx, channel_id, rows, now).await?;
+    if let Some(newest) = rows.iter().map(|m| m.date).max() {
+        sqlx::query(
+            "UPDATE channels SET last_post_at = max(coalesce(last_post_at, 0), ?) WHERE id = ?",
+        )
+        .bind(newest)
+        .bind(channel_id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if let Some(c) = cursor {
+        // Only ever downwards: a replayed or reordered page cannot move it back.
+        sqlx::query(
+            "UPDATE channels SET \
+               backfill_cursor = CASE WHEN backfill_cursor IS NULL OR ? < backfill_cursor THEN ? ELSE backfill_cursor END, \
+               backfill_top_id = coalesce(backfill_top_id, ?), \
+               backfill_done_count = backfill_done_count + ?, \
+               backfill_state = CASE WHEN ? THEN 'done' ELSE 'running' END, \
+               updated_at = ? \
+             WHERE id = ?",
+        )
+        .bind(c.cursor)
+        .bind(c.cursor)
+        .bind(rows.iter().map(|m| m.id).max())
+        .bind(rows.len() as i64)
+        .bind(c.done)
+        .bind(now)
+        .bind(c.channel_id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
 impl Store {
     /// Stores a batch of posts of one channel and, for a backfill page, advances its cursor —
     /// all or nothing.
@@ -115,38 +156,19 @@ impl Store {
         rows: &[MessageRow],
         cursor: Option<CursorAdvance>,
     ) -> Result<(), StoreError> {
+        self.ingest_group(&[(channel_id, rows, cursor)]).await
+    }
+
+    /// Several batches (pages of one or more channels, each with its cursor advance) in one
+    /// transaction: when pages arrive faster than they commit, one commit carries them all.
+    pub async fn ingest_group(
+        &self,
+        batches: &[(i64, &[MessageRow], Option<CursorAdvance>)],
+    ) -> Result<(), StoreError> {
         let now = crate::time::unix_now();
         let mut tx = self.begin_write().await?;
-        upsert(&mut tx, channel_id, rows, now).await?;
-        if let Some(newest) = rows.iter().map(|m| m.date).max() {
-            sqlx::query(
-                "UPDATE channels SET last_post_at = max(coalesce(last_post_at, 0), ?) WHERE id = ?",
-            )
-            .bind(newest)
-            .bind(channel_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if let Some(c) = cursor {
-            // Only ever downwards: a replayed or reordered page cannot move it back.
-            sqlx::query(
-                "UPDATE channels SET \
-                   backfill_cursor = CASE WHEN backfill_cursor IS NULL OR ? < backfill_cursor THEN ? ELSE backfill_cursor END, \
-                   backfill_top_id = coalesce(backfill_top_id, ?), \
-                   backfill_done_count = backfill_done_count + ?, \
-                   backfill_state = CASE WHEN ? THEN 'done' ELSE 'running' END, \
-                   updated_at = ? \
-                 WHERE id = ?",
-            )
-            .bind(c.cursor)
-            .bind(c.cursor)
-            .bind(rows.iter().map(|m| m.id).max())
-            .bind(rows.len() as i64)
-            .bind(c.done)
-            .bind(now)
-            .bind(c.channel_id)
-            .execute(&mut *tx)
-            .await?;
+        for (channel_id, rows, cursor) in batches {
+            ingest_in(&mut tx, *channel_id, rows, *cursor, now).await?;
         }
         tx.commit().await?;
         Ok(())
