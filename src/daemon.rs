@@ -121,7 +121,20 @@ pub async fn run_with(
             },
         ),
     }
-    register_bot_part(&cfg, &registry);
+    match &cfg.bot {
+        Some(bot) => {
+            let (bot, store, health) = (bot.clone(), store.clone(), health.clone());
+            parts.spawn("bot", move |ctx| {
+                crate::bot::run(ctx, bot.clone(), store.clone(), Some(health.clone()))
+            });
+        }
+        None => registry.set(
+            "bot",
+            PartState::NotConfigured {
+                hint: "set bot.token_file".into(),
+            },
+        ),
+    }
 
     let background = CancellationToken::new();
     tokio::spawn(health.clone().run_refresher(background.clone()));
@@ -170,25 +183,6 @@ pub async fn run_with(
     store.close().await;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// The bot is not part of this build yet; its entry says whether it is configured so an
-/// operator sees what the daemon will run.
-fn register_bot_part(cfg: &Config, registry: &Registry) {
-    match &cfg.bot {
-        None => registry.set(
-            "bot",
-            PartState::NotConfigured {
-                hint: "set bot.token_file".into(),
-            },
-        ),
-        Some(_) => registry.set(
-            "bot",
-            PartState::NotConfigured {
-                hint: "configured, but this build has no bot yet".into(),
-            },
-        ),
-    }
 }
 
 struct StopSignals {

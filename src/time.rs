@@ -64,6 +64,22 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// How long ago a Unix time was, shortly: "12 s", "5 min", "3 h", "2 d"; "-" for none.
+pub fn ago(ts: Option<i64>) -> String {
+    match ts {
+        None => "-".into(),
+        Some(t) => {
+            let s = (unix_now() - t).max(0);
+            match s {
+                0..=119 => format!("{s} s"),
+                120..=7_199 => format!("{} min", s / 60),
+                7_200..=172_799 => format!("{} h", s / 3600),
+                _ => format!("{} d", s / 86_400),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -114,21 +114,6 @@ async fn login_missing(conn: &crate::parser::client::Connected) -> anyhow::Resul
         .is_none())
 }
 
-fn ago(ts: Option<i64>) -> String {
-    match ts {
-        None => "-".into(),
-        Some(t) => {
-            let s = (crate::time::unix_now() - t).max(0);
-            match s {
-                0..=119 => format!("{s} s"),
-                120..=7_199 => format!("{} min", s / 60),
-                7_200..=172_799 => format!("{} h", s / 3600),
-                _ => format!("{} d", s / 86_400),
-            }
-        }
-    }
-}
-
 pub async fn list(cfg: &Config) -> anyhow::Result<ExitCode> {
     let store = Store::open(&cfg.store).await?;
     let channels = store.channels().await?;
@@ -156,7 +141,7 @@ pub async fn list(cfg: &Config) -> anyhow::Result<ExitCode> {
                         false
                     ))
                     .unwrap_or_else(|| "-".into()),
-                ago(c.last_post_at),
+                crate::time::ago(c.last_post_at),
                 c.state
             );
         }

@@ -6,6 +6,7 @@
 //! foreign keys on. Migrations are embedded and applied before the daemon reports READY; a
 //! database written by a newer version is refused. Files are created mode 0600.
 
+mod bot_users;
 mod channels;
 mod ingest;
 mod lock;

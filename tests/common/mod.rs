@@ -164,25 +164,77 @@ pub fn get(addr: SocketAddr, path: &str) -> (u16, String) {
     tgparser::cli::http_get(addr, path, Duration::from_secs(5)).unwrap()
 }
 
+type Drained = (
+    std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    std::thread::JoinHandle<()>,
+);
+
+/// Daemons' stderr, drained as it is written: a pipe nobody reads fills at 64 KiB and then
+/// blocks the daemon's next log line (a verbose daemon would hang).
+static LOGS: std::sync::Mutex<Option<std::collections::HashMap<u32, Drained>>> =
+    std::sync::Mutex::new(None);
+
 pub fn spawn_daemon(env: &Env, notify: Option<&NotifySocket>) -> Child {
     let mut c = env.cmd(&["run"]);
     if let Some(n) = notify {
         c.env("NOTIFY_SOCKET", &n.path);
     }
-    c.stdout(Stdio::null())
+    let mut child = c
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
+        .unwrap();
+    let mut pipe = child.stderr.take().unwrap();
+    let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = buf.clone();
+    let thread = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut chunk = [0u8; 8192];
+        while let Ok(n) = pipe.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().extend_from_slice(&chunk[..n]);
+        }
+    });
+    LOGS.lock()
         .unwrap()
+        .get_or_insert_with(Default::default)
+        .insert(child.id(), (buf, thread));
+    child
 }
 
-/// Reads the rest of a child's stderr (after it exited).
+/// A daemon's stderr so far (all of it once it exited).
 pub fn stderr_of(child: &mut Child) -> String {
-    use std::io::Read;
-    let mut s = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        let _ = e.read_to_string(&mut s);
+    let exited = matches!(child.try_wait(), Ok(Some(_)));
+    let entry = LOGS
+        .lock()
+        .unwrap()
+        .get_or_insert_with(Default::default)
+        .remove(&child.id());
+    match entry {
+        Some((buf, thread)) => {
+            if exited {
+                let _ = thread.join();
+                String::from_utf8_lossy(&buf.lock().unwrap()).into_owned()
+            } else {
+                let text = String::from_utf8_lossy(&buf.lock().unwrap()).into_owned();
+                LOGS.lock()
+                    .unwrap()
+                    .get_or_insert_with(Default::default)
+                    .insert(child.id(), (buf, thread));
+                text
+            }
+        }
+        None => {
+            use std::io::Read;
+            let mut s = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut s);
+            }
+            s
+        }
     }
-    s
 }
 
 /// Every file under `dir`, recursively.

@@ -1,0 +1,204 @@
+//! The Bot API bot (teloxide): how Telegram users use the product. A supervised part: long
+//! polling, updates of one chat handled in order and chats concurrently (teloxide's default
+//! distribution by chat), role-aware commands, access control.
+//!
+//! The token is in the request URL of every Bot API call, so no error from the HTTP client is
+//! logged or shown as it is: [`redact`] removes the token first.
+
+pub mod commands;
+mod handlers;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use futures::future::BoxFuture;
+use teloxide::prelude::*;
+use teloxide::types::{BotCommand, BotCommandScope, Recipient};
+use zeroize::Zeroizing;
+
+use crate::config::BotConfig;
+use crate::health::Health;
+use crate::store::Store;
+use crate::supervisor::{PartContext, PartError, PartState, Registry};
+use commands::Role;
+
+/// What every handler shares.
+pub struct App {
+    pub store: Store,
+    pub registry: Registry,
+    pub health: Option<Arc<Health>>,
+    pub admins: HashSet<i64>,
+    pub open: bool,
+    /// The bot's username, for commands addressed in groups.
+    pub me: String,
+    /// Users already told they may not use the bot (told once, then ignored).
+    pub refused: Mutex<HashSet<i64>>,
+    token: Zeroizing<String>,
+}
+
+impl App {
+    pub fn redact(&self, text: &str) -> String {
+        redact(text, &self.token)
+    }
+
+    /// A user's role: admins from the configuration, then the database, then `bot.open`.
+    pub async fn role(&self, user_id: i64) -> Result<Role, crate::store::StoreError> {
+        if self.admins.contains(&user_id) {
+            return Ok(Role::Admin);
+        }
+        Ok(match self.store.bot_user_role(user_id).await?.as_deref() {
+            Some("denied") => Role::Denied,
+            Some(_) => Role::User,
+            None if self.open => Role::User,
+            None => Role::Stranger,
+        })
+    }
+}
+
+/// `text` with every occurrence of the token (and of its secret half) replaced.
+pub fn redact(text: &str, token: &str) -> String {
+    if token.is_empty() {
+        return text.to_string();
+    }
+    let mut out = text.replace(token, "<token>");
+    if let Some((_, secret)) = token.split_once(':')
+        && secret.len() >= 8
+    {
+        out = out.replace(secret, "<token>");
+    }
+    out
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BotError {
+    #[error("Bot API: {0}")]
+    Request(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+fn read_token(cfg: &BotConfig) -> Result<Zeroizing<String>, PartError> {
+    let text = Zeroizing::new(std::fs::read_to_string(&cfg.token_file).map_err(|e| {
+        PartError::Fatal(format!(
+            "cannot read bot.token_file {}: {e}",
+            cfg.token_file.display()
+        ))
+    })?);
+    let token = Zeroizing::new(text.trim().to_string());
+    let valid = token.split_once(':').is_some_and(|(id, secret)| {
+        !id.is_empty() && id.chars().all(|c| c.is_ascii_digit()) && secret.len() >= 8
+    });
+    if !valid {
+        return Err(PartError::Fatal(format!(
+            "bot.token_file {} does not hold a bot token (expected the 123456:ABC… form @BotFather gives)",
+            cfg.token_file.display()
+        )));
+    }
+    Ok(token)
+}
+
+struct RedactingErrors {
+    token: Zeroizing<String>,
+}
+
+impl teloxide::error_handlers::ErrorHandler<BotError> for RedactingErrors {
+    fn handle_error(self: Arc<Self>, error: BotError) -> BoxFuture<'static, ()> {
+        let text = redact(&error.to_string(), &self.token);
+        Box::pin(async move {
+            tracing::warn!(error = %text, "bot handler failed");
+        })
+    }
+}
+
+fn bot_commands(role: Role) -> Vec<BotCommand> {
+    commands::COMMANDS
+        .iter()
+        .filter(|c| c.role <= role)
+        .map(|c| BotCommand::new(c.name, c.about))
+        .collect()
+}
+
+pub async fn run(
+    ctx: PartContext,
+    cfg: BotConfig,
+    store: Store,
+    health: Option<Arc<Health>>,
+) -> Result<(), PartError> {
+    let token = read_token(&cfg)?;
+    let mut bot = Bot::new(token.as_str());
+    if let Some(url) = &cfg.api_url {
+        let base = if url.ends_with('/') {
+            url.clone()
+        } else {
+            format!("{url}/")
+        };
+        let parsed = base
+            .parse()
+            .map_err(|_| PartError::Fatal(format!("bot.api_url {url:?} is not a URL")))?;
+        bot = bot.set_api_url(parsed);
+    }
+    let me = match bot.get_me().await {
+        Ok(me) => me,
+        Err(teloxide::RequestError::Api(teloxide::ApiError::InvalidToken)) => {
+            return Err(PartError::Fatal(
+                "the Bot API refused the token (401): check bot.token_file".into(),
+            ));
+        }
+        Err(e) => {
+            return Err(PartError::Retry(format!(
+                "cannot reach the Bot API: {}",
+                redact(&e.to_string(), &token)
+            )));
+        }
+    };
+    let username = me.username.clone().unwrap_or_default();
+    // Commands as each role sees them in Telegram's menu.
+    if let Err(e) = bot.set_my_commands(bot_commands(Role::User)).await {
+        tracing::warn!(error = %redact(&e.to_string(), &token), "setMyCommands failed");
+    }
+    for admin in &cfg.admins {
+        if let Err(e) = bot
+            .set_my_commands(bot_commands(Role::Admin))
+            .scope(BotCommandScope::Chat {
+                chat_id: Recipient::Id(ChatId(*admin)),
+            })
+            .await
+        {
+            tracing::warn!(admin, error = %redact(&e.to_string(), &token), "setMyCommands for an admin failed");
+        }
+    }
+
+    let app = Arc::new(App {
+        store,
+        registry: ctx.registry.clone(),
+        health,
+        admins: cfg.admins.iter().copied().collect(),
+        open: cfg.open,
+        me: username.clone(),
+        refused: Mutex::new(HashSet::new()),
+        token: token.clone(),
+    });
+    let handler = dptree::entry().branch(Update::filter_message().endpoint(handlers::on_message));
+    let mut dispatcher = Dispatcher::builder(bot, handler)
+        .dependencies(dptree::deps![app.clone()])
+        .default_handler(|_| async {})
+        .error_handler(Arc::new(RedactingErrors {
+            token: token.clone(),
+        }))
+        .build();
+    let shutdown = dispatcher.shutdown_token();
+    ctx.registry.set(ctx.name, PartState::Running);
+    tracing::info!(bot = %username, "bot running");
+    let mut running = tokio::spawn(async move { dispatcher.dispatch().await });
+    tokio::select! {
+        _ = &mut running => Err(PartError::Retry("the bot's update loop stopped".into())),
+        _ = ctx.cancel.cancelled() => {
+            // Handlers finish what they are doing; no new update is taken.
+            if let Ok(done) = shutdown.shutdown() {
+                done.await;
+            }
+            let _ = running.await;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! The bot end to end: the real binary (teloxide inside) against the fake Bot API, with the fake
+//! MTProto behind the parser.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use fake_telegram::botapi::UserMessage;
+use fake_telegram::flood::QuotaMode;
+use fake_telegram::{FakeTelegram, Options};
+
+const ADMIN: i64 = 1;
+const USER: i64 = 2;
+const GROUP: i64 = -100_777;
+
+async fn bot_env(fake: &FakeTelegram, log_level: &str) -> Env {
+    let env = telegram_env_with(
+        fake,
+        &format!(
+            "{NO_PACING}[bot]\ntoken_file = \"bot_token\"\napi_url = \"http://{}\"\nadmins = [{ADMIN}]\nopen = false\n",
+            fake.info.bot_api
+        ),
+    );
+    std::fs::write(env.path("bot_token"), format!("{}\n", fake.info.bot_token)).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            env.path("bot_token"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+    }
+    if log_level != "info" {
+        let cfg = std::fs::read_to_string(env.path("config.toml")).unwrap();
+        std::fs::write(
+            env.path("config.toml"),
+            cfg.replace("level = \"info\"", &format!("level = \"{log_level}\"")),
+        )
+        .unwrap();
+    }
+    env
+}
+
+fn sent_to(fake: &FakeTelegram, chat: i64) -> Vec<String> {
+    fake.bot
+        .calls(false)
+        .into_iter()
+        .filter(|c| c.method == "sendmessage" && c.params["chat_id"].as_i64() == Some(chat))
+        .map(|c| c.params["text"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Sends `text` as `user` (in `chat`, default their private chat) and returns the bot's answer.
+async fn ask_in(fake: &FakeTelegram, user: i64, chat: Option<i64>, text: &str) -> String {
+    let to = chat.unwrap_or(user);
+    let before = sent_to(fake, to).len();
+    fake.bot.user_message(&UserMessage {
+        user_id: user,
+        chat_id: chat,
+        text: Some(text.to_string()),
+        ..Default::default()
+    });
+    let t = Instant::now();
+    loop {
+        let sent = sent_to(fake, to);
+        if sent.len() > before {
+            return sent[before].clone();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(70),
+            "no answer to {text:?} from user {user}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn ask(fake: &FakeTelegram, user: i64, text: &str) -> String {
+    ask_in(fake, user, None, text).await
+}
+
+/// Sends and asserts that nothing comes back within a second.
+async fn silence(fake: &FakeTelegram, user: i64, chat: Option<i64>, text: &str) {
+    let to = chat.unwrap_or(user);
+    let before = sent_to(fake, to).len();
+    fake.bot.user_message(&UserMessage {
+        user_id: user,
+        chat_id: chat,
+        text: Some(text.to_string()),
+        ..Default::default()
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        sent_to(fake, to)[before..].to_vec(),
+        Vec::<String>::new(),
+        "{text:?} from {user} must get no answer"
+    );
+}
+
+fn has(answer: &str, needle: &str) {
+    assert!(answer.contains(needle), "expected {needle:?} in {answer:?}");
+}
+
+async fn start(fake: &FakeTelegram, env: &Env) -> std::process::Child {
+    login_and_add(env, fake, &fake.info.channels[..1]).await;
+    let notify = NotifySocket::new(env.dir.path());
+    let child = spawn_daemon(env, Some(&notify));
+    notify
+        .wait_for("READY=1", Duration::from_secs(20))
+        .expect("READY=1");
+    wait_until("the bot to run", Duration::from_secs(20), || {
+        get(env.health_addr(), "/readyz").1.contains(
+            "\"part:bot\":[{\"componentType\":\"component\",\"observedValue\":\"running\"",
+        )
+    })
+    .await;
+    child
+}
+
+fn fake_opts() -> Options {
+    Options {
+        channels: 2,
+        posts: 200,
+        password: None,
+        quotas: QuotaMode::Off,
+        // Replies are not paced yet (the outbox comes with alerts): no per-chat 429 here.
+        bot_limits: false,
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_answer_by_role_strangers_get_one_refusal_and_bad_input_gets_its_usage() {
+    let fake = FakeTelegram::start(fake_opts()).await.unwrap();
+    let env = bot_env(&fake, "info").await;
+    let mut child = start(&fake, &env).await;
+    let first = fake.info.channels[0].clone();
+    let second = fake.info.channels[1].clone();
+    let first_id = fake.world.channel_id(&first).unwrap();
+
+    // Role-aware command menus.
+    let menus: Vec<_> = fake
+        .bot
+        .calls(true)
+        .into_iter()
+        .filter(|c| c.method == "setmycommands")
+        .collect();
+    assert_eq!(menus.len(), 2, "{menus:?}");
+    let admin_menu = menus
+        .iter()
+        .find(|c| c.params.to_string().contains("\"chat_id\":1"))
+        .expect("a menu for the admin's chat");
+    assert!(admin_menu.params.to_string().contains("allow"));
+    let user_menu = menus
+        .iter()
+        .find(|c| c.params.get("scope").is_none())
+        .unwrap();
+    assert!(!user_menu.params.to_string().contains("allow"));
+
+    // The admin.
+    has(&ask(&fake, ADMIN, "/start").await, "You administer it");
+    has(&ask(&fake, ADMIN, "/help").await, "/allow <user id>");
+    has(&ask(&fake, ADMIN, "/channels").await, &first);
+    has(&ask(&fake, ADMIN, "/status").await, "parser: running");
+
+    // A stranger: one polite refusal, then nothing; nothing written about them.
+    let refusal = ask(&fake, USER, "/help").await;
+    has(&refusal, "this bot is private");
+    has(&refusal, &format!("id {USER}"));
+    silence(&fake, USER, None, "/start").await;
+    assert_eq!(
+        sql(
+            &env,
+            &format!("SELECT count(*) FROM bot_users WHERE user_id = {USER}")
+        ),
+        "0"
+    );
+
+    // Bad input to /allow, then allowing.
+    has(
+        &ask(&fake, ADMIN, "/allow").await,
+        "Usage: /allow <user id>",
+    );
+    has(
+        &ask(&fake, ADMIN, "/allow abc").await,
+        "not a numeric user id",
+    );
+    has(&ask(&fake, ADMIN, "/allow 1").await, "is an administrator");
+    has(&ask(&fake, ADMIN, "/allow 2").await, "may use the bot now");
+
+    // An allowed user: their own help, admin commands refused with nothing changed.
+    let help = ask(&fake, USER, "/help").await;
+    has(&help, "/status");
+    assert!(!help.contains("/allow"), "{help}");
+    for cmd in [
+        "/pause",
+        "/resume",
+        "/remove",
+        "/add",
+        "/allow 3",
+        "/deny 3",
+        "/channels",
+    ] {
+        has(
+            &ask(&fake, USER, &format!("{cmd} @{first}")).await,
+            "is for the bot's administrators",
+        );
+    }
+    assert_eq!(
+        sql(
+            &env,
+            &format!("SELECT state FROM channels WHERE id = {first_id}")
+        ),
+        "active"
+    );
+    assert_eq!(
+        sql(&env, "SELECT count(*) FROM bot_users WHERE user_id = 3"),
+        "0"
+    );
+    has(&ask(&fake, USER, "/nosuch").await, "I do not know /nosuch");
+    has(&ask(&fake, USER, "hello").await, "Send me a command");
+    let before = sent_to(&fake, USER).len();
+    fake.bot.user_message(&UserMessage {
+        user_id: USER,
+        kind: Some("sticker".into()),
+        ..Default::default()
+    });
+    wait_until("an answer to a sticker", Duration::from_secs(10), || {
+        sent_to(&fake, USER).len() > before
+    })
+    .await;
+    has(&sent_to(&fake, USER)[before], "text commands only");
+
+    // Channel commands, bad and good.
+    has(
+        &ask(&fake, ADMIN, "/pause").await,
+        "Usage: /pause <@channel>",
+    );
+    has(
+        &ask(&fake, ADMIN, "/pause @nochannel").await,
+        "not among the followed channels",
+    );
+    has(
+        &ask(&fake, ADMIN, &format!("/pause @{first} now")).await,
+        "I do not understand",
+    );
+    has(
+        &ask(&fake, ADMIN, &format!("/pause @{first}")).await,
+        "Paused",
+    );
+    assert_eq!(
+        sql(
+            &env,
+            &format!("SELECT state FROM channels WHERE id = {first_id}")
+        ),
+        "paused"
+    );
+    has(
+        &ask(&fake, ADMIN, &format!("/resume {first}")).await,
+        "Resumed",
+    );
+    has(&ask(&fake, ADMIN, "/add").await, "Usage: /add");
+    has(
+        &ask(&fake, ADMIN, "/add @x --last 0").await,
+        "--last takes a positive number",
+    );
+    has(
+        &ask(&fake, ADMIN, "/add @x --since yesterday").await,
+        "YYYY-MM-DD",
+    );
+    has(
+        &ask(&fake, ADMIN, "/add @no_such_channel").await,
+        "there is no channel @no_such_channel",
+    );
+    has(
+        &ask(&fake, ADMIN, &format!("/add https://t.me/{second}")).await,
+        "added",
+    );
+    let long = format!("/pause {}", "x".repeat(300));
+    has(&ask(&fake, ADMIN, &long).await, "at most 256 characters");
+
+    // Groups: only commands addressed to the bot.
+    silence(&fake, ADMIN, Some(GROUP), "/help").await;
+    silence(&fake, ADMIN, Some(GROUP), "hello everyone").await;
+    silence(&fake, ADMIN, Some(GROUP), "/help@some_other_bot").await;
+    has(
+        &ask_in(
+            &fake,
+            ADMIN,
+            Some(GROUP),
+            &format!("/help@{}", fake.info.bot_username),
+        )
+        .await,
+        "Commands:",
+    );
+
+    // Denied: silence from then on.
+    has(
+        &ask(&fake, ADMIN, "/deny 2").await,
+        "may no longer use the bot",
+    );
+    silence(&fake, USER, None, "/help").await;
+    assert!(
+        sql(&env, "SELECT count(*) FROM audit_log WHERE action IN ('user_allow', 'user_deny', 'channel_pause', 'channel_resume')")
+            .parse::<i32>()
+            .unwrap()
+            >= 4
+    );
+
+    sigterm(&child);
+    let (code, _) = wait_exit(&mut child, Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{}", stderr_of(&mut child));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bot_token_never_reaches_the_logs_even_at_trace_level() {
+    let fake = FakeTelegram::start(fake_opts()).await.unwrap();
+    let env = bot_env(&fake, "trace").await;
+    let mut child = start(&fake, &env).await;
+    has(&ask(&fake, ADMIN, "/status").await, "bot: running");
+    has(&ask(&fake, ADMIN, "/help").await, "Commands:");
+    sigterm(&child);
+    let (code, _) = wait_exit(&mut child, Duration::from_secs(10));
+    let log = stderr_of(&mut child);
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        log.len() > 1000,
+        "trace logging happened: {} bytes",
+        log.len()
+    );
+    let secret = fake.info.bot_token.split_once(':').unwrap().1;
+    assert!(!log.contains(secret), "the token's secret is in the log");
+    for f in files_under(&env.state_dir()) {
+        let bytes = std::fs::read(&f).unwrap();
+        assert!(
+            !contains(&bytes, secret.as_bytes()),
+            "{} holds the token",
+            f.display()
+        );
+    }
+}
