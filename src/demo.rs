@@ -1,7 +1,8 @@
 //! `tgparser demo`: the whole daemon, offline. It starts the fake Telegram in-process (MTProto and
 //! Bot API over loopback), logs the parsing account in with the fake's code and 2FA password,
 //! follows three channels, and runs the daemon: the parser backfills them with visible progress
-//! while new posts keep arriving live. No credentials, no network beyond loopback.
+//! while new posts keep arriving live, and simulated people talk to the bot (an admin, a stranger
+//! the admin then allows). No credentials, no network beyond loopback.
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -22,6 +23,9 @@ use crate::vault::{Vault, VaultKey};
 /// The public test app id Telegram's documentation uses; the fake accepts any positive id.
 const DEMO_API_ID: i32 = 94575;
 const DEMO_API_HASH: &str = "a3406de8d171bb422bb6ddf3bbd800e2";
+/// The demo's bot administrator and a second person who talks to the bot.
+const DEMO_ADMIN: i64 = 1001;
+const DEMO_USER: i64 = 2002;
 
 /// Removes the temporary state directory when the demo ends, however it ends.
 struct TempDir(PathBuf);
@@ -38,15 +42,22 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn demo_config(dir: &Path, listen: SocketAddr, mtproto: SocketAddr) -> anyhow::Result<Config> {
+fn demo_config(
+    dir: &Path,
+    listen: SocketAddr,
+    mtproto: SocketAddr,
+    bot_api: SocketAddr,
+) -> anyhow::Result<Config> {
     let text = format!(
         "[store]\ndir = {dir:?}\n\n[vault]\nkey_file = {key:?}\n\n[health]\nlisten = \"{listen}\"\nallow_remote = {remote}\n\n\
-         [telegram]\napi_id = {DEMO_API_ID}\napi_hash_file = {hash:?}\n\n[telegram.server]\naddress = \"{mtproto}\"\nauth_key_file = {ak:?}\n",
+         [telegram]\napi_id = {DEMO_API_ID}\napi_hash_file = {hash:?}\n\n[telegram.server]\naddress = \"{mtproto}\"\nauth_key_file = {ak:?}\n\n\
+         [bot]\ntoken_file = {token:?}\napi_url = \"http://{bot_api}\"\nadmins = [{DEMO_ADMIN}]\n",
         dir = dir.display().to_string(),
         key = dir.join("vault.key").display().to_string(),
         remote = !listen.ip().is_loopback(),
         hash = dir.join("api_hash").display().to_string(),
         ak = dir.join("auth_key.hex").display().to_string(),
+        token = dir.join("bot_token").display().to_string(),
     );
     Ok(Config::from_toml(&text, None, &[], None)?)
 }
@@ -174,7 +185,8 @@ pub async fn run(
     .context("starting the built-in fake Telegram")?;
     write_private(&dir.join("api_hash"), DEMO_API_HASH)?;
     write_private(&dir.join("auth_key.hex"), &fake.info.auth_key)?;
-    let cfg = demo_config(&dir, listen, fake.info.mtproto)?;
+    write_private(&dir.join("bot_token"), &fake.info.bot_token)?;
+    let cfg = demo_config(&dir, listen, fake.info.mtproto, fake.info.bot_api)?;
     crate::logging::init(&cfg.log);
     println!(
         "fake Telegram: MTProto {} · Bot API {} · control {}",
@@ -200,6 +212,7 @@ pub async fn run(
         }
     });
     let reporter = tokio::spawn(report(cfg.store.clone()));
+    let talker = tokio::spawn(converse(fake.bot.clone()));
     let state_dir = dir.display().to_string();
     let result = daemon::run_with(cfg, RunOptions { run_for }, |s| {
         println!();
@@ -222,5 +235,56 @@ pub async fn run(
     .await;
     poster.abort();
     reporter.abort();
+    talker.abort();
     result
+}
+
+/// People talking to the bot through the fake Bot API; each exchange is printed.
+async fn converse(bot: Arc<fake_telegram::botapi::BotApi>) {
+    use fake_telegram::botapi::UserMessage;
+    let script: &[(i64, &str, &str)] = &[
+        (DEMO_ADMIN, "admin", "/status"),
+        (DEMO_USER, "a stranger", "/help"),
+        (DEMO_ADMIN, "admin", "/allow 2002"),
+        (DEMO_USER, "user", "/help"),
+        (DEMO_USER, "user", "/pause @technews"),
+        (DEMO_ADMIN, "admin", "/channels"),
+    ];
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for (user, who, text) in script {
+        let sent_before = bot
+            .calls(false)
+            .iter()
+            .filter(|c| c.method == "sendmessage")
+            .count();
+        bot.user_message(&UserMessage {
+            user_id: *user,
+            text: Some(text.to_string()),
+            first_name: Some(who.to_string()),
+            ..Default::default()
+        });
+        let mut answer = None;
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let sent: Vec<_> = bot
+                .calls(false)
+                .into_iter()
+                .filter(|c| c.method == "sendmessage")
+                .collect();
+            if let Some(c) = sent.get(sent_before) {
+                answer = c.params["text"].as_str().map(str::to_string);
+                break;
+            }
+        }
+        let answer = answer.unwrap_or_else(|| "(no answer)".into());
+        let mut lines = answer.lines();
+        println!("bot: {who} ({user}) says {text}");
+        for l in lines.by_ref().take(4) {
+            println!("     > {l}");
+        }
+        if lines.next().is_some() {
+            println!("     > …");
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
 }

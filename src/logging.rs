@@ -2,7 +2,8 @@
 //! journal adds them; `<N>` priority prefixes so levels survive), JSON lines on request.
 
 use std::fmt;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::sync::RwLock;
 
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
@@ -38,6 +39,55 @@ where
     }
 }
 
+/// Secrets that must never be written: any log line containing one has it replaced. Our own
+/// code does not log secrets; this is for libraries whose messages we do not control (an HTTP
+/// client's error names the Bot API URL, which carries the bot token).
+static SECRETS: RwLock<Vec<zeroize::Zeroizing<String>>> = RwLock::new(Vec::new());
+
+/// Adds a secret to hide from every log line from now on (ignored if shorter than 8 bytes,
+/// which could match ordinary text).
+pub fn hide(secret: &str) {
+    if secret.len() < 8 {
+        return;
+    }
+    let mut s = SECRETS.write().unwrap_or_else(|p| p.into_inner());
+    if !s.iter().any(|x| x.as_str() == secret) {
+        s.push(zeroize::Zeroizing::new(secret.to_string()));
+    }
+}
+
+/// `text` with every hidden secret replaced by `<secret>`.
+pub fn scrub(text: &str) -> String {
+    let secrets = SECRETS.read().unwrap_or_else(|p| p.into_inner());
+    let mut out = text.to_string();
+    for s in secrets.iter() {
+        if out.contains(s.as_str()) {
+            out = out.replace(s.as_str(), "<secret>");
+        }
+    }
+    out
+}
+
+/// stderr, through [`scrub`]: each formatted event arrives as one write.
+struct ScrubbedStderr;
+
+impl Write for ScrubbedStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let hidden = !SECRETS.read().unwrap_or_else(|p| p.into_inner()).is_empty();
+        if hidden {
+            let text = String::from_utf8_lossy(buf);
+            std::io::stderr().write_all(scrub(&text).as_bytes())?;
+        } else {
+            std::io::stderr().write_all(buf)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
 /// Which format `auto` means here: journald when stderr goes to the journal.
 pub fn resolve(format: LogFormat) -> LogFormat {
     match format {
@@ -56,7 +106,7 @@ pub fn init(cfg: &LogConfig) {
         .unwrap_or_else(|| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(|| ScrubbedStderr);
     let _ = match resolve(cfg.format) {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Journald => builder.event_format(Journald).try_init(),
@@ -65,4 +115,21 @@ pub fn init(cfg: &LogConfig) {
             .with_target(false)
             .try_init(),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hidden_secrets_are_scrubbed_and_short_ones_are_not_hidden() {
+        hide("123456:AAE-secret-part-xyz");
+        hide("abc");
+        let line =
+            "error sending request for url (http://x/bot123456:AAE-secret-part-xyz/getMe) abc";
+        assert_eq!(
+            scrub(line),
+            "error sending request for url (http://x/bot<secret>/getMe) abc"
+        );
+    }
 }

@@ -138,7 +138,16 @@ async fn commands_answer_by_role_strangers_get_one_refusal_and_bad_input_gets_it
     let second = fake.info.channels[1].clone();
     let first_id = fake.world.channel_id(&first).unwrap();
 
-    // Role-aware command menus.
+    // Role-aware command menus: one for users, one per admin chat.
+    wait_until("both command menus", Duration::from_secs(10), || {
+        fake.bot
+            .calls(true)
+            .iter()
+            .filter(|c| c.method == "setmycommands")
+            .count()
+            >= 2
+    })
+    .await;
     let menus: Vec<_> = fake
         .bot
         .calls(true)

@@ -125,6 +125,11 @@ pub async fn run(
     health: Option<Arc<Health>>,
 ) -> Result<(), PartError> {
     let token = read_token(&cfg)?;
+    // Libraries log request errors with the URL, which carries the token: hide it everywhere.
+    crate::logging::hide(&token);
+    if let Some((_, secret)) = token.split_once(':') {
+        crate::logging::hide(secret);
+    }
     let mut bot = Bot::new(token.as_str());
     if let Some(url) = &cfg.api_url {
         let base = if url.ends_with('/') {
