@@ -348,3 +348,154 @@ async fn the_bot_token_never_reaches_the_logs_even_at_trace_level() {
         );
     }
 }
+
+fn last_call_to(fake: &FakeTelegram, chat: i64, method: &str) -> serde_json::Value {
+    fake.bot
+        .calls(false)
+        .into_iter()
+        .rev()
+        .find(|c| c.method == method && c.params["chat_id"].as_i64() == Some(chat))
+        .map(|c| c.params)
+        .unwrap_or_default()
+}
+
+fn buttons(params: &serde_json::Value) -> Vec<(String, String)> {
+    let markup = match &params["reply_markup"] {
+        serde_json::Value::String(s) => serde_json::from_str(s).unwrap_or_default(),
+        v => v.clone(),
+    };
+    markup["inline_keyboard"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|row| row.as_array().cloned().unwrap_or_default())
+        .map(|b| {
+            (
+                b["text"].as_str().unwrap_or_default().to_string(),
+                b["callback_data"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_answers_newest_first_with_the_match_in_bold_and_pages_with_buttons() {
+    let fake = FakeTelegram::start(fake_opts()).await.unwrap();
+    let env = bot_env(&fake, "info").await;
+    let name = fake.info.channels[0].clone();
+    let ch = fake.world.channel_id(&name).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        ids.push(
+            fake.world
+                .post(
+                    ch,
+                    &format!("Zeppelinfest report {i}: the café <opens> & closes"),
+                )
+                .unwrap(),
+        );
+    }
+    fake.world
+        .post(ch, "Мир новостей: учёные открыли кафе")
+        .unwrap();
+    let mut child = start(&fake, &env).await;
+    wait_until("the backfill", Duration::from_secs(20), || {
+        sql(
+            &env,
+            &format!("SELECT backfill_state FROM channels WHERE id = {ch}"),
+        ) == "done"
+    })
+    .await;
+    const SEARCHER: i64 = 5;
+    has(&ask(&fake, ADMIN, "/allow 5").await, "may use the bot now");
+
+    // Message ids in the searcher's fresh chat: 1 theirs, 2 the bot's answer.
+    let first = ask(&fake, SEARCHER, "/search zeppelinfest").await;
+    has(&first, "Results 1–5 for <b>zeppelinfest</b>");
+    has(&first, "<b>Zeppelinfest</b> report 6");
+    has(&first, "&lt;opens&gt; &amp; closes");
+    has(&first, &format!("https://t.me/{name}/{}", ids[6]));
+    assert!(
+        first.find("report 6").unwrap() < first.find("report 2").unwrap(),
+        "newest first: {first}"
+    );
+    assert!(!first.contains("report 1"), "five a page: {first}");
+    let sent = last_call_to(&fake, SEARCHER, "sendmessage");
+    assert_eq!(sent["parse_mode"], "HTML");
+    let kb = buttons(&sent);
+    assert_eq!(kb.len(), 1, "{kb:?}");
+    assert_eq!(kb[0].0, "Older ▶");
+
+    // Older: the message is edited in place with the last two and a way back.
+    fake.bot.user_message(&UserMessage {
+        user_id: SEARCHER,
+        kind: Some("callback".into()),
+        data: Some(kb[0].1.clone()),
+        message_id: Some(2),
+        ..Default::default()
+    });
+    wait_until("the page to be edited", Duration::from_secs(10), || {
+        last_call_to(&fake, SEARCHER, "editmessagetext")["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("Results 6–7"))
+    })
+    .await;
+    let edited = last_call_to(&fake, SEARCHER, "editmessagetext");
+    let text = edited["text"].as_str().unwrap();
+    has(text, "report 1");
+    has(text, "report 0");
+    let search_id = kb[0].1.split(':').nth(1).unwrap();
+    assert_eq!(
+        buttons(&edited),
+        vec![("◀ Newer".to_string(), format!("s:{search_id}:0"))]
+    );
+    assert!(
+        fake.bot
+            .calls(false)
+            .iter()
+            .any(|c| c.method == "answercallbackquery"),
+        "the button press is answered"
+    );
+
+    // Diacritics and Cyrillic, prefixes, phrases; nothing; bad syntax; no query.
+    has(&ask(&fake, SEARCHER, "/search cafe").await, "<b>café</b>");
+    has(
+        &ask(&fake, SEARCHER, "/search учён*").await,
+        "<b>учёные</b>",
+    );
+    has(
+        &ask(&fake, SEARCHER, "/search \"report 3\"").await,
+        "<b>report 3</b>",
+    );
+    has(
+        &ask(&fake, SEARCHER, "/search qqqzzzxxx").await,
+        "Nothing found for qqqzzzxxx",
+    );
+    // Not FTS5 syntax: a person typing into a chat gets the words searched, and is told so.
+    let unbalanced = ask(&fake, SEARCHER, "/search \"zeppelinfest").await;
+    has(
+        &unbalanced,
+        "not search syntax, so I looked for the words themselves",
+    );
+    has(&unbalanced, "Results 1–5");
+    has(&ask(&fake, SEARCHER, "/search").await, "Usage: /search");
+    // A stale button after the bot forgot the query.
+    fake.bot.user_message(&UserMessage {
+        user_id: SEARCHER,
+        kind: Some("callback".into()),
+        data: Some("s:99999:1".into()),
+        message_id: Some(2),
+        ..Default::default()
+    });
+    wait_until("the stale button's answer", Duration::from_secs(10), || {
+        fake.bot.calls(false).iter().any(|c| {
+            c.method == "answercallbackquery"
+                && c.params.to_string().contains("This search expired")
+        })
+    })
+    .await;
+
+    sigterm(&child);
+    let (code, _) = wait_exit(&mut child, Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{}", stderr_of(&mut child));
+}

@@ -39,6 +39,12 @@ pub const COMMANDS: &[Command] = &[
         about: "the parser's health and each channel's progress",
     },
     Command {
+        name: "search",
+        role: Role::User,
+        args: "<words | \"a phrase\" | prefix* | AND OR NOT>",
+        about: "search the archive, newest first",
+    },
+    Command {
         name: "channels",
         role: Role::Admin,
         args: "",
@@ -82,7 +88,7 @@ pub const COMMANDS: &[Command] = &[
     },
 ];
 
-/// The longest argument text accepted (a channel reference, a user id, flags).
+/// The longest argument text accepted (a channel reference, a user id, flags, a search).
 pub const MAX_ARGS: usize = 256;
 
 pub fn find(name: &str) -> Option<&'static Command> {

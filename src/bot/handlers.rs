@@ -13,16 +13,25 @@ use crate::store::ChannelRecord;
 /// How long `/add` waits for the parser to resolve a channel before saying it is still queued.
 const ADD_WAIT: Duration = Duration::from_secs(60);
 
+pub(super) async fn send(
+    bot: &Bot,
+    app: &App,
+    chat: ChatId,
+    text: impl Into<String>,
+) -> Result<(), BotError> {
+    bot.send_message(chat, text.into())
+        .await
+        .map(|_| ())
+        .map_err(|e| BotError::Request(app.redact(&e.to_string())))
+}
+
 async fn reply(
     bot: &Bot,
     app: &App,
     msg: &Message,
     text: impl Into<String>,
 ) -> Result<(), BotError> {
-    bot.send_message(msg.chat.id, text.into())
-        .await
-        .map(|_| ())
-        .map_err(|e| BotError::Request(app.redact(&e.to_string())))
+    send(bot, app, msg.chat.id, text).await
 }
 
 pub async fn on_message(bot: Bot, msg: Message, app: Arc<App>) -> Result<(), BotError> {
@@ -124,6 +133,7 @@ pub async fn on_message(bot: Bot, msg: Message, app: Arc<App>) -> Result<(), Bot
         "status" => status(&app).await?,
         "channels" => channels(&app).await?,
         "add" => return add(&bot, &app, &msg, user_id, cmd.args).await,
+        "search" => return super::search::search(&bot, &app, &msg, cmd.args).await,
         "remove" | "pause" | "resume" => set_state(&app, spec, cmd.args, user_id).await?,
         "allow" | "deny" => allow_deny(&app, spec, cmd.args, user_id).await?,
         _ => commands::help_text(role),

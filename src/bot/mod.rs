@@ -7,6 +7,7 @@
 
 pub mod commands;
 mod handlers;
+mod search;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -33,6 +34,8 @@ pub struct App {
     pub me: String,
     /// Users already told they may not use the bot (told once, then ignored).
     pub refused: Mutex<HashSet<i64>>,
+    /// Queries of recent `/search` answers, for their page buttons.
+    pub searches: Mutex<search::Searches>,
     token: Zeroizing<String>,
 }
 
@@ -181,9 +184,12 @@ pub async fn run(
         open: cfg.open,
         me: username.clone(),
         refused: Mutex::new(HashSet::new()),
+        searches: Mutex::new(search::Searches::default()),
         token: token.clone(),
     });
-    let handler = dptree::entry().branch(Update::filter_message().endpoint(handlers::on_message));
+    let handler = dptree::entry()
+        .branch(Update::filter_message().endpoint(handlers::on_message))
+        .branch(Update::filter_callback_query().endpoint(search::on_callback));
     let mut dispatcher = Dispatcher::builder(bot, handler)
         .dependencies(dptree::deps![app.clone()])
         .default_handler(|_| async {})

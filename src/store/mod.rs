@@ -12,6 +12,7 @@ mod ingest;
 mod lock;
 mod requests;
 mod sealed;
+mod search;
 
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -30,6 +31,7 @@ pub use ingest::{CursorAdvance, MessageRow};
 pub use lock::{Locked, StateLock};
 pub use requests::ChannelRequest;
 pub use sealed::{SEALED_COLUMNS, SealedColumn};
+pub use search::{Found, Hit, MATCH_END, MATCH_START, SearchError, SearchFilter};
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 

@@ -1,0 +1,286 @@
+//! `/search`: FTS over the archive, five posts a page, newest first, the match in bold, a link
+//! to each post, and buttons to page through. A page's query is kept in memory under a short
+//! id (callback data holds at most 64 bytes); after a restart old buttons say so.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use teloxide::prelude::*;
+use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup, ParseMode};
+
+use super::{App, BotError};
+use crate::store::{Hit, MATCH_END, MATCH_START, SearchError, SearchFilter};
+
+pub const PAGE_SIZE: u32 = 5;
+/// Searches remembered for paging.
+const REMEMBERED: usize = 1000;
+/// Characters of a snippet shown (Telegram allows 4096 per message, for five posts).
+const SNIPPET_MAX: usize = 400;
+
+#[derive(Default)]
+pub struct Searches {
+    next: u64,
+    queries: VecDeque<(u64, String)>,
+}
+
+impl Searches {
+    pub fn remember(m: &Mutex<Searches>, query: &str) -> u64 {
+        let mut s = m.lock().unwrap_or_else(|p| p.into_inner());
+        s.next += 1;
+        let id = s.next;
+        s.queries.push_back((id, query.to_string()));
+        while s.queries.len() > REMEMBERED {
+            s.queries.pop_front();
+        }
+        id
+    }
+
+    pub fn get(m: &Mutex<Searches>, id: u64) -> Option<String> {
+        let s = m.lock().unwrap_or_else(|p| p.into_inner());
+        s.queries
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, q)| q.clone())
+    }
+}
+
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The snippet as Telegram HTML: escaped, matches in bold, at most `SNIPPET_MAX` characters
+/// (never cutting inside a bold run).
+fn snippet_html(s: &str) -> String {
+    let mut out = String::new();
+    let mut open = false;
+    for (n, c) in s.chars().enumerate() {
+        if n >= SNIPPET_MAX {
+            out.push('…');
+            break;
+        }
+        match c {
+            MATCH_START => {
+                out.push_str("<b>");
+                open = true;
+            }
+            MATCH_END => {
+                out.push_str("</b>");
+                open = false;
+            }
+            c => out.push_str(&escape_html(&c.to_string())),
+        }
+    }
+    if open {
+        out.push_str("</b>");
+    }
+    out
+}
+
+fn when(ts: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(ts.max(0) as u64);
+    let s = crate::time::rfc3339(t, false);
+    // 2026-11-23T12:34:56Z -> 2026-11-23 12:34 UTC
+    format!(
+        "{} {} UTC",
+        &s[..10.min(s.len())],
+        s.get(11..16).unwrap_or("")
+    )
+}
+
+fn hit_html(h: &Hit) -> String {
+    let name = match &h.username {
+        Some(u) => format!("{} (@{})", escape_html(&h.title), escape_html(u)),
+        None => escape_html(&h.title),
+    };
+    format!(
+        "<b>{name}</b> · {}{}\n{}\n<a href=\"{}\">open the post</a>\n\n",
+        when(h.date),
+        if h.deleted { " · deleted" } else { "" },
+        snippet_html(&h.snippet),
+        escape_html(&h.link())
+    )
+}
+
+/// A page of results as HTML and its buttons.
+pub async fn page(
+    app: &App,
+    id: u64,
+    query: &str,
+    page: u32,
+) -> Result<(String, Option<InlineKeyboardMarkup>), BotError> {
+    let found = match app
+        .store
+        .search(
+            query,
+            &SearchFilter {
+                limit: PAGE_SIZE + 1,
+                offset: page * PAGE_SIZE,
+                ..Default::default()
+            },
+            true,
+        )
+        .await
+    {
+        Ok(f) => f,
+        Err(SearchError::Query { reason, .. }) => {
+            return Ok((
+                format!(
+                    "I cannot read that search: {}.\nUse words, \"a phrase\", prefix*, AND, OR, NOT.",
+                    escape_html(&reason)
+                ),
+                None,
+            ));
+        }
+        Err(SearchError::Store(e)) => return Err(e.into()),
+    };
+    let hits = found.hits;
+    let note = if found.as_words {
+        "That is not search syntax, so I looked for the words themselves.\n"
+    } else {
+        ""
+    };
+    if hits.is_empty() {
+        return Ok((
+            if page == 0 {
+                format!("{note}Nothing found for {}.", escape_html(query))
+            } else {
+                "No more results.".into()
+            },
+            None,
+        ));
+    }
+    let more = hits.len() > PAGE_SIZE as usize;
+    let mut text = format!(
+        "{note}Results {}–{} for <b>{}</b>:\n\n",
+        page * PAGE_SIZE + 1,
+        page * PAGE_SIZE + hits.len().min(PAGE_SIZE as usize) as u32,
+        escape_html(query)
+    );
+    for h in hits.iter().take(PAGE_SIZE as usize) {
+        text.push_str(&hit_html(h));
+    }
+    let mut row = Vec::new();
+    if page > 0 {
+        row.push(InlineKeyboardButton::callback(
+            "◀ Newer",
+            format!("s:{id}:{}", page - 1),
+        ));
+    }
+    if more {
+        row.push(InlineKeyboardButton::callback(
+            "Older ▶",
+            format!("s:{id}:{}", page + 1),
+        ));
+    }
+    let kb = (!row.is_empty()).then(|| InlineKeyboardMarkup::new(vec![row]));
+    Ok((text, kb))
+}
+
+pub async fn search(bot: &Bot, app: &App, msg: &Message, query: &str) -> Result<(), BotError> {
+    if query.trim().is_empty() {
+        return super::handlers::send(
+            bot,
+            app,
+            msg.chat.id,
+            "What should I look for?\nUsage: /search <words | \"a phrase\" | prefix* | AND OR NOT>",
+        )
+        .await;
+    }
+    let id = Searches::remember(&app.searches, query.trim());
+    let (text, kb) = page(app, id, query.trim(), 0).await?;
+    let mut req = bot
+        .send_message(msg.chat.id, text)
+        .parse_mode(ParseMode::Html);
+    if let Some(kb) = kb {
+        req = req.reply_markup(kb);
+    }
+    req.await
+        .map(|_| ())
+        .map_err(|e| BotError::Request(app.redact(&e.to_string())))
+}
+
+/// A press on "Older" / "Newer".
+pub async fn on_callback(
+    bot: Bot,
+    q: CallbackQuery,
+    app: std::sync::Arc<App>,
+) -> Result<(), BotError> {
+    let user = i64::try_from(q.from.id.0).unwrap_or(i64::MAX);
+    let allowed = app.role(user).await? >= super::commands::Role::User;
+    let parsed = q.data.as_deref().and_then(|d| {
+        let mut p = d.split(':');
+        match (p.next(), p.next(), p.next(), p.next()) {
+            (Some("s"), Some(id), Some(page), None) => {
+                Some((id.parse::<u64>().ok()?, page.parse::<u32>().ok()?))
+            }
+            _ => None,
+        }
+    });
+    let answer = |text: &'static str| {
+        let bot = bot.clone();
+        let id = q.id.clone();
+        async move {
+            let mut r = bot.answer_callback_query(id);
+            if !text.is_empty() {
+                r = r.text(text);
+            }
+            r.await.map(|_| ())
+        }
+    };
+    let redact = |e: teloxide::RequestError| BotError::Request(app.redact(&e.to_string()));
+    let (Some((id, n)), true, Some(msg)) = (parsed, allowed, q.regular_message()) else {
+        return answer(if allowed {
+            "This button is not mine."
+        } else {
+            ""
+        })
+        .await
+        .map_err(redact);
+    };
+    let Some(query) = Searches::get(&app.searches, id) else {
+        return answer("This search expired; send /search again.")
+            .await
+            .map_err(redact);
+    };
+    let (text, kb) = page(&app, id, &query, n).await?;
+    let mut req = bot
+        .edit_message_text(msg.chat.id, msg.id, text)
+        .parse_mode(ParseMode::Html);
+    if let Some(kb) = kb {
+        req = req.reply_markup(kb);
+    }
+    req.await.map_err(redact)?;
+    answer("").await.map_err(redact)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snippets_are_escaped_and_matches_bold_even_when_cut() {
+        let s = format!("a <b> & {MATCH_START}café{MATCH_END} \"x\"");
+        assert_eq!(
+            snippet_html(&s),
+            "a &lt;b&gt; &amp; <b>café</b> &quot;x&quot;"
+        );
+        let long = format!("{MATCH_START}{}{MATCH_END}", "я".repeat(SNIPPET_MAX + 10));
+        let h = snippet_html(&long);
+        assert!(h.ends_with("…</b>"), "{}", &h[h.len() - 20..]);
+    }
+
+    #[test]
+    fn dates_read_as_utc_minutes() {
+        assert_eq!(when(1_700_000_000), "2023-11-14 22:13 UTC");
+    }
+}
