@@ -499,3 +499,104 @@ async fn search_answers_newest_first_with_the_match_in_bold_and_pages_with_butto
     let (code, _) = wait_exit(&mut child, Duration::from_secs(10));
     assert_eq!(code, Some(0), "{}", stderr_of(&mut child));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_are_checked_added_listed_and_removed_with_buttons() {
+    let fake = FakeTelegram::start(fake_opts()).await.unwrap();
+    let env = bot_env(&fake, "info").await;
+    let name = fake.info.channels[0].clone();
+    let mut child = start(&fake, &env).await;
+    const SUBBER: i64 = 6;
+    const OTHER: i64 = 7;
+    has(&ask(&fake, ADMIN, "/allow 6").await, "may use the bot now");
+    has(&ask(&fake, ADMIN, "/allow 7").await, "may use the bot now");
+
+    has(&ask(&fake, SUBBER, "/subscribe").await, "Usage: /subscribe");
+    let bad = ask(&fake, SUBBER, "/subscribe /a(b/").await;
+    has(&bad, "does not compile");
+    has(&bad, "^");
+    has(
+        &ask(&fake, SUBBER, "/subscribe bitcoin in @nochannel").await,
+        "@nochannel is not among the followed channels",
+    );
+    let count = || sql(&env, "SELECT count(*) FROM subscriptions");
+    assert_eq!(count(), "0", "nothing written for refused input");
+    has(
+        &ask(&fake, SUBBER, "/subscribe Bitcoin  ETF bitcoin").await,
+        "Subscribed: alerts for posts with all of: bitcoin etf in every channel",
+    );
+    has(
+        &ask(&fake, SUBBER, "/subscribe bitcoin etf").await,
+        "You already get alerts",
+    );
+    has(
+        &ask(
+            &fake,
+            SUBBER,
+            &format!("/subscribe /rate (cut|hike)/ in @{name}"),
+        )
+        .await,
+        &format!("posts matching /rate (cut|hike)/ in @{name}"),
+    );
+    assert_eq!(count(), "2");
+
+    let listing = ask(&fake, SUBBER, "/subscriptions").await;
+    has(&listing, "1. bitcoin etf (every channel)");
+    has(&listing, &format!("2. /rate (cut|hike)/ (@{name})"));
+    // Each exchange in this chat is one message each way: the listing is the last bot message.
+    let listing_id = 2 * sent_to(&fake, SUBBER).len() as i64;
+    let kb = buttons(&last_call_to(&fake, SUBBER, "sendmessage"));
+    assert_eq!(kb.len(), 2, "{kb:?}");
+    assert!(kb[0].0.starts_with("✖ 1. bitcoin etf"), "{kb:?}");
+
+    // Someone else pressing it removes nothing.
+    fake.bot.user_message(&UserMessage {
+        user_id: OTHER,
+        chat_id: Some(SUBBER),
+        kind: Some("callback".into()),
+        data: Some(kb[0].1.clone()),
+        message_id: Some(listing_id),
+        ..Default::default()
+    });
+    wait_until(
+        "the other user's press to be answered",
+        Duration::from_secs(10),
+        || {
+            fake.bot.calls(false).iter().any(|c| {
+                c.method == "answercallbackquery" && c.params.to_string().contains("Already gone")
+            })
+        },
+    )
+    .await;
+    assert_eq!(count(), "2");
+
+    fake.bot.user_message(&UserMessage {
+        user_id: SUBBER,
+        kind: Some("callback".into()),
+        data: Some(kb[0].1.clone()),
+        message_id: Some(listing_id),
+        ..Default::default()
+    });
+    wait_until("the list to be redrawn", Duration::from_secs(10), || {
+        last_call_to(&fake, SUBBER, "editmessagetext")["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("1. /rate (cut|hike)/") && !t.contains("bitcoin"))
+    })
+    .await;
+    assert_eq!(count(), "1");
+    has(
+        &ask(&fake, SUBBER, "/unsubscribe").await,
+        "press one to remove it",
+    );
+
+    // A stranger cannot subscribe; nothing is written.
+    has(
+        &ask(&fake, 8, "/subscribe anything").await,
+        "this bot is private",
+    );
+    assert_eq!(count(), "1");
+
+    sigterm(&child);
+    let (code, _) = wait_exit(&mut child, Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{}", stderr_of(&mut child));
+}

@@ -45,6 +45,24 @@ pub const COMMANDS: &[Command] = &[
         about: "search the archive, newest first",
     },
     Command {
+        name: "subscribe",
+        role: Role::User,
+        args: "<words | /regex/> [in @channel]",
+        about: "get an alert for each new post that matches",
+    },
+    Command {
+        name: "subscriptions",
+        role: Role::User,
+        args: "",
+        about: "your alerts, with buttons to remove them",
+    },
+    Command {
+        name: "unsubscribe",
+        role: Role::User,
+        args: "",
+        about: "remove alerts (buttons)",
+    },
+    Command {
         name: "channels",
         role: Role::Admin,
         args: "",

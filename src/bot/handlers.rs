@@ -134,6 +134,10 @@ pub async fn on_message(bot: Bot, msg: Message, app: Arc<App>) -> Result<(), Bot
         "channels" => channels(&app).await?,
         "add" => return add(&bot, &app, &msg, user_id, cmd.args).await,
         "search" => return super::search::search(&bot, &app, &msg, cmd.args).await,
+        "subscribe" => return super::subs::subscribe(&bot, &app, &msg, user_id, cmd.args).await,
+        "subscriptions" | "unsubscribe" => {
+            return super::subs::list(&bot, &app, &msg, user_id).await;
+        }
         "remove" | "pause" | "resume" => set_state(&app, spec, cmd.args, user_id).await?,
         "allow" | "deny" => allow_deny(&app, spec, cmd.args, user_id).await?,
         _ => commands::help_text(role),
@@ -416,4 +420,23 @@ async fn allow_deny(
     } else {
         format!("{id} may no longer use the bot; their alerts are off.")
     })
+}
+
+/// Button presses: `s:<search>:<page>` pages a search, `u:<subscription>` removes one.
+pub async fn on_callback(bot: Bot, q: CallbackQuery, app: Arc<App>) -> Result<(), BotError> {
+    let user = i64::try_from(q.from.id.0).unwrap_or(i64::MAX);
+    if app.role(user).await? < Role::User {
+        return bot
+            .answer_callback_query(q.id.clone())
+            .await
+            .map(|_| ())
+            .map_err(|e| BotError::Request(app.redact(&e.to_string())));
+    }
+    match q.data.as_deref().and_then(|d| d.strip_prefix("u:")) {
+        Some(id) => match id.parse::<i64>() {
+            Ok(id) => super::subs::on_remove(&bot, &app, &q, user, id).await,
+            Err(_) => super::search::on_callback(bot, q, app).await,
+        },
+        None => super::search::on_callback(bot, q, app).await,
+    }
 }

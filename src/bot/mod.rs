@@ -8,6 +8,7 @@
 pub mod commands;
 mod handlers;
 mod search;
+mod subs;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -189,7 +190,7 @@ pub async fn run(
     });
     let handler = dptree::entry()
         .branch(Update::filter_message().endpoint(handlers::on_message))
-        .branch(Update::filter_callback_query().endpoint(search::on_callback));
+        .branch(Update::filter_callback_query().endpoint(handlers::on_callback));
     let mut dispatcher = Dispatcher::builder(bot, handler)
         .dependencies(dptree::deps![app.clone()])
         .default_handler(|_| async {})

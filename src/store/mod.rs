@@ -13,6 +13,7 @@ mod lock;
 mod requests;
 mod sealed;
 mod search;
+mod subscriptions;
 
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -32,6 +33,7 @@ pub use lock::{Locked, StateLock};
 pub use requests::ChannelRequest;
 pub use sealed::{SEALED_COLUMNS, SealedColumn};
 pub use search::{Found, Hit, MATCH_END, MATCH_START, SearchError, SearchFilter};
+pub use subscriptions::{MAX_PER_USER, Subscription};
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
