@@ -171,14 +171,16 @@ pub async fn next_page(
 pub struct Pipeline {
     store: Store,
     /// The commit running now: what it carries (channel, cursor, posts, done) and its task.
-    inflight: Option<(
-        Vec<(i64, i32, usize, bool)>,
-        tokio::task::JoinHandle<Result<(), StoreError>>,
-    )>,
+    inflight: Option<(Vec<Carried>, Commit)>,
     queued: Vec<Page>,
     /// Channel → (cursor, posts counted, done) as fetched, ahead of the database.
     ahead: HashMap<i64, (i64, i64, bool)>,
 }
+
+/// What a running commit carries, per page: channel, cursor, posts, done.
+type Carried = (i64, i32, usize, bool);
+/// The task committing a group of pages.
+type Commit = tokio::task::JoinHandle<Result<(), StoreError>>;
 
 /// Pages waiting for a commit before the fetcher waits for the database.
 const MAX_QUEUED: usize = 20;
