@@ -540,6 +540,47 @@ async fn subscriptions_are_checked_added_listed_and_removed_with_buttons() {
     );
     assert_eq!(count(), "2");
 
+    // New posts are matched as they are stored: one outbox alert per match, edits and
+    // non-matching posts none.
+    let ch = fake.world.channel_id(&name).unwrap();
+    wait_until("the backfill", Duration::from_secs(20), || {
+        sql(
+            &env,
+            &format!("SELECT backfill_state FROM channels WHERE id = {ch}"),
+        ) == "done"
+    })
+    .await;
+    let etf = fake
+        .world
+        .post(ch, "SEC: the Bitcoin ETF is approved")
+        .unwrap();
+    let rate = fake.world.post(ch, "Fed signals a RATE CUT").unwrap();
+    let plain = fake.world.post(ch, "Weather: sunny").unwrap();
+    wait_until("the live posts", Duration::from_secs(20), || {
+        sql(
+            &env,
+            &format!("SELECT count(*) FROM messages WHERE channel_id = {ch} AND id IN ({etf}, {rate}, {plain})"),
+        ) == "3"
+    })
+    .await;
+    fake.world
+        .edit(ch, etf, "SEC: the Bitcoin ETF is approved (updated)")
+        .unwrap();
+    wait_until("the edit", Duration::from_secs(20), || {
+        sql(
+            &env,
+            &format!("SELECT version FROM messages WHERE channel_id = {ch} AND id = {etf}"),
+        ) == "2"
+    })
+    .await;
+    assert_eq!(
+        sql(
+            &env,
+            "SELECT group_concat(chat_id || ':' || json_extract(payload, '$.message_id') || ':' || state, ' ') FROM (SELECT * FROM outbox ORDER BY id)"
+        ),
+        format!("{SUBBER}:{etf}:pending {SUBBER}:{rate}:pending"),
+    );
+
     let listing = ask(&fake, SUBBER, "/subscriptions").await;
     has(&listing, "1. bitcoin etf (every channel)");
     has(&listing, &format!("2. /rate (cut|hike)/ (@{name})"));

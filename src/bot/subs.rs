@@ -22,13 +22,7 @@ pub struct Wanted {
 pub const USAGE: &str =
     "Usage: /subscribe <words> or /subscribe /regex/, optionally followed by in @channel";
 
-/// Compiles a subscription's regex the way alerts use it: case-insensitive, size-bounded.
-pub fn compile(pattern: &str) -> Result<regex::Regex, regex::Error> {
-    regex::RegexBuilder::new(pattern)
-        .case_insensitive(true)
-        .size_limit(1 << 20)
-        .build()
-}
+use crate::store::compile_regex as compile;
 
 /// Reads `/subscribe` arguments; `Err` is the answer to give.
 pub fn parse(args: &str) -> Result<Wanted, String> {

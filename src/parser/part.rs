@@ -705,7 +705,11 @@ async fn follow_live(
                             stats.delivered(ch, &name, lag);
                         }
                         let id = row.id;
-                        let res = store.ingest(ch, &[row], None).await;
+                        let res = if is_new {
+                            store.ingest_live(ch, &[row]).await.map(|_| ())
+                        } else {
+                            store.ingest(ch, &[row], None).await
+                        };
                         if res.is_err() {
                             // Not lost: fetched again from history once the store recovers.
                             let _ = refills.send(Refill {

@@ -174,6 +174,33 @@ impl Store {
         Ok(())
     }
 
+    /// Stores posts that are new to the follower (live, or refilled after a gap) and, in the same
+    /// transaction, writes an outbox alert for each subscription a post seen for the first time
+    /// matches. Returns the number of alerts queued.
+    pub async fn ingest_live(
+        &self,
+        channel_id: i64,
+        rows: &[MessageRow],
+    ) -> Result<usize, StoreError> {
+        let matcher = self.matcher().await?;
+        let now = crate::time::unix_now();
+        let mut tx = self.begin_write().await?;
+        let fresh: Vec<&MessageRow> = if matcher.is_empty() {
+            Vec::new()
+        } else {
+            let stored = super::alerts::existing_ids(&mut tx, channel_id, rows).await?;
+            rows.iter().filter(|r| !stored.contains(&r.id)).collect()
+        };
+        ingest_in(&mut tx, channel_id, rows, None, now).await?;
+        let queued = if fresh.is_empty() {
+            0
+        } else {
+            super::alerts::enqueue_matches(&mut tx, &matcher, channel_id, &fresh, now).await?
+        };
+        tx.commit().await?;
+        Ok(queued)
+    }
+
     /// Marks posts deleted (soft: the text is kept).
     pub async fn mark_deleted(&self, channel_id: i64, ids: &[i32]) -> Result<u64, StoreError> {
         let now = crate::time::unix_now();

@@ -6,6 +6,7 @@
 //! foreign keys on. Migrations are embedded and applied before the daemon reports READY; a
 //! database written by a newer version is refused. Files are created mode 0600.
 
+mod alerts;
 mod bot_users;
 mod channels;
 mod ingest;
@@ -27,6 +28,7 @@ use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 
 use crate::config::StoreConfig;
 
+pub use alerts::{Matcher, compile_regex};
 pub use channels::{ChannelRecord, NewChannel, normalize_ref};
 pub use ingest::{CursorAdvance, MessageRow};
 pub use lock::{Locked, StateLock};
@@ -89,6 +91,8 @@ pub struct Store {
     writer: SqlitePool,
     reader: SqlitePool,
     path: PathBuf,
+    /// Compiled subscriptions for matching new posts, shared by every clone.
+    alerts: std::sync::Arc<alerts::AlertCache>,
 }
 
 impl Store {
@@ -138,6 +142,7 @@ impl Store {
             writer,
             reader,
             path,
+            alerts: Default::default(),
         })
     }
 

@@ -82,6 +82,7 @@ impl Store {
             }
         };
         tx.commit().await?;
+        self.subscriptions_changed();
         Ok(result)
     }
 
@@ -122,6 +123,7 @@ impl Store {
             .await?
             .rows_affected();
         tx.commit().await?;
+        self.subscriptions_changed();
         Ok(n > 0)
     }
 }
