@@ -159,30 +159,36 @@ fn main() {
     e2e_part(&rt, dir.path(), quick);
 }
 
-fn store_part(rt: &tokio::runtime::Runtime, dir: &std::path::Path, n: usize, only_store: bool) {
-    let ours = rt.block_on(async {
-        let store = Store::open(&StoreConfig {
-            dir: dir.join("a"),
-            busy_timeout: Duration::from_secs(5),
-            read_connections: 2,
+/// A database with the product's schema and the bench channel (id 1).
+async fn bench_store(dir: &std::path::Path) -> Store {
+    let store = Store::open(&StoreConfig {
+        dir: dir.to_path_buf(),
+        busy_timeout: Duration::from_secs(5),
+        read_connections: 2,
+    })
+    .await
+    .unwrap();
+    store
+        .add_channel(&NewChannel {
+            id: 1,
+            access_hash: Some(1),
+            username: Some("bench".into()),
+            title: "bench".into(),
+            about: None,
+            participants: None,
+            kind: "broadcast",
+            since: None,
+            last: None,
+            added_by: None,
         })
         .await
         .unwrap();
-        store
-            .add_channel(&NewChannel {
-                id: 1,
-                access_hash: Some(1),
-                username: Some("bench".into()),
-                title: "bench".into(),
-                about: None,
-                participants: None,
-                kind: "broadcast",
-                since: None,
-                last: None,
-                added_by: None,
-            })
-            .await
-            .unwrap();
+    store
+}
+
+fn store_part(rt: &tokio::runtime::Runtime, dir: &std::path::Path, n: usize, only_store: bool) {
+    let ours = rt.block_on(async {
+        let store = bench_store(&dir.join("a")).await;
         let batches: Vec<Vec<MessageRow>> = (0..n / 1000).map(|b| rows(1000, b * 1000)).collect();
         let t = Instant::now();
         for b in &batches {
@@ -199,28 +205,7 @@ fn store_part(rt: &tokio::runtime::Runtime, dir: &std::path::Path, n: usize, onl
     // An empty database with the product's schema, for the C ceiling.
     let schema_db = rt.block_on(async {
         let d = dir.join("schema");
-        let store = Store::open(&StoreConfig {
-            dir: d.clone(),
-            busy_timeout: Duration::from_secs(5),
-            read_connections: 1,
-        })
-        .await
-        .unwrap();
-        store
-            .add_channel(&NewChannel {
-                id: 1,
-                access_hash: Some(1),
-                username: Some("bench".into()),
-                title: "bench".into(),
-                about: None,
-                participants: None,
-                kind: "broadcast",
-                since: None,
-                last: None,
-                added_by: None,
-            })
-            .await
-            .unwrap();
+        let store = bench_store(&d).await;
         store.close().await;
         d.join("tgparser.db")
     });

@@ -84,7 +84,7 @@ pub async fn on_message(bot: Bot, msg: Message, app: Arc<App>) -> Result<(), Bot
             )
             .await?;
     }
-    let Some(text) = msg.text() else {
+    if msg.text().is_none() {
         return reply(
             &bot,
             &app,
@@ -92,7 +92,7 @@ pub async fn on_message(bot: Bot, msg: Message, app: Arc<App>) -> Result<(), Bot
             "I read text commands only. /help lists them.",
         )
         .await;
-    };
+    }
     let Some(cmd) = parsed else {
         return reply(&bot, &app, &msg, "Send me a command; /help lists them.").await;
     };
@@ -126,7 +126,6 @@ pub async fn on_message(bot: Bot, msg: Message, app: Arc<App>) -> Result<(), Bot
         )
         .await;
     }
-    let _ = text;
     let answer = match spec.name {
         "start" => start(role),
         "help" => commands::help_text(role),
