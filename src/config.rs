@@ -122,6 +122,13 @@ struct RawBot {
     admins: Vec<i64>,
     #[serde(default)]
     open: bool,
+    /// Messages per window overall, per private chat, per group ("30/1s", "off").
+    send_rate: Option<String>,
+    chat_rate: Option<String>,
+    group_rate: Option<String>,
+    /// Pending alerts in one chat above which they are folded into a digest (0: never).
+    digest_after: Option<u32>,
+    call_timeout_secs: Option<f64>,
 }
 
 // ---- validated ------------------------------------------------------------------------------
@@ -193,6 +200,9 @@ pub struct BotConfig {
     pub api_url: Option<String>,
     pub admins: Vec<i64>,
     pub open: bool,
+    pub guard: crate::guard::botapi::BotGuardConfig,
+    /// Pending alerts in one chat above which they are folded into a digest; 0: never.
+    pub digest_after: u32,
 }
 
 impl Config {
@@ -641,11 +651,44 @@ impl Validator<'_> {
                             format!("found {url:?}; expected an http:// or https:// URL"),
                         ));
                     }
+                    let mut guard = crate::guard::botapi::BotGuardConfig::default();
+                    for (key, value, slot) in [
+                        ("bot.send_rate", &b.send_rate, &mut guard.overall),
+                        ("bot.chat_rate", &b.chat_rate, &mut guard.per_chat),
+                        ("bot.group_rate", &b.group_rate, &mut guard.per_group),
+                    ] {
+                        match value.as_deref().map(str::trim) {
+                            None => {}
+                            Some("off") => *slot = None,
+                            Some(v) => {
+                                let pace: crate::guard::Pace =
+                                    v.parse().map_err(|e: String| self.err(key, e))?;
+                                if pace.calls == 0 {
+                                    return Err(self.err(
+                                        key,
+                                        "allows no message at all; write \"off\" for no limit",
+                                    ));
+                                }
+                                *slot = Some(pace);
+                            }
+                        }
+                    }
+                    if let Some(t) = b.call_timeout_secs {
+                        if !(t.is_finite() && (1.0..=600.0).contains(&t)) {
+                            return Err(self.err(
+                                "bot.call_timeout_secs",
+                                format!("found {t}; expected seconds between 1 and 600"),
+                            ));
+                        }
+                        guard.call_timeout = Duration::from_secs_f64(t);
+                    }
                     Some(BotConfig {
                         token_file,
                         api_url: b.api_url,
                         admins: b.admins,
                         open: b.open,
+                        guard,
+                        digest_after: b.digest_after.unwrap_or(20),
                     })
                 }
             },

@@ -19,10 +19,9 @@ pub(super) async fn send(
     chat: ChatId,
     text: impl Into<String>,
 ) -> Result<(), BotError> {
-    bot.send_message(chat, text.into())
+    app.call(Some(chat), bot.send_message(chat, text.into()))
         .await
         .map(|_| ())
-        .map_err(|e| BotError::Request(app.redact(&e.to_string())))
 }
 
 async fn reply(

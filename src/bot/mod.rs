@@ -7,6 +7,7 @@
 
 pub mod commands;
 mod handlers;
+pub mod outbox;
 mod search;
 mod subs;
 
@@ -15,10 +16,12 @@ use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
 use teloxide::prelude::*;
+use teloxide::requests::Output;
 use teloxide::types::{BotCommand, BotCommandScope, Recipient};
 use zeroize::Zeroizing;
 
 use crate::config::BotConfig;
+use crate::guard::botapi::BotGuard;
 use crate::health::Health;
 use crate::store::Store;
 use crate::supervisor::{PartContext, PartError, PartState, Registry};
@@ -37,12 +40,26 @@ pub struct App {
     pub refused: Mutex<HashSet<i64>>,
     /// Queries of recent `/search` answers, for their page buttons.
     pub searches: Mutex<search::Searches>,
+    /// Every Bot API call goes through it: replies and alerts share its quotas.
+    pub guard: BotGuard,
+    pub outbox: Arc<outbox::OutboxStats>,
     token: Zeroizing<String>,
 }
 
 impl App {
     pub fn redact(&self, text: &str) -> String {
         redact(text, &self.token)
+    }
+
+    /// Makes a Bot API call through the guard (`chat`: the chat it writes to, for its quota).
+    pub async fn call<R>(&self, chat: Option<ChatId>, req: R) -> Result<Output<R>, BotError>
+    where
+        R: Request<Err = teloxide::RequestError>,
+    {
+        self.guard
+            .call(chat.map(|c| c.0), || req.send_ref())
+            .await
+            .map_err(|e| BotError::Request(self.redact(&e.to_string())))
     }
 
     /// A user's role: admins from the configuration, then the database, then `bot.open`.
@@ -161,6 +178,15 @@ pub async fn run(
         }
     };
     let username = me.username.clone().unwrap_or_default();
+    let secret = token.split_once(':').map_or("", |(_, s)| s);
+    let guard = BotGuard::new(cfg.guard.clone(), health.clone(), &[token.as_str(), secret]);
+    let outbox = Arc::new(outbox::Outbox {
+        bot: bot.clone(),
+        guard: guard.clone(),
+        store: store.clone(),
+        digest_after: cfg.digest_after,
+        stats: Arc::default(),
+    });
     // Commands as each role sees them in Telegram's menu.
     if let Err(e) = bot.set_my_commands(bot_commands(Role::User)).await {
         tracing::warn!(error = %redact(&e.to_string(), &token), "setMyCommands failed");
@@ -180,12 +206,14 @@ pub async fn run(
     let app = Arc::new(App {
         store,
         registry: ctx.registry.clone(),
-        health,
+        health: health.clone(),
         admins: cfg.admins.iter().copied().collect(),
         open: cfg.open,
         me: username.clone(),
         refused: Mutex::new(HashSet::new()),
         searches: Mutex::new(search::Searches::default()),
+        guard: guard.clone(),
+        outbox: outbox.stats.clone(),
         token: token.clone(),
     });
     let handler = dptree::entry()
@@ -202,14 +230,34 @@ pub async fn run(
     ctx.registry.set(ctx.name, PartState::Running);
     tracing::info!(bot = %username, "bot running");
     let mut running = tokio::spawn(async move { dispatcher.dispatch().await });
+    let outbox_cancel = ctx.cancel.child_token();
+    let mut delivering = tokio::spawn(outbox.run(outbox_cancel.clone(), health.clone()));
+    let stop = async {
+        outbox_cancel.cancel();
+        // Handlers finish what they are doing; no new update is taken.
+        if let Ok(done) = shutdown.shutdown() {
+            done.await;
+        }
+    };
     tokio::select! {
-        _ = &mut running => Err(PartError::Retry("the bot's update loop stopped".into())),
-        _ = ctx.cancel.cancelled() => {
-            // Handlers finish what they are doing; no new update is taken.
-            if let Ok(done) = shutdown.shutdown() {
-                done.await;
-            }
+        _ = &mut running => {
+            outbox_cancel.cancel();
+            let _ = delivering.await;
+            Err(PartError::Retry("the bot's update loop stopped".into()))
+        }
+        r = &mut delivering => {
+            stop.await;
             let _ = running.await;
+            Err(PartError::Retry(match r {
+                Ok(Err(e)) => format!("the outbox worker stopped: {e}"),
+                Ok(Ok(())) => "the outbox worker stopped".into(),
+                Err(e) => format!("the outbox worker panicked: {e}"),
+            }))
+        }
+        _ = ctx.cancel.cancelled() => {
+            stop.await;
+            let _ = running.await;
+            let _ = delivering.await;
             Ok(())
         }
     }

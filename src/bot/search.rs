@@ -204,9 +204,7 @@ pub async fn search(bot: &Bot, app: &App, msg: &Message, query: &str) -> Result<
     if let Some(kb) = kb {
         req = req.reply_markup(kb);
     }
-    req.await
-        .map(|_| ())
-        .map_err(|e| BotError::Request(app.redact(&e.to_string())))
+    app.call(Some(msg.chat.id), req).await.map(|_| ())
 }
 
 /// A press on "Older" / "Newer" (the presser's role is checked by `handlers::on_callback`).
@@ -225,24 +223,18 @@ pub async fn on_callback(
         }
     });
     let answer = |text: &'static str| {
-        let bot = bot.clone();
-        let id = q.id.clone();
-        async move {
-            let mut r = bot.answer_callback_query(id);
-            if !text.is_empty() {
-                r = r.text(text);
-            }
-            r.await.map(|_| ())
+        let mut r = bot.answer_callback_query(q.id.clone());
+        if !text.is_empty() {
+            r = r.text(text);
         }
+        let app = app.clone();
+        async move { app.call(None, r).await.map(|_| ()) }
     };
-    let redact = |e: teloxide::RequestError| BotError::Request(app.redact(&e.to_string()));
     let (Some((id, n)), Some(msg)) = (parsed, q.regular_message()) else {
-        return answer("This button is not mine.").await.map_err(redact);
+        return answer("This button is not mine.").await;
     };
     let Some(query) = Searches::get(&app.searches, id) else {
-        return answer("This search expired; send /search again.")
-            .await
-            .map_err(redact);
+        return answer("This search expired; send /search again.").await;
     };
     let (text, kb) = page(&app, id, &query, n).await?;
     let mut req = bot
@@ -251,8 +243,8 @@ pub async fn on_callback(
     if let Some(kb) = kb {
         req = req.reply_markup(kb);
     }
-    req.await.map_err(redact)?;
-    answer("").await.map_err(redact)
+    app.call(Some(msg.chat.id), req).await?;
+    answer("").await
 }
 
 #[cfg(test)]

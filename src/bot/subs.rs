@@ -169,9 +169,7 @@ pub async fn list(bot: &Bot, app: &App, msg: &Message, user_id: i64) -> Result<(
     if let Some(kb) = kb {
         req = req.reply_markup(kb);
     }
-    req.await
-        .map(|_| ())
-        .map_err(|e| BotError::Request(app.redact(&e.to_string())))
+    app.call(Some(msg.chat.id), req).await.map(|_| ())
 }
 
 /// A press on "✖ n": removes the subscription if it is the presser's, and redraws the list.
@@ -182,7 +180,6 @@ pub async fn on_remove(
     user_id: i64,
     id: i64,
 ) -> Result<(), BotError> {
-    let redact = |e: teloxide::RequestError| BotError::Request(app.redact(&e.to_string()));
     let removed = app.store.unsubscribe(user_id, id).await?;
     if removed {
         app.store
@@ -200,13 +197,15 @@ pub async fn on_remove(
         if let Some(kb) = kb {
             req = req.reply_markup(kb);
         }
-        req.await.map_err(redact)?;
+        app.call(Some(msg.chat.id), req).await?;
     }
-    bot.answer_callback_query(q.id.clone())
-        .text(if removed { "Removed." } else { "Already gone." })
-        .await
-        .map(|_| ())
-        .map_err(redact)
+    app.call(
+        None,
+        bot.answer_callback_query(q.id.clone())
+            .text(if removed { "Removed." } else { "Already gone." }),
+    )
+    .await
+    .map(|_| ())
 }
 
 #[cfg(test)]

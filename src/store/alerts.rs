@@ -80,6 +80,8 @@ impl Matcher {
 pub struct AlertCache {
     generation: AtomicU64,
     current: RwLock<Option<(u64, Arc<Matcher>)>>,
+    /// Wakes the outbox worker when alerts were queued (it also polls, for other writers).
+    pub(super) wake: tokio::sync::Notify,
 }
 
 impl AlertCache {
@@ -190,14 +192,15 @@ pub(super) async fn enqueue_matches(
                 "date": row.date,
             });
             n += sqlx::query(
-                "INSERT OR IGNORE INTO outbox (dedupe_key, chat_id, kind, payload, next_attempt_at, created_at) \
-                 VALUES (?, ?, 'alert', ?, ?, ?)",
+                "INSERT OR IGNORE INTO outbox (dedupe_key, chat_id, kind, payload, next_attempt_at, created_at, created_ms) \
+                 VALUES (?, ?, 'alert', ?, ?, ?, ?)",
             )
             .bind(format!("alert:{}:{channel_id}:{}", s.id, row.id))
             .bind(s.chat_id)
             .bind(payload.to_string())
             .bind(now)
             .bind(now)
+            .bind(crate::time::unix_millis())
             .execute(&mut *tx)
             .await?
             .rows_affected() as usize;

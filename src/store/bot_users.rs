@@ -24,6 +24,12 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = crate::time::unix_now();
         let mut tx = self.begin_write().await?;
+        // A user who had blocked the bot and writes again gets their alerts back.
+        let was_blocked: Option<i64> =
+            sqlx::query_scalar("SELECT blocked_bot FROM bot_users WHERE user_id = ?")
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
         sqlx::query(
             "INSERT INTO bot_users (user_id, username, first_name, chat_id, created_at, updated_at) \
              VALUES (?, ?, ?, ?, ?, ?) \
@@ -40,6 +46,9 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        if was_blocked == Some(1) {
+            self.subscriptions_changed();
+        }
         Ok(())
     }
 

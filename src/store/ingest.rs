@@ -198,6 +198,9 @@ impl Store {
             super::alerts::enqueue_matches(&mut tx, &matcher, channel_id, &fresh, now).await?
         };
         tx.commit().await?;
+        if queued > 0 {
+            self.alerts.wake.notify_one();
+        }
         Ok(queued)
     }
 

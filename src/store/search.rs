@@ -29,10 +29,15 @@ pub struct Hit {
 impl Hit {
     /// The post on t.me: by username for public channels, by id (members only) otherwise.
     pub fn link(&self) -> String {
-        match &self.username {
-            Some(u) => format!("https://t.me/{u}/{}", self.id),
-            None => format!("https://t.me/c/{}/{}", self.channel_id, self.id),
-        }
+        post_link(self.channel_id, self.username.as_deref(), self.id)
+    }
+}
+
+/// A post's t.me link: public by username, else the members-only `t.me/c/` form.
+pub fn post_link(channel_id: i64, username: Option<&str>, id: i64) -> String {
+    match username {
+        Some(u) => format!("https://t.me/{u}/{id}"),
+        None => format!("https://t.me/c/{channel_id}/{id}"),
     }
 }
 

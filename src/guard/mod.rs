@@ -20,6 +20,12 @@ use rand::Rng;
 
 use crate::health::{ExtraCheck, Health, Status};
 
+pub mod botapi;
+pub mod breaker;
+
+pub use breaker::BreakerState;
+use breaker::{Breaker, BreakerConfig, jitter};
+
 /// Calls allowed per window for one method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pace {
@@ -232,55 +238,6 @@ impl Gate {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BreakerState {
-    Closed,
-    Open,
-    HalfOpen,
-}
-
-impl BreakerState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BreakerState::Closed => "closed",
-            BreakerState::Open => "open",
-            BreakerState::HalfOpen => "half_open",
-        }
-    }
-}
-
-#[derive(Debug)]
-struct Breaker {
-    failures: u32,
-    /// Set while open: when the half-open probe may go.
-    open_until: Option<Instant>,
-    cooldown: Duration,
-    probing: bool,
-    last_error: String,
-    opened_total: u64,
-}
-
-impl Breaker {
-    fn new(cooldown: Duration) -> Breaker {
-        Breaker {
-            failures: 0,
-            open_until: None,
-            cooldown,
-            probing: false,
-            last_error: String::new(),
-            opened_total: 0,
-        }
-    }
-
-    fn state(&self, now: Instant) -> BreakerState {
-        match self.open_until {
-            None => BreakerState::Closed,
-            Some(t) if now < t => BreakerState::Open,
-            Some(_) => BreakerState::HalfOpen,
-        }
-    }
-}
-
 #[derive(Default)]
 struct Stats {
     calls: AtomicU64,
@@ -310,10 +267,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn jitter(base: Duration, fraction: f64) -> Duration {
-    let f = rand::rng().random_range(1.0 - fraction..=1.0 + fraction);
-    base.mul_f64(f)
-}
 
 /// Decrements the in-flight count and records the answer time even if the call is cancelled
 /// (the request may have reached Telegram and counts there).
@@ -487,44 +440,38 @@ impl Guard {
         }
     }
 
+    fn breaker_config(&self) -> BreakerConfig {
+        BreakerConfig {
+            threshold: self.0.config.breaker_failures,
+            cooldown: self.0.config.breaker_cooldown,
+            cooldown_max: self.0.config.breaker_cooldown_max,
+        }
+    }
+
     fn breaker_admit(&self, dc: i32) -> Result<(), GuardError> {
-        let now = Instant::now();
+        let config = self.breaker_config();
         let mut bs = lock(&self.0.breakers);
-        let b = bs
-            .entry(dc)
-            .or_insert_with(|| Breaker::new(self.0.config.breaker_cooldown));
-        match b.state(now) {
-            BreakerState::Closed => Ok(()),
-            BreakerState::Open => Err(GuardError::Unavailable {
-                dc,
-                retry_in: b.open_until.map_or(Duration::ZERO, |t| t - now),
-                last: b.last_error.clone(),
-            }),
-            BreakerState::HalfOpen if !b.probing => {
-                b.probing = true;
+        let b = bs.entry(dc).or_insert_with(|| Breaker::new(config));
+        match b.admit(Instant::now()) {
+            Ok(probe) => {
                 drop(bs);
-                self.report_breaker(dc);
+                if probe {
+                    self.report_breaker(dc);
+                }
                 Ok(())
             }
-            BreakerState::HalfOpen => Err(GuardError::Unavailable {
+            Err(r) => Err(GuardError::Unavailable {
                 dc,
-                retry_in: Duration::from_secs(1),
-                last: b.last_error.clone(),
+                retry_in: r.retry_in,
+                last: r.last,
             }),
         }
     }
 
     fn breaker_success(&self, dc: i32) {
-        let changed = {
-            let mut bs = lock(&self.0.breakers);
-            let Some(b) = bs.get_mut(&dc) else { return };
-            let was_open = b.open_until.is_some();
-            b.failures = 0;
-            b.open_until = None;
-            b.probing = false;
-            b.cooldown = self.0.config.breaker_cooldown;
-            was_open
-        };
+        let changed = lock(&self.0.breakers)
+            .get_mut(&dc)
+            .is_some_and(|b| b.success());
         if changed {
             tracing::info!(dc, "Telegram DC reachable again; breaker closed");
             self.report_breaker(dc);
@@ -533,28 +480,11 @@ impl Guard {
 
     /// Counts a failure; returns the consecutive count.
     fn breaker_failure(&self, dc: i32, what: &str) -> u32 {
-        let now = Instant::now();
-        let (failures, opened) = {
-            let mut bs = lock(&self.0.breakers);
-            let b = bs
-                .entry(dc)
-                .or_insert_with(|| Breaker::new(self.0.config.breaker_cooldown));
-            b.failures += 1;
-            b.last_error = what.to_string();
-            let mut opened = false;
-            if b.probing || (b.open_until.is_none() && b.failures >= self.0.config.breaker_failures)
-            {
-                if b.probing {
-                    // The probe failed: stay open, twice as long (capped).
-                    b.cooldown = (b.cooldown * 2).min(self.0.config.breaker_cooldown_max);
-                }
-                b.probing = false;
-                b.open_until = Some(now + jitter(b.cooldown, 0.1));
-                b.opened_total += 1;
-                opened = true;
-            }
-            (b.failures, opened)
-        };
+        let config = self.breaker_config();
+        let (failures, opened) = lock(&self.0.breakers)
+            .entry(dc)
+            .or_insert_with(|| Breaker::new(config))
+            .failure(what, Instant::now());
         if opened {
             tracing::warn!(dc, failures, error = %what, "Telegram DC unreachable; breaker open");
             self.report_breaker(dc);
@@ -563,15 +493,12 @@ impl Guard {
     }
 
     fn open_error(&self, dc: i32) -> Option<GuardError> {
-        let now = Instant::now();
         let bs = lock(&self.0.breakers);
-        let b = bs.get(&dc)?;
-        (b.state(now) != BreakerState::Closed).then(|| GuardError::Unavailable {
+        let r = bs.get(&dc)?.refusal(Instant::now())?;
+        Some(GuardError::Unavailable {
             dc,
-            retry_in: b
-                .open_until
-                .map_or(Duration::ZERO, |t| t.saturating_duration_since(now)),
-            last: b.last_error.clone(),
+            retry_in: r.retry_in,
+            last: r.last,
         })
     }
 

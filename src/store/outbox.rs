@@ -1,0 +1,299 @@
+//! The outbox: messages the bot owes someone, delivered at least once. A row goes
+//! `pending` → `sending` (committed before the Bot API call) → `sent` (committed right after the
+//! answer), so after a crash the only rows whose delivery is unknown are those left `sending`;
+//! they are sent again (at-least-once) and counted. Failures go back to `pending` with a later
+//! `next_attempt_at`, or to `failed` when retrying cannot help. Alerts folded into a digest
+//! become `folded` and point at it.
+
+use std::collections::BTreeMap;
+
+use sqlx::Row;
+
+use super::{Store, StoreError};
+
+/// A row due for delivery.
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub chat_id: i64,
+    pub kind: String,
+    pub payload: serde_json::Value,
+    pub attempts: i64,
+    pub created_ms: Option<i64>,
+}
+
+/// What an alert is about, for its message.
+#[derive(Debug, Clone)]
+pub struct AlertPost {
+    pub channel_title: String,
+    pub channel_username: Option<String>,
+    pub text: String,
+    pub deleted: bool,
+}
+
+/// Rows per state, for `/status` and `/metrics`.
+pub type OutboxCounts = BTreeMap<String, i64>;
+
+impl Store {
+    /// Wakes when alerts were queued by this process.
+    pub async fn outbox_woken(&self) {
+        self.alerts.wake.notified().await;
+    }
+
+    /// After a restart: rows left `sending` may or may not have been delivered. They go back to
+    /// `pending` (at-least-once) and are counted. Returns how many.
+    pub async fn outbox_recover(&self) -> Result<u64, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query(
+            "UPDATE outbox SET state = 'pending', \
+             last_error = 'delivery unknown after a restart; sent again' WHERE state = 'sending'",
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Pending rows due now, oldest first.
+    pub async fn outbox_due(&self, now: i64, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, chat_id, kind, payload, attempts, created_ms FROM outbox \
+             WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(self.reader())
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let id: i64 = r.try_get("id")?;
+            let payload: String = r.try_get("payload")?;
+            out.push(OutboxRow {
+                id,
+                chat_id: r.try_get("chat_id")?,
+                kind: r.try_get("kind")?,
+                // The column is CHECKed as JSON; a row edited by hand may still hold nonsense,
+                // which the sender reports as a failed row.
+                payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
+                attempts: r.try_get("attempts")?,
+                created_ms: r.try_get("created_ms")?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Pending alerts of one chat (due or not).
+    pub async fn outbox_pending_alerts(&self, chat_id: i64) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT count(*) FROM outbox WHERE chat_id = ? AND state = 'pending' AND kind = 'alert'",
+        )
+        .bind(chat_id)
+        .fetch_one(self.reader())
+        .await?)
+    }
+
+    /// Folds every pending alert of `chat_id` into one digest row, in one transaction. Returns
+    /// the digest row, or `None` if there was nothing to fold.
+    pub async fn outbox_fold(
+        &self,
+        chat_id: i64,
+        now: i64,
+    ) -> Result<Option<OutboxRow>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let rows: Vec<(i64, String, Option<i64>)> = sqlx::query_as(
+            "SELECT id, payload, created_ms FROM outbox \
+             WHERE chat_id = ? AND state = 'pending' AND kind = 'alert' ORDER BY id",
+        )
+        .bind(chat_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+            return Ok(None);
+        };
+        let (first_id, last_id) = (first.0, last.0);
+        let created_ms = rows.iter().filter_map(|r| r.2).min();
+        let posts: Vec<serde_json::Value> = rows
+            .iter()
+            .filter_map(|(_, p, _)| serde_json::from_str::<serde_json::Value>(p).ok())
+            .map(|p| {
+                serde_json::json!({
+                    "channel_id": p["channel_id"],
+                    "message_id": p["message_id"],
+                    "pattern": p["pattern"],
+                })
+            })
+            .collect();
+        let payload = serde_json::json!({ "alerts": rows.len(), "posts": posts });
+        let digest_id: i64 = sqlx::query_scalar(
+            "INSERT INTO outbox (dedupe_key, chat_id, kind, payload, next_attempt_at, created_at, created_ms) \
+             VALUES (?, ?, 'digest', ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(format!("digest:{chat_id}:{first_id}-{last_id}"))
+        .bind(chat_id)
+        .bind(payload.to_string())
+        .bind(now)
+        .bind(now)
+        .bind(created_ms)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE outbox SET state = 'folded', folded_into = ? \
+             WHERE chat_id = ? AND state = 'pending' AND kind = 'alert' AND id BETWEEN ? AND ?",
+        )
+        .bind(digest_id)
+        .bind(chat_id)
+        .bind(first_id)
+        .bind(last_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(OutboxRow {
+            id: digest_id,
+            chat_id,
+            kind: "digest".into(),
+            payload,
+            attempts: 0,
+            created_ms,
+        }))
+    }
+
+    /// Claims a pending row for sending. `false`: someone else took it (folded, or gone).
+    pub async fn outbox_claim(&self, id: i64) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query(
+            "UPDATE outbox SET state = 'sending', attempts = attempts + 1 \
+             WHERE id = ? AND state = 'pending'",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
+    pub async fn outbox_sent(&self, id: i64, message_id: i64, now: i64) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE outbox SET state = 'sent', sent_at = ?, sent_message_id = ?, last_error = NULL \
+             WHERE id = ?",
+        )
+        .bind(now)
+        .bind(message_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Back to `pending`, to be tried again at `next_at`.
+    pub async fn outbox_retry(&self, id: i64, next_at: i64, error: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE outbox SET state = 'pending', next_attempt_at = ?, last_error = ? WHERE id = ?",
+        )
+        .bind(next_at)
+        .bind(error)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Retrying cannot help this row.
+    pub async fn outbox_failed(&self, id: i64, error: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE outbox SET state = 'failed', last_error = ? WHERE id = ?")
+            .bind(error)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The chat cannot be written to (the user blocked the bot, the bot left the group): its
+    /// owner's alerts stop (they resume when the user writes to the bot again) and what was
+    /// pending for it fails with `error`. Returns the rows failed.
+    pub async fn outbox_chat_unreachable(
+        &self,
+        chat_id: i64,
+        error: &str,
+    ) -> Result<u64, StoreError> {
+        let now = crate::time::unix_now();
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE bot_users SET blocked_bot = 1, updated_at = ? WHERE chat_id = ? OR user_id = ?",
+        )
+        .bind(now)
+        .bind(chat_id)
+        .bind(chat_id)
+        .execute(&mut *tx)
+        .await?;
+        let n = sqlx::query(
+            "UPDATE outbox SET state = 'failed', last_error = ? \
+             WHERE chat_id = ? AND state IN ('pending', 'sending')",
+        )
+        .bind(error)
+        .bind(chat_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        self.subscriptions_changed();
+        Ok(n)
+    }
+
+    /// The post an alert is about, with its channel.
+    pub async fn alert_post(
+        &self,
+        channel_id: i64,
+        message_id: i64,
+    ) -> Result<Option<AlertPost>, StoreError> {
+        let row: Option<(String, Option<String>, String, Option<i64>)> = sqlx::query_as(
+            "SELECT c.title, c.username, m.text, m.deleted_at FROM messages m \
+             JOIN channels c ON c.id = m.channel_id WHERE m.channel_id = ? AND m.id = ?",
+        )
+        .bind(channel_id)
+        .bind(message_id)
+        .fetch_optional(self.reader())
+        .await?;
+        Ok(row.map(|(title, username, text, deleted)| AlertPost {
+            channel_title: title,
+            channel_username: username,
+            text,
+            deleted: deleted.is_some(),
+        }))
+    }
+
+    /// Channel titles and usernames by id (for digests).
+    pub async fn channel_names(
+        &self,
+        ids: &[i64],
+    ) -> Result<BTreeMap<i64, (String, Option<String>)>, StoreError> {
+        let mut out = BTreeMap::new();
+        for id in ids {
+            if let Some((t, u)) = sqlx::query_as::<_, (String, Option<String>)>(
+                "SELECT title, username FROM channels WHERE id = ?",
+            )
+            .bind(id)
+            .fetch_optional(self.reader())
+            .await?
+            {
+                out.insert(*id, (t, u));
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, count(*) FROM outbox GROUP BY state")
+                .fetch_all(self.reader())
+                .await?;
+        Ok(rows.into_iter().collect())
+    }
+}
