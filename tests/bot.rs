@@ -593,7 +593,10 @@ async fn subscriptions_are_checked_added_listed_and_removed_with_buttons() {
     assert_eq!(alerts.len(), 2, "{alerts:?}");
     has(&alerts[0], "<b>bitcoin etf</b> in ");
     has(&alerts[0], "SEC: the Bitcoin ETF is approved");
-    has(&alerts[0], &format!("https://t.me/{}/{etf}", name.trim_start_matches('@')));
+    has(
+        &alerts[0],
+        &format!("https://t.me/{}/{etf}", name.trim_start_matches('@')),
+    );
     has(&alerts[1], "<b>rate (cut|hike)</b>");
     has(&alerts[1], "Fed signals a RATE CUT");
 
@@ -653,6 +656,364 @@ async fn subscriptions_are_checked_added_listed_and_removed_with_buttons() {
         "this bot is private",
     );
     assert_eq!(count(), "1");
+
+    sigterm(&child);
+    let (code, _) = wait_exit(&mut child, Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{}", stderr_of(&mut child));
+}
+
+/// Alert messages the fake accepted (status 200), by (chat, post link), with how many times.
+fn delivered_alerts(fake: &FakeTelegram) -> std::collections::BTreeMap<(i64, String), usize> {
+    let mut out = std::collections::BTreeMap::new();
+    for c in fake.bot.calls(false) {
+        let text = c.params["text"].as_str().unwrap_or_default();
+        if c.method != "sendmessage"
+            || c.status != 200
+            || c.params.get("malformed_answer").is_some()
+            || !text.starts_with("🔔")
+        {
+            continue;
+        }
+        let link = text
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("https://t.me/"))
+            .unwrap_or_default()
+            .to_string();
+        let chat = c.params["chat_id"].as_i64().unwrap_or(0);
+        *out.entry((chat, link)).or_insert(0) += 1;
+    }
+    out
+}
+
+fn metric(env: &Env, name: &str) -> f64 {
+    let (_, body) = get(env.health_addr(), "/metrics");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no metric {name} in /metrics"))
+}
+
+/// Many users subscribe to `word` (the bot is open); returns their ids.
+async fn subscribers(fake: &FakeTelegram, env: &Env, n: i64, word: &str) -> Vec<i64> {
+    let users: Vec<i64> = (0..n).map(|i| 10_000 + i).collect();
+    for u in &users {
+        fake.bot.user_message(&UserMessage {
+            user_id: *u,
+            text: Some(format!("/subscribe {word}")),
+            ..Default::default()
+        });
+    }
+    wait_until("every subscription", Duration::from_secs(60), || {
+        sql(env, "SELECT count(*) FROM subscriptions") == n.to_string()
+    })
+    .await;
+    users
+}
+
+fn open_bot(env: &Env, digest_after: u32) {
+    let cfg = std::fs::read_to_string(env.path("config.toml")).unwrap();
+    std::fs::write(
+        env.path("config.toml"),
+        cfg.replace(
+            "open = false",
+            &format!("open = true\ndigest_after = {digest_after}"),
+        ),
+    )
+    .unwrap();
+}
+
+async fn backfilled(env: &Env, ch: i64) {
+    wait_until("the backfill", Duration::from_secs(30), || {
+        sql(
+            env,
+            &format!("SELECT backfill_state FROM channels WHERE id = {ch}"),
+        ) == "done"
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_alerts_reach_fifty_chats_exactly_once_within_telegrams_limits_and_429s_and_5xx_lose_none()
+ {
+    // The fake enforces Telegram's limits here (30/s overall, 1/s per chat): 429 past them.
+    let fake = FakeTelegram::start(Options {
+        bot_limits: true,
+        ..fake_opts()
+    })
+    .await
+    .unwrap();
+    let env = bot_env(&fake, "info").await;
+    open_bot(&env, 0);
+    let mut child = start(&fake, &env).await;
+    let name = fake.info.channels[0].clone();
+    let ch = fake.world.channel_id(&name).unwrap();
+    backfilled(&env, ch).await;
+    let users = subscribers(&fake, &env, 50, "alpha").await;
+
+    let t = Instant::now();
+    for i in 0..20 {
+        fake.world
+            .post(ch, &format!("Alpha release {i} is out"))
+            .unwrap();
+    }
+    wait_until("1,000 alerts delivered", Duration::from_secs(120), || {
+        sql(&env, "SELECT count(*) FROM outbox WHERE state = 'sent'") == "1000"
+    })
+    .await;
+    let took = t.elapsed();
+    let got = delivered_alerts(&fake);
+    assert_eq!(got.len(), 1000, "distinct (chat, post) alerts");
+    assert!(got.values().all(|n| *n == 1), "an alert was repeated");
+    for u in &users {
+        assert_eq!(got.keys().filter(|(c, _)| c == u).count(), 20, "chat {u}");
+    }
+    assert_eq!(
+        fake.bot.stats()["too_many_requests"],
+        0,
+        "steady delivery must stay within the limits"
+    );
+    println!(
+        "1,000 alerts to 50 chats in {:.1} s ({:.1}/s; Telegram's limit 30/s); 429 answers: 0",
+        took.as_secs_f64(),
+        1000.0 / took.as_secs_f64()
+    );
+
+    // Faults: 429s the limits did not cause, 5xx, a hang past nothing (the call timeout is 30 s).
+    use fake_telegram::faults::{Fault, FaultKind};
+    fake.faults.add(Fault {
+        kind: FaultKind::TooMany { retry_after: 2 },
+        method: Some("sendMessage".into()),
+        count: 10,
+    });
+    fake.faults.add(Fault {
+        kind: FaultKind::Status { code: 502 },
+        method: Some("sendMessage".into()),
+        count: 4,
+    });
+    fake.faults.add(Fault {
+        kind: FaultKind::MalformedJson,
+        method: Some("sendMessage".into()),
+        count: 2,
+    });
+    for i in 20..24 {
+        fake.world
+            .post(ch, &format!("Alpha patch {i} is out"))
+            .unwrap();
+    }
+    wait_until(
+        "200 more alerts delivered",
+        Duration::from_secs(120),
+        || sql(&env, "SELECT count(*) FROM outbox WHERE state = 'sent'") == "1200",
+    )
+    .await;
+    let got = delivered_alerts(&fake);
+    assert_eq!(got.len(), 1200);
+    assert!(got.values().all(|n| *n == 1), "an alert was repeated");
+    assert_eq!(fake.faults.list(), vec![], "every fault fired");
+    assert!(metric(&env, "tg_bot_retry_after_total") >= 10.0);
+    assert!(metric(&env, "tg_bot_request_failures_total") >= 6.0);
+    assert_eq!(
+        sql(&env, "SELECT count(*) FROM outbox WHERE state != 'sent'"),
+        "0"
+    );
+
+    sigterm(&child);
+    let (code, _) = wait_exit(&mut child, Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{}", stderr_of(&mut child));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_delivery_loses_no_alert_and_repeats_none_that_was_not_in_flight() {
+    let fake = FakeTelegram::start(Options {
+        bot_limits: true,
+        ..fake_opts()
+    })
+    .await
+    .unwrap();
+    let env = bot_env(&fake, "info").await;
+    open_bot(&env, 0);
+    let mut child = start(&fake, &env).await;
+    let name = fake.info.channels[0].clone();
+    let ch = fake.world.channel_id(&name).unwrap();
+    backfilled(&env, ch).await;
+    subscribers(&fake, &env, 40, "omega").await;
+    for i in 0..15 {
+        fake.world.post(ch, &format!("Omega {i}")).unwrap();
+    }
+    wait_until("some alerts delivered", Duration::from_secs(60), || {
+        delivered_alerts(&fake).len() >= 200
+    })
+    .await;
+    child.kill().unwrap();
+    let _ = child.wait();
+    let before = delivered_alerts(&fake).len();
+    assert!(before < 600, "the kill came after delivery ended");
+
+    let again = env.path("again");
+    std::fs::create_dir(&again).unwrap();
+    let notify = NotifySocket::new(&again);
+    let mut child = spawn_daemon(&env, Some(&notify));
+    notify
+        .wait_for("READY=1", Duration::from_secs(20))
+        .expect("READY=1");
+    wait_until("every alert delivered", Duration::from_secs(120), || {
+        sql(&env, "SELECT count(*) FROM outbox WHERE state = 'sent'") == "600"
+    })
+    .await;
+    let got = delivered_alerts(&fake);
+    assert_eq!(got.len(), 600, "an alert was lost");
+    let repeats: usize = got.values().map(|n| n - 1).sum();
+    let resent = metric(&env, "tg_bot_outbox_resent_total") as usize;
+    println!(
+        "kill -9 after {before} of 600 alerts: {resent} in flight at the kill, sent again; repeats seen by the chats: {repeats}"
+    );
+    assert!(
+        repeats <= resent,
+        "{repeats} repeats but only {resent} messages were in flight"
+    );
+    sigterm(&child);
+    let (code, _) = wait_exit(&mut child, Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{}", stderr_of(&mut child));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_queue_folds_into_a_digest_and_a_user_who_blocked_the_bot_stops_getting_alerts_until_they_return()
+ {
+    let fake = FakeTelegram::start(Options {
+        bot_limits: true,
+        ..fake_opts()
+    })
+    .await
+    .unwrap();
+    let env = bot_env(&fake, "info").await;
+    open_bot(&env, 5);
+    let mut child = start(&fake, &env).await;
+    let name = fake.info.channels[0].clone();
+    let ch = fake.world.channel_id(&name).unwrap();
+    backfilled(&env, ch).await;
+    let users = subscribers(&fake, &env, 2, "gamma").await;
+    let (reader, blocker) = (users[0], users[1]);
+    fake.bot.set_user(fake_telegram::botapi::SimUser {
+        id: blocker,
+        first_name: "Blocker".into(),
+        username: None,
+        blocked: true,
+    });
+    for i in 0..12 {
+        fake.world.post(ch, &format!("gamma {i}")).unwrap();
+    }
+    wait_until("the reader's queue to drain", Duration::from_secs(60), || {
+        sql(
+            &env,
+            &format!("SELECT count(*) FROM outbox WHERE chat_id = {reader} AND state IN ('pending', 'sending')"),
+        ) == "0"
+            && sql(&env, &format!("SELECT count(*) FROM outbox WHERE chat_id = {reader} AND kind = 'alert'")) == "12"
+    })
+    .await;
+    // Every alert is accounted for: sent on its own, or folded into a digest that was sent.
+    let singles = sql(
+        &env,
+        &format!(
+            "SELECT count(*) FROM outbox WHERE chat_id = {reader} AND kind = 'alert' AND state = 'sent'"
+        ),
+    );
+    let folded = sql(
+        &env,
+        &format!(
+            "SELECT count(*) FROM outbox a JOIN outbox d ON d.id = a.folded_into \
+             WHERE a.chat_id = {reader} AND a.state = 'folded' AND d.state = 'sent' AND d.kind = 'digest'"
+        ),
+    );
+    let (singles, folded): (usize, usize) = (singles.parse().unwrap(), folded.parse().unwrap());
+    assert_eq!(
+        singles + folded,
+        12,
+        "{singles} sent alone, {folded} folded"
+    );
+    assert!(folded > 0, "a queue of 12 over a limit of 5 folds");
+    let digests: Vec<String> = sent_to(&fake, reader)
+        .into_iter()
+        .filter(|t| t.starts_with("📬"))
+        .collect();
+    let in_digests: usize = digests
+        .iter()
+        .map(|d| {
+            d.trim_start_matches("📬 ")
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse::<usize>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(in_digests, folded, "{digests:?}");
+    has(
+        &digests[0],
+        &format!("new matches in @{}", name.trim_start_matches('@')),
+    );
+
+    // The blocker's alerts failed once (403) and no more are queued for them.
+    wait_until("the 403 to be handled", Duration::from_secs(30), || {
+        sql(
+            &env,
+            &format!("SELECT blocked_bot FROM bot_users WHERE user_id = {blocker}"),
+        ) == "1"
+    })
+    .await;
+    assert_eq!(
+        sql(
+            &env,
+            &format!(
+                "SELECT count(*) FROM outbox WHERE chat_id = {blocker} AND state NOT IN ('failed', 'folded')"
+            ),
+        ),
+        "0"
+    );
+    let queued = |chat: i64| {
+        sql(
+            &env,
+            &format!("SELECT count(*) FROM outbox WHERE chat_id = {chat}"),
+        )
+    };
+    let before = queued(blocker);
+    fake.world.post(ch, "gamma again").unwrap();
+    wait_until("the reader's alert", Duration::from_secs(30), || {
+        sql(
+            &env,
+            &format!("SELECT count(*) FROM outbox WHERE chat_id = {reader} AND kind = 'alert'"),
+        ) == "13"
+    })
+    .await;
+    assert_eq!(
+        queued(blocker),
+        before,
+        "nothing queued for a chat that blocked the bot"
+    );
+
+    // They unblock and write to the bot: alerts resume.
+    fake.bot.set_user(fake_telegram::botapi::SimUser {
+        id: blocker,
+        first_name: "Blocker".into(),
+        username: None,
+        blocked: false,
+    });
+    has(&ask(&fake, blocker, "/subscriptions").await, "gamma");
+    fake.world.post(ch, "gamma returns").unwrap();
+    wait_until(
+        "the returning user's alert",
+        Duration::from_secs(30),
+        || {
+            fake.bot.calls(false).iter().any(|c| {
+                c.status == 200
+                    && c.params["chat_id"].as_i64() == Some(blocker)
+                    && c.params["text"]
+                        .as_str()
+                        .is_some_and(|t| t.contains("gamma returns"))
+            })
+        },
+    )
+    .await;
 
     sigterm(&child);
     let (code, _) = wait_exit(&mut child, Duration::from_secs(10));

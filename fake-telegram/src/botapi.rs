@@ -670,7 +670,8 @@ async fn handle(
         }
         Some(FaultKind::MalformedJson) => {
             let mut record_params = Value::Object(params);
-            record_params["content"] = Value::Null;
+            // Nothing was done: recorded so that tests can tell it from a delivery.
+            record_params["malformed_answer"] = Value::Bool(true);
             api.lock().calls.push(Call {
                 method,
                 params: record_params,

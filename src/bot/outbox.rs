@@ -228,24 +228,28 @@ impl Outbox {
         cancel: &CancellationToken,
     ) -> Result<(), crate::store::StoreError> {
         let mut rows = rows;
-        if self.digest_after > 0
+        let long_queue = self.digest_after > 0
             && rows.iter().any(|r| r.kind == "alert")
-            && self.store.outbox_pending_alerts(chat).await? > i64::from(self.digest_after)
+            && self.store.outbox_pending_alerts(chat).await? > i64::from(self.digest_after);
+        if long_queue
+            && let Some(digest) = self
+                .store
+                .outbox_fold(chat, crate::time::unix_now())
+                .await?
         {
-            if let Some(digest) = self.store.outbox_fold(chat, crate::time::unix_now()).await? {
-                let folded = digest.payload["alerts"].as_u64().unwrap_or(0);
-                self.stats.folded.fetch_add(folded, Ordering::Relaxed);
-                tracing::info!(chat, alerts = folded, "outbox: a long queue folded into a digest");
-                rows.retain(|r| r.kind != "alert");
-                rows.push(digest);
-            }
+            let folded = digest.payload["alerts"].as_u64().unwrap_or(0);
+            self.stats.folded.fetch_add(folded, Ordering::Relaxed);
+            tracing::info!(
+                chat,
+                alerts = folded,
+                "outbox: a long queue folded into a digest"
+            );
+            rows.retain(|r| r.kind != "alert");
+            rows.push(digest);
         }
         for row in rows {
             if cancel.is_cancelled() {
                 return Ok(());
-            }
-            if !self.store.outbox_claim(row.id).await? {
-                continue; // folded or already handled
             }
             let text = match self.render(&row).await {
                 Ok(t) => t,
@@ -267,11 +271,54 @@ impl Outbox {
                     prefer_large_media: false,
                     show_above_text: false,
                 });
-            let result = self.guard.call(Some(chat), || req.send_ref()).await;
+            // Claimed once the quotas let it go, right before the call: after a crash only the
+            // rows whose call may have been made are left `sending`.
+            let claim_error = Mutex::new(None);
+            let claimed = std::sync::atomic::AtomicBool::new(false);
+            let claim = || async {
+                match self.store.outbox_claim(row.id).await {
+                    Ok(c) => {
+                        claimed.store(c, Ordering::Relaxed);
+                        c && !cancel.is_cancelled()
+                    }
+                    Err(e) => {
+                        *claim_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                        false
+                    }
+                }
+            };
+            let result = self
+                .guard
+                .call_claimed(Some(chat), claim, || req.send_ref())
+                .await;
+            if let Some(e) = claim_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                return Err(e);
+            }
+            let result = match result {
+                Ok(Some(msg)) => Ok(msg),
+                // Folded or handled meanwhile, or the daemon is stopping (then the claimed
+                // row is put back: its call was not made).
+                Ok(None) => {
+                    if claimed.load(Ordering::Relaxed) {
+                        self.store
+                            .outbox_retry(
+                                row.id,
+                                crate::time::unix_now(),
+                                "not sent: the daemon stopped",
+                            )
+                            .await?;
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Err(e) => Err(e),
+            };
             let now = crate::time::unix_now();
             match result {
                 Ok(msg) => {
-                    self.store.outbox_sent(row.id, i64::from(msg.id.0), now).await?;
+                    self.store
+                        .outbox_sent(row.id, i64::from(msg.id.0), now)
+                        .await?;
                     self.stats.sent.fetch_add(1, Ordering::Relaxed);
                     if let Some(c) = row.created_ms {
                         let ms = crate::time::unix_millis().saturating_sub(c).max(0) as u64;
@@ -279,7 +326,10 @@ impl Outbox {
                     }
                 }
                 Err(e @ BotCallError::Unreachable(_)) => {
-                    let n = self.store.outbox_chat_unreachable(chat, &e.to_string()).await?;
+                    let n = self
+                        .store
+                        .outbox_chat_unreachable(chat, &e.to_string())
+                        .await?;
                     self.stats.unreachable_chats.fetch_add(1, Ordering::Relaxed);
                     self.stats.failed.fetch_add(n, Ordering::Relaxed);
                     tracing::warn!(chat, messages = n, error = %e, "outbox: chat unreachable; its alerts are off until the user writes to the bot again");
@@ -298,7 +348,9 @@ impl Outbox {
                     let next = now + i64::try_from(wait.as_secs()).unwrap_or(300).max(1);
                     self.stats.retried.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(chat, id = row.id, retry_in_s = next - now, error = %e, "outbox: delivery postponed");
-                    self.store.outbox_retry(row.id, next, &e.to_string()).await?;
+                    self.store
+                        .outbox_retry(row.id, next, &e.to_string())
+                        .await?;
                     // The chat's later messages wait too, so they stay in order.
                     return Ok(());
                 }

@@ -201,8 +201,11 @@ pub async fn on_remove(
     }
     app.call(
         None,
-        bot.answer_callback_query(q.id.clone())
-            .text(if removed { "Removed." } else { "Already gone." }),
+        bot.answer_callback_query(q.id.clone()).text(if removed {
+            "Removed."
+        } else {
+            "Already gone."
+        }),
     )
     .await
     .map(|_| ())

@@ -279,14 +279,44 @@ impl BotGuard {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, RequestError>>,
     {
+        match self.call_claimed(chat, || async { true }, f).await {
+            Ok(Some(v)) => Ok(v),
+            // The claim above always succeeds.
+            Ok(None) => Err(BotCallError::Refused("not sent".into())),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// As [`BotGuard::call`], with `claim` run once the quotas let the call go and just before
+    /// it is made: the outbox marks its row `sending` there, so a row waiting for its chat's
+    /// quota is not counted as possibly delivered. `claim` returning false skips the call
+    /// (`Ok(None)`).
+    pub async fn call_claimed<T, F, Fut, C, CFut>(
+        &self,
+        chat: Option<i64>,
+        claim: C,
+        f: F,
+    ) -> Result<Option<T>, BotCallError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, RequestError>>,
+        C: FnOnce() -> CFut,
+        CFut: Future<Output = bool>,
+    {
+        let mut claim = Some(claim);
         loop {
             self.admit()?;
             self.pace(chat).await;
+            if let Some(claim) = claim.take()
+                && !claim().await
+            {
+                return Ok(None);
+            }
             self.0.stats.calls.fetch_add(1, Ordering::Relaxed);
             let outcome = match tokio::time::timeout(self.0.config.call_timeout, f()).await {
                 Ok(Ok(v)) => {
                     self.success();
-                    return Ok(v);
+                    return Ok(Some(v));
                 }
                 Ok(Err(e)) => classify(e, &|t| self.redact(t)),
                 Err(_) => {
@@ -462,16 +492,46 @@ mod tests {
     #[test]
     fn quotas_have_small_bursts_and_never_exceed_their_window() {
         let second = Duration::from_secs(1);
-        let q = quota(Pace { calls: 30, window: second }, 3).unwrap();
+        let q = quota(
+            Pace {
+                calls: 30,
+                window: second,
+            },
+            3,
+        )
+        .unwrap();
         assert_eq!(q.burst_size().get(), 3);
         // 3 at once, then one every 1/28 s: 30 in any second.
         assert_eq!(q.replenish_interval(), second / 28);
-        let g = quota(Pace { calls: 20, window: Duration::from_secs(60) }, 1).unwrap();
+        let g = quota(
+            Pace {
+                calls: 20,
+                window: Duration::from_secs(60),
+            },
+            1,
+        )
+        .unwrap();
         assert_eq!(g.burst_size().get(), 1);
         assert_eq!(g.replenish_interval(), Duration::from_secs(3));
-        let c = quota(Pace { calls: 1, window: second }, 1).unwrap();
+        let c = quota(
+            Pace {
+                calls: 1,
+                window: second,
+            },
+            1,
+        )
+        .unwrap();
         assert_eq!(c.replenish_interval(), second);
-        assert!(quota(Pace { calls: 0, window: second }, 1).is_none());
+        assert!(
+            quota(
+                Pace {
+                    calls: 0,
+                    window: second
+                },
+                1
+            )
+            .is_none()
+        );
     }
 
     #[test]
@@ -491,9 +551,14 @@ mod tests {
             ))),
             "transient"
         );
-        assert_eq!(kind(RequestError::Api(ApiError::MessageTextIsEmpty)), "refused");
         assert_eq!(
-            kind(RequestError::RetryAfter(teloxide::types::Seconds::from_seconds(7))),
+            kind(RequestError::Api(ApiError::MessageTextIsEmpty)),
+            "refused"
+        );
+        assert_eq!(
+            kind(RequestError::RetryAfter(
+                teloxide::types::Seconds::from_seconds(7)
+            )),
             "retry 7"
         );
     }

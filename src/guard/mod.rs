@@ -267,7 +267,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-
 /// Decrements the in-flight count and records the answer time even if the call is cancelled
 /// (the request may have reached Telegram and counts there).
 struct InFlight(Arc<Mutex<Gate>>);
