@@ -129,6 +129,8 @@ struct RawBot {
     /// Pending alerts in one chat above which they are folded into a digest (0: never).
     digest_after: Option<u32>,
     call_timeout_secs: Option<f64>,
+    /// How long each step of the chat login dialog waits for an answer.
+    login_step_timeout_secs: Option<u64>,
 }
 
 // ---- validated ------------------------------------------------------------------------------
@@ -203,6 +205,7 @@ pub struct BotConfig {
     pub guard: crate::guard::botapi::BotGuardConfig,
     /// Pending alerts in one chat above which they are folded into a digest; 0: never.
     pub digest_after: u32,
+    pub login_step_timeout: Duration,
 }
 
 impl Config {
@@ -689,6 +692,16 @@ impl Validator<'_> {
                         open: b.open,
                         guard,
                         digest_after: b.digest_after.unwrap_or(20),
+                        login_step_timeout: match b.login_step_timeout_secs {
+                            None => Duration::from_secs(300),
+                            Some(t @ 1..=3600) => Duration::from_secs(t),
+                            Some(t) => {
+                                return Err(self.err(
+                                    "bot.login_step_timeout_secs",
+                                    format!("found {t}; expected seconds between 1 and 3600"),
+                                ));
+                            }
+                        },
                     })
                 }
             },

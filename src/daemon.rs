@@ -89,9 +89,11 @@ pub async fn run_with(
             }
         });
     }
+    let control = Arc::new(crate::parser::control::SessionControl::default());
     match &cfg.telegram {
         Some(tg) => {
-            let (tg, store, vault) = (tg.clone(), store.clone(), vault.clone());
+            let (tg, store, vault, control) =
+                (tg.clone(), store.clone(), vault.clone(), control.clone());
             // One guard and one set of live statistics for the daemon's life, so pacing
             // windows, FLOOD_WAIT pauses and breakers survive restarts of the part.
             let guard = crate::guard::Guard::new(tg.guard.clone(), Some(health.clone()));
@@ -111,6 +113,7 @@ pub async fn run_with(
                     vault.clone(),
                     guard.clone(),
                     stats.clone(),
+                    control.clone(),
                 )
             });
         }
@@ -124,8 +127,19 @@ pub async fn run_with(
     match &cfg.bot {
         Some(bot) => {
             let (bot, store, health) = (bot.clone(), store.clone(), health.clone());
+            let account = Arc::new(crate::bot::Account {
+                telegram: cfg.telegram.clone(),
+                vault: vault.clone(),
+                control: control.clone(),
+            });
             parts.spawn("bot", move |ctx| {
-                crate::bot::run(ctx, bot.clone(), store.clone(), Some(health.clone()))
+                crate::bot::run(
+                    ctx,
+                    bot.clone(),
+                    store.clone(),
+                    Some(health.clone()),
+                    account.clone(),
+                )
             });
         }
         None => registry.set(

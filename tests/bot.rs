@@ -1019,3 +1019,173 @@ async fn a_long_queue_folds_into_a_digest_and_a_user_who_blocked_the_bot_stops_g
     let (code, _) = wait_exit(&mut child, Duration::from_secs(10));
     assert_eq!(code, Some(0), "{}", stderr_of(&mut child));
 }
+
+/// Starts the daemon without logging the account in; waits until the bot runs.
+async fn start_logged_out(env: &Env) -> std::process::Child {
+    let notify = NotifySocket::new(env.dir.path());
+    let child = spawn_daemon(env, Some(&notify));
+    notify
+        .wait_for("READY=1", Duration::from_secs(20))
+        .expect("READY=1");
+    wait_until("the bot to run", Duration::from_secs(20), || {
+        get(env.health_addr(), "/readyz").1.contains(
+            "\"part:bot\":[{\"componentType\":\"component\",\"observedValue\":\"running\"",
+        )
+    })
+    .await;
+    child
+}
+
+fn parser_running(env: &Env) -> bool {
+    get(env.health_addr(), "/readyz")
+        .1
+        .contains("\"part:parser\":[{\"componentType\":\"component\",\"observedValue\":\"running\"")
+}
+
+/// Deletions the bot asked for in `chat`.
+fn deleted_in(fake: &FakeTelegram, chat: i64) -> Vec<i64> {
+    fake.bot
+        .calls(false)
+        .iter()
+        .filter(|c| c.method == "deletemessage" && c.params["chat_id"].as_i64() == Some(chat))
+        .filter_map(|c| c.params["message_id"].as_i64())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_logs_the_account_in_through_the_chat_and_the_code_and_password_leave_no_trace() {
+    const CODE: &str = "73916";
+    const PASSWORD: &str = "Tr0ub4dor&3 wombat";
+    let fake = FakeTelegram::start(Options {
+        code: CODE.into(),
+        password: Some(PASSWORD.into()),
+        ..fake_opts()
+    })
+    .await
+    .unwrap();
+    let env = bot_env(&fake, "trace").await;
+    let cfg = std::fs::read_to_string(env.path("config.toml")).unwrap();
+    std::fs::write(
+        env.path("config.toml"),
+        cfg.replace("open = false", "open = false\nlogin_step_timeout_secs = 3"),
+    )
+    .unwrap();
+    let mut child = start_logged_out(&env).await;
+    wait_until(
+        "the parser to wait for a login",
+        Duration::from_secs(20),
+        || {
+            get(env.health_addr(), "/readyz")
+                .1
+                .contains("not logged in")
+        },
+    )
+    .await;
+
+    // Not for users; not in groups.
+    ask(&fake, ADMIN, &format!("/allow {USER}")).await;
+    has(
+        &ask(&fake, USER, "/login").await,
+        "for the bot's administrators",
+    );
+    has(
+        &ask_in(
+            &fake,
+            ADMIN,
+            Some(GROUP),
+            &format!("/login@{}", fake_telegram::botapi::BOT_USERNAME),
+        )
+        .await,
+        "private chat",
+    );
+
+    // A step left unanswered times out; /cancel ends a dialog.
+    has(&ask(&fake, ADMIN, "/login").await, "phone number");
+    let t = Instant::now();
+    wait_until("the timeout notice", Duration::from_secs(15), || {
+        sent_to(&fake, ADMIN).last().is_some_and(|t| {
+            t.contains("The login timed out: no phone number came within 1 minutes")
+        })
+    })
+    .await;
+    assert!(t.elapsed() >= Duration::from_secs(2));
+    has(&ask(&fake, ADMIN, "/login").await, "phone number");
+    has(&ask(&fake, ADMIN, "/cancel").await, "Login cancelled");
+    has(&ask(&fake, ADMIN, "/cancel").await, "Nothing to cancel");
+
+    // The whole dialog, with every wrong turn.
+    let phone = fake.info.phone.clone();
+    has(&ask(&fake, ADMIN, "/login").await, "phone number");
+    has(&ask(&fake, ADMIN, "+0 000").await, "Send it again");
+    let prompt = ask(&fake, ADMIN, &phone).await;
+    has(&prompt, "with spaces between the digits, like 1 2 3 4 5");
+    has(
+        &ask(&fake, ADMIN, "/status").await,
+        "A login is in progress: send the code",
+    );
+    let deletions = deleted_in(&fake, ADMIN).len();
+    has(
+        &ask(&fake, ADMIN, CODE).await,
+        "came without spaces, so Telegram has cancelled it",
+    );
+    has(&ask(&fake, ADMIN, "9 9 9 9 9").await, "That code is wrong");
+    let spaced: String = CODE.chars().map(|c| format!("{c} ")).collect();
+    has(
+        &ask(&fake, ADMIN, spaced.trim()).await,
+        "two-step verification",
+    );
+    has(&ask(&fake, ADMIN, "not it").await, "That password is wrong");
+    let done = ask(&fake, ADMIN, PASSWORD).await;
+    has(&done, "Logged in as");
+    // Every message carrying a code or a password was deleted: 3 codes, 2 passwords.
+    assert_eq!(deleted_in(&fake, ADMIN).len() - deletions, 5);
+    wait_until("the parser to start", Duration::from_secs(20), || {
+        parser_running(&env)
+    })
+    .await;
+    assert!(
+        sql(
+            &env,
+            "SELECT count(*) FROM audit_log WHERE action = 'login' AND actor = 'bot:1'"
+        ) == "1"
+    );
+    has(&ask(&fake, ADMIN, "/login").await, "already logged in");
+
+    // /logout: the parser logs out and waits for a new login.
+    has(
+        &ask(&fake, USER, "/logout").await,
+        "for the bot's administrators",
+    );
+    has(&ask(&fake, ADMIN, "/logout").await, "Logged out");
+    wait_until(
+        "the parser to wait for a login",
+        Duration::from_secs(20),
+        || {
+            get(env.health_addr(), "/readyz")
+                .1
+                .contains("not logged in")
+        },
+    )
+    .await;
+    has(
+        &ask(&fake, ADMIN, "/logout").await,
+        "No account is logged in",
+    );
+
+    sigterm(&child);
+    let (code, _) = wait_exit(&mut child, Duration::from_secs(10));
+    let log = stderr_of(&mut child);
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.len() > 1000, "trace logging happened");
+    for secret in [CODE, spaced.trim(), PASSWORD] {
+        assert!(!log.contains(secret), "{secret:?} is in the log");
+        for f in files_under(&env.state_dir()) {
+            let bytes = std::fs::read(&f).unwrap();
+            assert!(
+                !contains(&bytes, secret.as_bytes()),
+                "{} holds {secret:?}",
+                f.display()
+            );
+        }
+    }
+}

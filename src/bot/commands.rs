@@ -63,6 +63,30 @@ pub const COMMANDS: &[Command] = &[
         about: "remove alerts (buttons)",
     },
     Command {
+        name: "export",
+        role: Role::User,
+        args: "<@channel | search query>",
+        about: "a channel's posts, or a search's, as a JSONL file",
+    },
+    Command {
+        name: "cancel",
+        role: Role::User,
+        args: "",
+        about: "stop what is in progress (a login)",
+    },
+    Command {
+        name: "login",
+        role: Role::Admin,
+        args: "[phone number]",
+        about: "log the parsing account in (phone, code, 2FA password)",
+    },
+    Command {
+        name: "logout",
+        role: Role::Admin,
+        args: "",
+        about: "log the parsing account out",
+    },
+    Command {
         name: "channels",
         role: Role::Admin,
         args: "",

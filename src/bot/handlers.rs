@@ -83,6 +83,10 @@ pub async fn on_message(bot: Bot, msg: Message, app: Arc<App>) -> Result<(), Bot
             )
             .await?;
     }
+    // An open login dialog reads this chat's next answers (a code, a password) first.
+    if private && super::login::on_message(&bot, &app, &msg, user_id).await? {
+        return Ok(());
+    }
     if msg.text().is_none() {
         return reply(
             &bot,
@@ -131,6 +135,10 @@ pub async fn on_message(bot: Bot, msg: Message, app: Arc<App>) -> Result<(), Bot
         "status" => status(&app).await?,
         "channels" => channels(&app).await?,
         "add" => return add(&bot, &app, &msg, user_id, cmd.args).await,
+        "login" => return super::login::start(&bot, &app, &msg, user_id, cmd.args).await,
+        "cancel" => return super::login::cancel(&bot, &app, msg.chat.id).await,
+        "logout" => super::login::logout(&app, user_id).await?,
+        "export" => return super::export::export(&bot, &app, &msg, cmd.args).await,
         "search" => return super::search::search(&bot, &app, &msg, cmd.args).await,
         "subscribe" => return super::subs::subscribe(&bot, &app, &msg, user_id, cmd.args).await,
         "subscriptions" | "unsubscribe" => {
@@ -171,6 +179,16 @@ async fn status(app: &App) -> Result<String, BotError> {
     for (name, p) in app.registry.snapshot() {
         out.push_str(&format!("{name}: {}\n", p.state.describe()));
     }
+    let counts = app.store.outbox_counts().await?;
+    let n = |state: &str| counts.get(state).copied().unwrap_or(0);
+    out.push_str(&format!(
+        "Alerts: {} waiting, {} sent, {} folded into digests, {} failed; Bot API breaker {}\n",
+        n("pending") + n("sending"),
+        n("sent"),
+        n("folded"),
+        n("failed"),
+        app.guard.breaker_state().as_str()
+    ));
     let chs = app.store.channels().await?;
     if chs.is_empty() {
         out.push_str("No channels followed yet.");

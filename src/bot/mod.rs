@@ -6,7 +6,9 @@
 //! logged or shown as it is: [`redact`] removes the token first.
 
 pub mod commands;
+mod export;
 mod handlers;
+mod login;
 pub mod outbox;
 mod search;
 mod subs;
@@ -43,7 +45,18 @@ pub struct App {
     /// Every Bot API call goes through it: replies and alerts share its quotas.
     pub guard: BotGuard,
     pub outbox: Arc<outbox::OutboxStats>,
+    /// What `/login` and `/logout` need: the parser's configuration and session.
+    pub account: Arc<Account>,
+    pub logins: login::Dialogs,
+    pub login_step_timeout: std::time::Duration,
     token: Zeroizing<String>,
+}
+
+/// The parsing account, as the bot reaches it.
+pub struct Account {
+    pub telegram: Option<crate::config::TelegramConfig>,
+    pub vault: Arc<crate::vault::Vault>,
+    pub control: Arc<crate::parser::control::SessionControl>,
 }
 
 impl App {
@@ -144,6 +157,7 @@ pub async fn run(
     cfg: BotConfig,
     store: Store,
     health: Option<Arc<Health>>,
+    account: Arc<Account>,
 ) -> Result<(), PartError> {
     let token = read_token(&cfg)?;
     // Libraries log request errors with the URL, which carries the token: hide it everywhere.
@@ -214,6 +228,9 @@ pub async fn run(
         searches: Mutex::new(search::Searches::default()),
         guard: guard.clone(),
         outbox: outbox.stats.clone(),
+        account,
+        logins: login::Dialogs::default(),
+        login_step_timeout: cfg.login_step_timeout,
         token: token.clone(),
     });
     let handler = dptree::entry()

@@ -10,6 +10,7 @@
 
 pub mod backfill;
 pub mod client;
+pub mod control;
 pub mod convert;
 pub mod login;
 pub mod part;

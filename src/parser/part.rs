@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::backfill::{self, BackfillError};
 use super::client::{self, Connected};
+use super::control::SessionControl;
 use super::convert;
 use crate::config::TelegramConfig;
 use crate::guard::Guard;
@@ -159,8 +160,11 @@ pub async fn run(
     vault: Arc<Vault>,
     guard: Guard,
     stats: Arc<LiveStats>,
+    control: Arc<SessionControl>,
 ) -> Result<(), PartError> {
     let connect = || async {
+        // Not while the bot's login dialog is writing the session.
+        let _gate = control.hold().await;
         client::connect(&tg, store.clone(), vault.clone(), guard.clone())
             .await
             .map_err(|e| {
@@ -185,12 +189,13 @@ pub async fn run(
             Err(e) if is_revoked(&e) => return Err(revoked(&store, &e.to_string()).await),
             Err(e) => return Err(PartError::Retry(format!("cannot reach Telegram: {e}"))),
         }
+        // The session may be written by `tgparser login` or the bot meanwhile: let go of it
+        // and reopen it.
+        drop(conn);
         tokio::select! {
-            _ = tokio::time::sleep(LOGIN_POLL) => {}
+            _ = control.wait_login(LOGIN_POLL) => {}
             _ = ctx.cancel.cancelled() => return Ok(()),
         }
-        // The session may have been written by `tgparser login` meanwhile; reopen it.
-        drop(conn);
         conn = connect().await?;
     }
     ctx.registry.set(ctx.name, PartState::Running);
@@ -251,11 +256,16 @@ pub async fn run(
     let mut follow = follow;
     let mut requests = requests;
     let mut heartbeat = heartbeat;
+    let mut logout = None;
     let result = tokio::select! {
         r = work_loop(&conn, &store, &ctx.cancel, refill_rx, &stats) => r,
         r = &mut requests => joined("channel requests")(r),
         r = &mut follow => joined("following updates")(r),
         r = &mut heartbeat => joined("the heartbeat")(r),
+        tx = control.logout_requested() => {
+            logout = Some(tx);
+            Ok(())
+        }
     };
     requests.abort();
     heartbeat.abort();
@@ -265,6 +275,26 @@ pub async fn run(
         w.abort();
     }
     let _ = conn.session.flush().await;
+    if let Some(answer) = logout {
+        // Asked through the bot: log out with our own connection, then wait for a new login
+        // (the supervisor restarts the part, which finds no login).
+        let who = super::login::current_account(&conn)
+            .await
+            .ok()
+            .flatten()
+            .map(|a| format!("{} (id {})", a.name, a.user_id))
+            .unwrap_or_else(|| "the account".into());
+        let r = super::login::logout(&conn)
+            .await
+            .map(|()| who)
+            .map_err(|e| e.to_string());
+        let outcome = match &r {
+            Ok(_) => "the account logged out; waiting for a new login".to_string(),
+            Err(e) => format!("logging out failed ({e}); resuming"),
+        };
+        let _ = answer.send(r);
+        return Err(PartError::Retry(outcome));
+    }
     result
 }
 

@@ -9,6 +9,7 @@
 mod alerts;
 mod bot_users;
 mod channels;
+mod export;
 mod ingest;
 mod lock;
 mod outbox;
@@ -31,6 +32,7 @@ use crate::config::StoreConfig;
 
 pub use alerts::{Matcher, compile_regex};
 pub use channels::{ChannelRecord, NewChannel, normalize_ref};
+pub use export::{ExportFilter, PostRecord, iso};
 pub use ingest::{CursorAdvance, MessageRow};
 pub use lock::{Locked, StateLock};
 pub use outbox::{AlertPost, OutboxCounts, OutboxRow};

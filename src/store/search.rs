@@ -74,7 +74,7 @@ fn as_plain_words(query: &str) -> String {
         .join(" ")
 }
 
-fn fts_error(e: &sqlx::Error) -> Option<String> {
+pub(super) fn fts_error(e: &sqlx::Error) -> Option<String> {
     let msg = e.as_database_error()?.message().to_string();
     (msg.contains("fts5") || msg.contains("syntax error") || msg.contains("unterminated"))
         .then_some(msg)
