@@ -495,6 +495,93 @@ async fn search_answers_newest_first_with_the_match_in_bold_and_pages_with_butto
     })
     .await;
 
+    // /export: a channel, or a search, as JSONL with every field.
+    let documents = || -> Vec<serde_json::Value> {
+        fake.bot
+            .calls(false)
+            .into_iter()
+            .filter(|c| c.method == "senddocument" && c.status == 200)
+            .map(|c| c.params)
+            .collect()
+    };
+    fake.bot.user_message(&UserMessage {
+        user_id: ADMIN,
+        text: Some(format!("/export @{name}")),
+        ..Default::default()
+    });
+    let t = Instant::now();
+    while documents().is_empty() && t.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        documents().len(),
+        1,
+        "{:?}",
+        fake.bot
+            .calls(false)
+            .iter()
+            .rev()
+            .take(3)
+            .collect::<Vec<_>>()
+    );
+    let doc = &documents()[0];
+    let lines: Vec<serde_json::Value> = doc["document"]["content"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let stored: usize = sql(
+        &env,
+        &format!("SELECT count(*) FROM messages WHERE channel_id = {ch}"),
+    )
+    .parse()
+    .unwrap();
+    assert_eq!(lines.len(), stored);
+    assert!(
+        doc["caption"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{stored} posts"))
+    );
+    let cafe = lines
+        .iter()
+        .find(|l| l["id"] == serde_json::json!(ids[6]))
+        .unwrap();
+    assert_eq!(
+        cafe["text"],
+        "Zeppelinfest report 6: the café <opens> & closes"
+    );
+    assert_eq!(cafe["channel_id"], serde_json::json!(ch));
+    assert!(cafe["date"].as_str().unwrap().ends_with('Z'));
+    has(cafe["link"].as_str().unwrap(), &format!("/{}", ids[6]));
+    fake.bot.user_message(&UserMessage {
+        user_id: ADMIN,
+        text: Some("/export zeppelinfest".into()),
+        ..Default::default()
+    });
+    wait_until("the search's export", Duration::from_secs(20), || {
+        documents().len() == 2
+    })
+    .await;
+    assert_eq!(
+        documents()[1]["document"]["content"]
+            .as_str()
+            .unwrap()
+            .lines()
+            .count(),
+        7
+    );
+    has(&ask(&fake, ADMIN, "/export").await, "Usage: /export");
+    has(
+        &ask(&fake, ADMIN, "/export @nosuchchannel").await,
+        "not among the archived channels",
+    );
+    has(
+        &ask(&fake, ADMIN, "/export nothingmatchesthis").await,
+        "Nothing to export",
+    );
+
     sigterm(&child);
     let (code, _) = wait_exit(&mut child, Duration::from_secs(10));
     assert_eq!(code, Some(0), "{}", stderr_of(&mut child));

@@ -602,6 +602,28 @@ async fn read_params(req: Request, state: &Arc<BotApi>) -> Result<Map<String, Va
                 }
             }
         }
+        // `document=attach://<name>` refers to the file sent as the part `<name>`, as in
+        // Telegram's Bot API.
+        let refs: Vec<(String, String)> = params
+            .iter()
+            .filter_map(|(k, v)| {
+                v.as_str()
+                    .and_then(|s| s.strip_prefix("attach://"))
+                    .map(|part| (k.clone(), part.to_string()))
+            })
+            .collect();
+        for (key, part) in refs {
+            match params.remove(&part) {
+                Some(file) => {
+                    params.insert(key, file);
+                }
+                None => {
+                    return Err(format!(
+                        "{key} refers to attach://{part}, which was not sent"
+                    ));
+                }
+            }
+        }
         return Ok(params);
     }
     let body = axum::body::to_bytes(req.into_body(), 64 * 1024 * 1024)
