@@ -1,8 +1,10 @@
 //! `tgparser demo`: the whole daemon, offline. It starts the fake Telegram in-process (MTProto and
-//! Bot API over loopback), logs the parsing account in with the fake's code and 2FA password,
-//! follows three channels, and runs the daemon: the parser backfills them with visible progress
-//! while new posts keep arriving live, and simulated people talk to the bot (an admin, a stranger
-//! the admin then allows). No credentials, no network beyond loopback.
+//! Bot API over loopback) and runs the daemon against it while simulated people talk to the bot:
+//! the admin logs the parsing account in through the chat (phone, the code typed with spaces,
+//! the 2FA password) and adds three channels, which the parser backfills with visible progress
+//! while new posts keep arriving live; a stranger is refused, then allowed; the user subscribes
+//! to a keyword, alerts arrive as matching posts come in, and a search answers. Every exchange is
+//! printed. No credentials, no network beyond loopback.
 
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
@@ -10,15 +12,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, anyhow};
+use anyhow::Context;
 use rand::Rng;
 
 use crate::config::Config;
 use crate::daemon::{self, RunOptions};
-use crate::parser::client;
-use crate::parser::login::{self, Step};
-use crate::store::{NewChannel, Store};
-use crate::vault::{Vault, VaultKey};
+use crate::store::Store;
+use crate::vault::VaultKey;
 
 /// The public test app id Telegram's documentation uses; the fake accepts any positive id.
 const DEMO_API_ID: i32 = 94575;
@@ -62,56 +62,6 @@ fn demo_config(
     Ok(Config::from_toml(&text, None, &[], None)?)
 }
 
-/// Logs in and follows the fake's channels, as a user would with `login` and `channels add`.
-async fn prepare(cfg: &Config, fake: &fake_telegram::FakeTelegram) -> anyhow::Result<()> {
-    let tg = cfg
-        .telegram
-        .as_ref()
-        .ok_or_else(|| anyhow!("demo config has no telegram section"))?;
-    let key = VaultKey::from_file(&cfg.vault.key_file)?;
-    let vault = Arc::new(Vault::new(&key));
-    let store = Store::open(&cfg.store).await?;
-    store
-        .verify_or_init_vault(&vault, &cfg.vault.key_file)
-        .await?;
-    let conn = client::connect(tg, store.clone(), vault, client::interactive_guard(tg)).await?;
-    if login::current_account(&conn)
-        .await
-        .map_err(|e| anyhow!("{e}"))?
-        .is_none()
-    {
-        println!(
-            "logging in as {} with the fake's code and 2FA password…",
-            fake.info.phone
-        );
-        let token = login::request_code(&conn, &fake.info.phone)
-            .await
-            .map_err(|e| anyhow!("{e}"))?;
-        match login::submit_code(&conn, &token, &fake.info.code)
-            .await
-            .map_err(|e| anyhow!("{e}"))?
-        {
-            Step::Done(_) => {}
-            Step::Password(pt) => {
-                login::submit_password(&conn, pt, &fake.info.password)
-                    .await
-                    .map_err(|(e, _)| anyhow!("{e}"))?;
-            }
-        }
-    }
-    for name in &fake.info.channels {
-        let c = crate::parser::resolve::resolve(&conn, name).await?;
-        store
-            .add_channel(&NewChannel::from_tl(&c, None, None))
-            .await?;
-        println!("following @{name} ({})", c.title);
-    }
-    conn.session.flush().await?;
-    drop(conn);
-    store.close().await;
-    Ok(())
-}
-
 /// Prints backfill progress until every channel is done, then what arrives live.
 async fn report(store_cfg: crate::config::StoreConfig) {
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -138,6 +88,9 @@ async fn report(store_cfg: crate::config::StoreConfig) {
                     )
                 })
                 .collect();
+            if chs.is_empty() {
+                continue;
+            }
             println!("backfill: {}", line.join(" | "));
             if chs.iter().all(|c| c.backfill_state == "done") {
                 println!("backfill complete: {total} posts; following live posts now");
@@ -192,7 +145,6 @@ pub async fn run(
         "fake Telegram: MTProto {} · Bot API {} · control {}",
         fake.info.mtproto, fake.info.bot_api, fake.info.control
     );
-    prepare(&cfg, &fake).await?;
 
     // Live posts keep arriving while the demo runs.
     let world = fake.world.clone();
@@ -212,7 +164,7 @@ pub async fn run(
         }
     });
     let reporter = tokio::spawn(report(cfg.store.clone()));
-    let talker = tokio::spawn(converse(fake.bot.clone()));
+    let talker = tokio::spawn(converse(fake.bot.clone(), fake.info.clone()));
     let state_dir = dir.display().to_string();
     let result = daemon::run_with(cfg, RunOptions { run_for }, |s| {
         println!();
@@ -239,52 +191,108 @@ pub async fn run(
     result
 }
 
-/// People talking to the bot through the fake Bot API; each exchange is printed.
-async fn converse(bot: Arc<fake_telegram::botapi::BotApi>) {
+/// A line of the bot's HTML as a terminal shows it: tags dropped, entities read.
+fn plain(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut in_tag = false;
+    for c in line.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&")
+}
+
+/// Prints what the bot sends, as it sends it (answers and alerts alike).
+async fn print_bot(bot: Arc<fake_telegram::botapi::BotApi>) {
+    let mut seen = 0;
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let calls = bot.calls(false);
+        for c in calls.iter().skip(seen) {
+            let chat = c.params["chat_id"].as_i64().unwrap_or(0);
+            let who = match chat {
+                DEMO_ADMIN => "admin",
+                DEMO_USER => "user",
+                _ => "someone",
+            };
+            match c.method.as_str() {
+                "sendmessage" | "editmessagetext" if c.status == 200 => {
+                    let text = c.params["text"].as_str().unwrap_or_default();
+                    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+                    let verb = if c.method == "sendmessage" {
+                        "to"
+                    } else {
+                        "edits for"
+                    };
+                    println!("bot {verb} {who}:");
+                    for l in lines.by_ref().take(4) {
+                        println!("     > {}", plain(l));
+                    }
+                    if lines.next().is_some() {
+                        println!("     > …");
+                    }
+                }
+                "deletemessage" => {
+                    println!("bot deletes the {who}'s message (it carried a code or a password)")
+                }
+                _ => {}
+            }
+        }
+        seen = calls.len();
+    }
+}
+
+/// People talking to the bot through the fake Bot API.
+async fn converse(bot: Arc<fake_telegram::botapi::BotApi>, info: fake_telegram::Info) {
     use fake_telegram::botapi::UserMessage;
-    let script: &[(i64, &str, &str)] = &[
-        (DEMO_ADMIN, "admin", "/status"),
-        (DEMO_USER, "a stranger", "/help"),
-        (DEMO_ADMIN, "admin", "/allow 2002"),
-        (DEMO_USER, "user", "/help"),
-        (DEMO_USER, "user", "/pause @technews"),
-        (DEMO_ADMIN, "admin", "/channels"),
+    let printer = tokio::spawn(print_bot(bot.clone()));
+    let spaced: String = info
+        .code
+        .chars()
+        .map(String::from)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut script: Vec<(i64, &str, String, u64)> = vec![
+        (DEMO_ADMIN, "admin", "/login".into(), 2),
+        (DEMO_ADMIN, "admin", info.phone.clone(), 2),
+        (DEMO_ADMIN, "admin", spaced, 2),
+        (DEMO_ADMIN, "admin", info.password.clone(), 4),
     ];
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    for (user, who, text) in script {
-        let sent_before = bot
-            .calls(false)
-            .iter()
-            .filter(|c| c.method == "sendmessage")
-            .count();
+    for name in &info.channels {
+        script.push((DEMO_ADMIN, "admin", format!("/add @{name}"), 2));
+    }
+    script.extend([
+        (DEMO_USER, "a stranger", "/help".to_string(), 2),
+        (DEMO_ADMIN, "admin", format!("/allow {DEMO_USER}"), 2),
+        (DEMO_USER, "user", "/subscribe breaking".into(), 8),
+        (DEMO_USER, "user", "/search breaking".into(), 3),
+        (DEMO_USER, "user", "/pause @technews".into(), 2),
+        (DEMO_ADMIN, "admin", "/status".into(), 2),
+    ]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for (user, who, text, pause) in script {
+        // The password is typed, not shown.
+        let shown = if text == info.password {
+            "•".repeat(text.chars().count())
+        } else {
+            text.clone()
+        };
+        println!("{who} ({user}) says: {shown}");
         bot.user_message(&UserMessage {
-            user_id: *user,
-            text: Some(text.to_string()),
+            user_id: user,
+            text: Some(text),
             first_name: Some(who.to_string()),
             ..Default::default()
         });
-        let mut answer = None;
-        for _ in 0..100 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            let sent: Vec<_> = bot
-                .calls(false)
-                .into_iter()
-                .filter(|c| c.method == "sendmessage")
-                .collect();
-            if let Some(c) = sent.get(sent_before) {
-                answer = c.params["text"].as_str().map(str::to_string);
-                break;
-            }
-        }
-        let answer = answer.unwrap_or_else(|| "(no answer)".into());
-        let mut lines = answer.lines();
-        println!("bot: {who} ({user}) says {text}");
-        for l in lines.by_ref().take(4) {
-            println!("     > {l}");
-        }
-        if lines.next().is_some() {
-            println!("     > …");
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(Duration::from_secs(pause)).await;
     }
+    // Posts keep matching the subscription: alerts keep arriving (printed by the printer).
+    let _ = printer.await;
 }

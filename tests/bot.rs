@@ -209,6 +209,8 @@ async fn commands_answer_by_role_strangers_get_one_refusal_and_bad_input_gets_it
         "/allow 3",
         "/deny 3",
         "/channels",
+        "/login",
+        "/logout",
     ] {
         has(
             &ask(&fake, USER, &format!("{cmd} @{first}")).await,

@@ -241,19 +241,36 @@ fn health_command_exits_0_when_ready_and_1_when_nothing_answers() {
 }
 
 #[test]
-fn demo_runs_for_the_given_time_and_exits_0() {
+fn demo_logs_in_through_the_chat_and_alerts_and_a_search_answer_then_it_exits_0() {
     let env = Env::new();
     let state = env.path("demo-state");
     let t = Instant::now();
     let out = std::process::Command::new(BIN)
-        .args(["demo", "--for", "4", "--state-dir"])
+        .args(["demo", "--for", "40", "--state-dir"])
         .arg(&state)
         .env_remove("NOTIFY_SOCKET")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(t.elapsed() < Duration::from_secs(30));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("tgparser demo is running"));
+    assert!(t.elapsed() < Duration::from_secs(70));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "tgparser demo is running",
+        "bot deletes the admin's message (it carried a code or a password)",
+        "> Logged in as Test",
+        "> added Tech News Daily",
+        "backfill complete:",
+        "> Sorry, this bot is private.",
+        "> Subscribed: alerts for posts with all of: breaking",
+        "> 🔔 breaking in ",
+        "> Results 1–5 for breaking:",
+        "> Status: ",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "{expected:?} missing from the demo:\n{stdout}"
+        );
+    }
     assert!(
         state.join("tgparser.db").exists(),
         "--state-dir keeps the database"

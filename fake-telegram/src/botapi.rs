@@ -32,6 +32,9 @@ pub struct Call {
     pub status: u16,
     /// Milliseconds since the server started.
     pub at_ms: u64,
+    /// Wall clock (Unix milliseconds) when the call was answered, for latency measurements
+    /// against timestamps the client recorded.
+    pub unix_ms: i64,
 }
 
 /// A token bucket: `burst` tokens, refilled at `per_sec`.
@@ -111,6 +114,12 @@ fn fail(code: u16, description: &str) -> (StatusCode, Value) {
         StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST),
         json!({"ok": false, "error_code": code, "description": description}),
     )
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// 429 with `parameters.retry_after`, as Telegram answers it.
@@ -699,6 +708,7 @@ async fn handle(
                 params: record_params,
                 status: 200,
                 at_ms: api.started.elapsed().as_millis() as u64,
+                unix_ms: unix_ms(),
             });
             return Response::builder()
                 .status(StatusCode::OK)
@@ -714,6 +724,7 @@ async fn handle(
             params: Value::Object(params),
             status: code.as_u16(),
             at_ms: api.started.elapsed().as_millis() as u64,
+            unix_ms: unix_ms(),
         });
     }
     respond(code, body)

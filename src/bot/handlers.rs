@@ -179,14 +179,10 @@ async fn status(app: &App) -> Result<String, BotError> {
     for (name, p) in app.registry.snapshot() {
         out.push_str(&format!("{name}: {}\n", p.state.describe()));
     }
-    let counts = app.store.outbox_counts().await?;
-    let n = |state: &str| counts.get(state).copied().unwrap_or(0);
+    let (sent, folded, failed) = app.outbox.totals();
     out.push_str(&format!(
-        "Alerts: {} waiting, {} sent, {} folded into digests, {} failed; Bot API breaker {}\n",
-        n("pending") + n("sending"),
-        n("sent"),
-        n("folded"),
-        n("failed"),
+        "Alerts: {} waiting; since start {sent} sent, {folded} folded into digests, {failed} failed; Bot API breaker {}\n",
+        app.store.outbox_waiting().await?,
         app.guard.breaker_state().as_str()
     ));
     let chs = app.store.channels().await?;

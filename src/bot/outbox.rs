@@ -47,6 +47,12 @@ pub struct OutboxStats {
 }
 
 impl OutboxStats {
+    /// Sent, folded and failed since the daemon started.
+    pub fn totals(&self) -> (u64, u64, u64) {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        (load(&self.sent), load(&self.folded), load(&self.failed))
+    }
+
     fn observe_latency(&self, ms: u64) {
         for (i, b) in LATENCY_BUCKETS_MS.iter().enumerate() {
             if ms <= *b {

@@ -1,17 +1,58 @@
 //! People who talk to the bot: their role (admins come from the configuration, not from here),
 //! and the private chat alerts go to.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use super::{Store, StoreError};
+
+/// What was last read or written for each user, so that a message from a known user costs no
+/// database write and no role query (every update is a message; at thousands per second the
+/// single writer would be the bottleneck). Updated by every write here; cleared when the outbox
+/// finds a chat unreachable.
+#[derive(Default)]
+pub(super) struct UserCache {
+    map: Mutex<HashMap<i64, Cached>>,
+}
+
+#[derive(Default, Clone)]
+struct Cached {
+    /// The stored role; `Some(None)`: known to have no row.
+    role: Option<Option<String>>,
+    /// The name and chat last written by `touch_bot_user` (with blocked_bot = 0).
+    touched: Option<(Option<String>, String, Option<i64>)>,
+}
+
+/// More users than this and the cache starts over (it only saves work).
+const CACHE_MAX: usize = 100_000;
+
+impl UserCache {
+    fn with<R>(&self, user_id: i64, f: impl FnOnce(&mut Cached) -> R) -> R {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= CACHE_MAX && !map.contains_key(&user_id) {
+            map.clear();
+        }
+        f(map.entry(user_id).or_default())
+    }
+
+    pub(super) fn clear(&self) {
+        self.map.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
 
 impl Store {
     /// The stored role of a user: `user`, `denied`, or `None` if never allowed or denied.
     pub async fn bot_user_role(&self, user_id: i64) -> Result<Option<String>, StoreError> {
-        Ok(
+        if let Some(role) = self.users.with(user_id, |c| c.role.clone()) {
+            return Ok(role);
+        }
+        let role: Option<String> =
             sqlx::query_scalar("SELECT role FROM bot_users WHERE user_id = ?")
                 .bind(user_id)
                 .fetch_optional(self.reader())
-                .await?,
-        )
+                .await?;
+        self.users.with(user_id, |c| c.role = Some(role.clone()));
+        Ok(role)
     }
 
     /// Records how to reach a user who may use the bot (name and private chat, for alerts).
@@ -22,6 +63,17 @@ impl Store {
         first_name: &str,
         chat_id: Option<i64>,
     ) -> Result<(), StoreError> {
+        let seen = (
+            username.map(str::to_string),
+            first_name.to_string(),
+            chat_id,
+        );
+        if self
+            .users
+            .with(user_id, |c| c.touched.as_ref() == Some(&seen))
+        {
+            return Ok(());
+        }
         let now = crate::time::unix_now();
         let mut tx = self.begin_write().await?;
         // A user who had blocked the bot and writes again gets their alerts back.
@@ -49,6 +101,13 @@ impl Store {
         if was_blocked == Some(1) {
             self.subscriptions_changed();
         }
+        self.users.with(user_id, |c| {
+            // A new row has the default role.
+            if matches!(c.role, None | Some(None)) {
+                c.role = None;
+            }
+            c.touched = Some(seen);
+        });
         Ok(())
     }
 
@@ -81,6 +140,8 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
+        self.users
+            .with(user_id, |c| c.role = Some(Some(role.to_string())));
         self.subscriptions_changed();
         Ok(())
     }

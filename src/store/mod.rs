@@ -97,6 +97,8 @@ pub struct Store {
     path: PathBuf,
     /// Compiled subscriptions for matching new posts, shared by every clone.
     alerts: std::sync::Arc<alerts::AlertCache>,
+    /// Known bot users, shared by every clone.
+    users: std::sync::Arc<bot_users::UserCache>,
 }
 
 impl Store {
@@ -147,6 +149,7 @@ impl Store {
             reader,
             path,
             alerts: Default::default(),
+            users: Default::default(),
         })
     }
 

@@ -243,6 +243,7 @@ impl Store {
         .await?
         .rows_affected();
         tx.commit().await?;
+        self.users.clear();
         self.subscriptions_changed();
         Ok(n)
     }
@@ -289,6 +290,16 @@ impl Store {
         Ok(out)
     }
 
+    /// Rows waiting to be delivered (through the partial index: cheap however many were sent).
+    pub async fn outbox_waiting(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT count(*) FROM outbox INDEXED BY outbox_due WHERE state IN ('pending', 'sending')",
+        )
+        .fetch_one(self.reader())
+        .await?)
+    }
+
+    /// Rows per state (a full count: for tools, not for every `/status`).
     pub async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
         let rows: Vec<(String, i64)> =
             sqlx::query_as("SELECT state, count(*) FROM outbox GROUP BY state")
