@@ -47,6 +47,31 @@ pub fn parse_date(s: &str) -> Option<i64> {
     (civil_from_days(days) == (y, m, d)).then_some(days * 86_400)
 }
 
+/// `YYYY-MM-DD` (UTC midnight) or `YYYY-MM-DDTHH:MM[:SS]Z` (UTC) to Unix seconds.
+pub fn parse_date_time(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let Some((date, time)) = s.split_once(['T', ' ']) else {
+        return parse_date(s);
+    };
+    let day = parse_date(date)?;
+    let time = time.strip_suffix(['Z', 'z'])?;
+    let mut parts = time.split(':');
+    let h: i64 = parts.next()?.parse().ok()?;
+    let m: i64 = parts.next()?.parse().ok()?;
+    let sec: i64 = match parts.next() {
+        Some(x) => x.parse().ok()?,
+        None => 0,
+    };
+    if parts.next().is_some()
+        || !(0..24).contains(&h)
+        || !(0..60).contains(&m)
+        || !(0..61).contains(&sec)
+    {
+        return None;
+    }
+    Some(day + h * 3600 + m * 60 + sec)
+}
+
 fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
@@ -90,6 +115,20 @@ pub fn ago(ts: Option<i64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_and_utc_times_are_read_and_nonsense_is_not() {
+        assert_eq!(parse_date_time("1970-01-02"), Some(86_400));
+        assert_eq!(parse_date_time("1970-01-02T01:00Z"), Some(90_000));
+        assert_eq!(parse_date_time("1970-01-02T01:00:30Z"), Some(90_030));
+        assert_eq!(
+            parse_date_time("1970-01-02T01:00"),
+            None,
+            "UTC must be said"
+        );
+        assert_eq!(parse_date_time("1970-01-02T25:00Z"), None);
+        assert_eq!(parse_date_time("yesterday"), None);
+    }
     use std::time::Duration;
 
     #[test]

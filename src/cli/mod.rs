@@ -18,6 +18,7 @@ use crate::vault::{Vault, VaultKey};
 
 pub(crate) mod channels;
 mod login;
+mod ops;
 
 /// EX_CONFIG from sysexits.h: the configuration is wrong; restarting will not help.
 pub const EXIT_CONFIG: u8 = 78;
@@ -100,6 +101,59 @@ pub enum Command {
         /// Only this channel.
         #[arg(long)]
         channel: Option<String>,
+    },
+    /// Search the archive with FTS5 syntax: words, "a phrase", prefix*, AND, OR, NOT, NEAR.
+    /// Reads the database read-only; safe while the daemon runs.
+    Search {
+        query: String,
+        /// Only this channel (@name, t.me link or id).
+        #[arg(long)]
+        channel: Option<String>,
+        /// Posts from this date on (YYYY-MM-DD, UTC; or an RFC 3339 time).
+        #[arg(long)]
+        since: Option<String>,
+        /// Posts before this date.
+        #[arg(long)]
+        until: Option<String>,
+        /// At most this many posts, newest first.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// One JSON object per line, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export posts as JSON lines or CSV, streamed (constant memory). Read-only; safe while
+    /// the daemon runs.
+    Export {
+        /// Only this channel (@name, t.me link or id).
+        #[arg(long)]
+        channel: Option<String>,
+        /// Posts from this date on (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        since: Option<String>,
+        /// Posts before this date.
+        #[arg(long)]
+        until: Option<String>,
+        /// Only posts matching this FTS5 query.
+        #[arg(long)]
+        query: Option<String>,
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ops::Format,
+        /// Add every earlier version of each post.
+        #[arg(long)]
+        with_history: bool,
+        /// Write to FILE (complete or not at all) instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// A consistent copy of the database, taken while the daemon runs, checked with
+    /// integrity_check. Never overwrites.
+    Backup { file: PathBuf },
+    /// Per-channel counts: posts, backfill, edits, deletions, first and last post.
+    Stats {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
     },
     /// Print the version, schema version and SQLite version.
     Version,
@@ -254,6 +308,60 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Backfill { channel } => {
             let cfg = load_config(&cli)?;
             channels::run_backfill(&cfg, channel.as_deref()).await
+        }
+        Command::Search {
+            query,
+            channel,
+            since,
+            until,
+            limit,
+            json,
+        } => {
+            let cfg = load_config(&cli)?;
+            ops::search(
+                &cfg,
+                ops::SearchArgs {
+                    query,
+                    channel: channel.as_deref(),
+                    since: since.as_deref(),
+                    until: until.as_deref(),
+                    limit: *limit,
+                    json: *json,
+                },
+            )
+            .await
+        }
+        Command::Export {
+            channel,
+            since,
+            until,
+            query,
+            format,
+            with_history,
+            out,
+        } => {
+            let cfg = load_config(&cli)?;
+            ops::export(
+                &cfg,
+                ops::ExportArgs {
+                    channel: channel.as_deref(),
+                    since: since.as_deref(),
+                    until: until.as_deref(),
+                    query: query.as_deref(),
+                    format: *format,
+                    with_history: *with_history,
+                    out: out.as_deref(),
+                },
+            )
+            .await
+        }
+        Command::Backup { file } => {
+            let cfg = load_config(&cli)?;
+            ops::backup(&cfg, file).await
+        }
+        Command::Stats { json } => {
+            let cfg = load_config(&cli)?;
+            ops::stats(&cfg, *json).await
         }
         Command::Version => {
             let sqlite: String = {

@@ -37,11 +37,12 @@ pub fn compile_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
         .build()
 }
 
-/// The words of `text`, lower case: runs of letters and digits (any script).
+/// The words of `text`, lower case, "ё" read as "е" (as search does): runs of letters and
+/// digits (any script).
 fn words_of(text: &str) -> Vec<String> {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
+        .map(|w| super::search::fold(&w.to_lowercase()))
         .collect()
 }
 
@@ -66,7 +67,7 @@ impl Matcher {
                         if w.chars().all(char::is_alphanumeric) {
                             have.iter().any(|h| h == w)
                         } else {
-                            text.to_lowercase().contains(w.as_str())
+                            super::search::fold(&text.to_lowercase()).contains(w.as_str())
                         }
                     })
                 }
@@ -123,7 +124,12 @@ impl Store {
                     }
                 }
             } else {
-                Rule::Words(pattern.split_whitespace().map(str::to_lowercase).collect())
+                Rule::Words(
+                    pattern
+                        .split_whitespace()
+                        .map(|w| super::search::fold(&w.to_lowercase()))
+                        .collect(),
+                )
             };
             subs.push(Compiled {
                 id,
@@ -237,7 +243,7 @@ mod tests {
                 Some(5),
                 Rule::Regex(compile_regex("rate (cut|hike)").unwrap()),
             ),
-            (None, Rule::Words(vec!["учёные".into()])),
+            (None, Rule::Words(vec!["ученые".into()])),
             (None, Rule::Words(vec!["covid-19".into()])),
         ]);
         let ids =
@@ -251,7 +257,7 @@ mod tests {
             Vec::<i64>::new(),
             "other channel"
         );
-        assert_eq!(ids(1, "Учёные открыли"), vec![3]);
+        assert_eq!(ids(1, "Учёные открыли"), vec![3], "ё is read as е");
         assert_eq!(ids(1, "New COVID-19 rules"), vec![4]);
     }
 }

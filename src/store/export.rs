@@ -161,7 +161,7 @@ impl Store {
         };
         // Only constant SQL is formatted in; every value is bound.
         let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(f.query.as_deref())
+            .bind(f.query.as_deref().map(super::search::fold))
             .bind(f.channel_id)
             .bind(f.since)
             .bind(f.until)

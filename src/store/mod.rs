@@ -62,6 +62,18 @@ pub enum StoreError {
     },
     #[error("applying migrations to {path} failed: {reason}")]
     Migrate { path: PathBuf, reason: String },
+    #[error(
+        "there is no database at {0}; start the daemon (or `tgparser migrate`) to create it, or check store.dir"
+    )]
+    Missing(PathBuf),
+    #[error(
+        "the database {path} is at schema version {found} and this tgparser reads version {known}; run `tgparser migrate` (or start the daemon) to upgrade it"
+    )]
+    OldSchema {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
     #[error(transparent)]
     Vault(#[from] crate::vault::VaultError),
     #[error("database error: {0}")]
@@ -75,7 +87,10 @@ impl StoreError {
     /// Errors an operator must resolve before the daemon can start (exit 78).
     pub fn is_config(&self) -> bool {
         match self {
-            StoreError::FutureSchema { .. } | StoreError::StateDir { .. } => true,
+            StoreError::FutureSchema { .. }
+            | StoreError::StateDir { .. }
+            | StoreError::Missing(_)
+            | StoreError::OldSchema { .. } => true,
             StoreError::Vault(v) => v.is_config(),
             _ => false,
         }
@@ -146,6 +161,53 @@ impl Store {
             })?;
         Ok(Store {
             writer,
+            reader,
+            path,
+            alerts: Default::default(),
+            users: Default::default(),
+        })
+    }
+
+    /// Opens an existing database for reading only, as operator commands do (`search`,
+    /// `export`, `backup`, `stats`): no migration, no write, no lock taken that could stall the
+    /// daemon's writer (WAL readers never block the writer). Refuses a database whose schema
+    /// is older or newer than this build's.
+    pub async fn open_read_only(cfg: &StoreConfig) -> Result<Store, StoreError> {
+        let path = cfg.dir.join(DB_FILE);
+        if !path.exists() {
+            return Err(StoreError::Missing(path));
+        }
+        let reader = SqlitePoolOptions::new()
+            .max_connections(cfg.read_connections.max(2))
+            .min_connections(1)
+            .connect_with(
+                SqliteConnectOptions::new()
+                    .filename(&path)
+                    .read_only(true)
+                    .busy_timeout(cfg.busy_timeout),
+            )
+            .await
+            .map_err(|e| StoreError::Open {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        check_not_from_the_future(&reader, &path).await?;
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = 1")
+                .fetch_one(&reader)
+                .await
+                .map_err(|e| StoreError::Open {
+                    path: path.clone(),
+                    reason: format!("not a tgparser database ({e})"),
+                })?;
+        let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+        let found = found.unwrap_or(0);
+        if found < known {
+            return Err(StoreError::OldSchema { path, found, known });
+        }
+        Ok(Store {
+            // Every "write" through this store fails with SQLITE_READONLY.
+            writer: reader.clone(),
             reader,
             path,
             alerts: Default::default(),

@@ -33,6 +33,11 @@ impl Hit {
     }
 }
 
+/// Folds a query the way the index folds text (migration 0006): "ё" is "е".
+pub fn fold(text: &str) -> String {
+    text.replace('ё', "е").replace('Ё', "Е")
+}
+
 /// A post's t.me link: public by username, else the members-only `t.me/c/` form.
 pub fn post_link(channel_id: i64, username: Option<&str>, id: i64) -> String {
     match username {
@@ -136,7 +141,7 @@ impl Store {
              ORDER BY m.date DESC, m.id DESC \
              LIMIT ?5 OFFSET ?6",
         )
-        .bind(query)
+        .bind(fold(query))
         .bind(f.channel_id)
         .bind(f.since)
         .bind(f.until)
