@@ -291,6 +291,10 @@ with open(csvf, newline="", encoding="utf-8") as f:
              js(rec["entities"]), js(rec["media"]), int(rec["version"]), rec["deleted"] == "1")
         m += 1
 assert n == m == len(rows), (n, m, len(rows))
+# Both formats carry the same fields, in the same order.
+first = json.loads(open(jsonl, encoding="utf-8").readline())
+header = next(csv.reader(open(csvf, newline="", encoding="utf-8")))
+assert list(first.keys()) == header, (list(first.keys()), header)
 print(n)
 "#;
     let n = python(

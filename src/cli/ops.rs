@@ -285,29 +285,44 @@ pub async fn export(cfg: &Config, a: ExportArgs<'_>) -> anyhow::Result<ExitCode>
     }
     let mut write_error = None;
     let t = Instant::now();
-    let result = store
-        .export(&filter, |rec| {
-            buf.clear();
-            match a.format {
-                Format::Jsonl => {
-                    if let Err(e) = serde_json::to_writer(&mut buf, &rec) {
-                        write_error = Some(anyhow!("encoding post {}: {e}", rec.id));
-                        return false;
-                    }
-                    buf.push(b'\n');
+    let result = if a.format == Format::Jsonl {
+        store
+            .export_jsonl(&filter, |lines, n| {
+                if let Err(e) = sink.write_all(lines.as_bytes()) {
+                    write_error = Some(anyhow!("writing the export: {e}"));
+                    return false;
                 }
-                Format::Csv => csv_row(&rec, a.with_history, &mut buf),
-            }
-            if let Err(e) = sink.write_all(&buf) {
-                write_error = Some(anyhow!("writing the export: {e}"));
-                return false;
-            }
-            if let Some(b) = &bar {
-                b.inc(1);
-            }
-            true
-        })
-        .await;
+                if let Some(b) = &bar {
+                    b.inc(n);
+                }
+                true
+            })
+            .await
+    } else {
+        store
+            .export(&filter, |rec| {
+                buf.clear();
+                match a.format {
+                    Format::Jsonl => {
+                        if let Err(e) = serde_json::to_writer(&mut buf, &rec) {
+                            write_error = Some(anyhow!("encoding post {}: {e}", rec.id));
+                            return false;
+                        }
+                        buf.push(b'\n');
+                    }
+                    Format::Csv => csv_row(&rec, a.with_history, &mut buf),
+                }
+                if let Err(e) = sink.write_all(&buf) {
+                    write_error = Some(anyhow!("writing the export: {e}"));
+                    return false;
+                }
+                if let Some(b) = &bar {
+                    b.inc(1);
+                }
+                true
+            })
+            .await
+    };
     let n = match result {
         Ok(n) => n,
         Err(e @ SearchError::Query { .. }) => {

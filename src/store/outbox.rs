@@ -215,9 +215,10 @@ impl Store {
         Ok(())
     }
 
-    /// The chat cannot be written to (the user blocked the bot, the bot left the group): its
-    /// owner's alerts stop (they resume when the user writes to the bot again) and what was
-    /// pending for it fails with `error`. Returns the rows failed.
+    /// The chat cannot be written to (the user blocked the bot, the bot left the group): a
+    /// user's alerts stop (they resume when the user writes to the bot again), a group's
+    /// subscriptions end, and what was pending for the chat fails with `error`. Returns the rows
+    /// failed.
     pub async fn outbox_chat_unreachable(
         &self,
         chat_id: i64,
@@ -233,6 +234,15 @@ impl Store {
         .bind(chat_id)
         .execute(&mut *tx)
         .await?;
+        // A group the bot was removed from has no user to come back and write: its
+        // subscriptions end.
+        if chat_id < 0 {
+            sqlx::query("UPDATE subscriptions SET active = 0, updated_at = ? WHERE chat_id = ?")
+                .bind(now)
+                .bind(chat_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         let n = sqlx::query(
             "UPDATE outbox SET state = 'failed', last_error = ? \
              WHERE chat_id = ? AND state IN ('pending', 'sending')",
