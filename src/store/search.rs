@@ -135,11 +135,15 @@ impl Store {
     /// it was most of the time of a common-word search).
     async fn search_raw(&self, query: &str, f: &SearchFilter) -> Result<Vec<Hit>, sqlx::Error> {
         let q = fold(query);
-        let matches: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM messages_fts WHERE messages_fts MATCH ?1")
-                .bind(&q)
-                .fetch_one(self.reader())
-                .await?;
+        // How many match, up to one past the threshold: FTS5 stops there, so a common word
+        // costs no full count.
+        let matches: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT 1 FROM messages_fts WHERE messages_fts MATCH ?1 LIMIT ?2)",
+        )
+        .bind(&q)
+        .bind(SORT_ALL_UP_TO + 1)
+        .fetch_one(self.reader())
+        .await?;
         if matches == 0 {
             return Ok(Vec::new());
         }
