@@ -103,8 +103,8 @@ fn c_ceiling(dir: &std::path::Path, schema_db: &std::path::Path, n: usize) -> Op
     let mut inserts = stage.clone();
     for b in 0..n / 1000 {
         inserts.push_str(&format!(
-            "BEGIN IMMEDIATE;\nINSERT INTO messages (channel_id, id, kind, date, text, entities, views, forwards, fetched_at, updated_at) \
-             SELECT 1, id, 'post', date, text, '[{{\"type\":\"bold\",\"offset\":0,\"length\":7}}]', 1000, 3, 0, 0 FROM src WHERE id > {} AND id <= {} \
+            "BEGIN IMMEDIATE;\nINSERT INTO messages (channel_id, id, kind, date, text, entities, views, forwards, fetched_at, updated_at, search_key) \
+             SELECT 1, id, 'post', date, text, '[{{\"type\":\"bold\",\"offset\":0,\"length\":7}}]', 1000, 3, 0, 0, date << 20 FROM src WHERE id > {} AND id <= {} \
              ON CONFLICT (channel_id, id) DO UPDATE SET version = version + (excluded.text IS NOT text), text = excluded.text;\nCOMMIT;\n",
             b * 1000,
             (b + 1) * 1000

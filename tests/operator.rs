@@ -528,8 +528,8 @@ fn exporting_a_million_posts_streams_in_bounded_memory() {
         &env,
         "INSERT INTO channels (id, username, title, added_at, updated_at) VALUES (1, 'big', 'Big', 0, 0);
          WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000)
-         INSERT INTO messages (channel_id, id, date, text, views, fetched_at, updated_at)
-         SELECT 1, i, 1700000000 + i, 'Post ' || i || ': the quick brown fox number ' || (i % 1000) || char(10) || 'second \"line\", done', i % 977, 0, 0 FROM n;",
+         INSERT INTO messages (channel_id, id, date, text, views, fetched_at, updated_at, search_key)
+         SELECT 1, i, 1700000000 + i, 'Post ' || i || ': the quick brown fox number ' || (i % 1000) || char(10) || 'second \"line\", done', i % 977, 0, 0, (1700000000 + i) << 20 FROM n;",
     );
     // Peak memory of the export, from the kernel's accounting of the finished child.
     let out_file = env.path("big.jsonl");
@@ -564,5 +564,96 @@ print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
     assert!(
         peak_kib < 64 * 1024,
         "peak RSS {peak_kib} KiB for a {size}-byte export: not streaming"
+    );
+}
+
+/// A database written before search keys existed (schema version 6) gains them when upgraded:
+/// every post keyed by its date, the index rebuilt over the keys, search newest first with the
+/// date filters; a row a script inserts afterwards without a key gets one from the trigger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrading_a_database_from_before_search_keys_keys_every_post_by_date() {
+    use sqlx::Connection;
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new();
+    env.write_config("");
+    env.keygen();
+    let old = env.path("migrations-6");
+    std::fs::create_dir_all(&old).unwrap();
+    for e in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations")).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_str().unwrap().to_string();
+        if name.as_str() < "0007" {
+            std::fs::copy(&p, old.join(&name)).unwrap();
+        }
+    }
+    std::fs::create_dir_all(env.state_dir()).unwrap();
+    std::fs::set_permissions(env.state_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let opts = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(env.state_dir().join("tgparser.db"))
+        .create_if_missing(true)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
+    let mut conn = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
+    sqlx::migrate::Migrator::new(old.as_path())
+        .await
+        .unwrap()
+        .run(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    // 2023-11-15T00:00:00Z and the days after it.
+    let day = |n: i64| 1_700_006_400 + n * 86_400;
+    sql_write(
+        &env,
+        &format!(
+            "INSERT INTO channels (id, username, title, added_at, updated_at) VALUES (1, 'one', 'One', 0, 0), (2, 'two', 'Two', 0, 0);
+             INSERT INTO messages (channel_id, id, date, text, fetched_at, updated_at) VALUES
+               (1, 1, {d0}, 'fox one', 0, 0), (1, 2, {d4}, 'fox two', 0, 0), (1, 3, {d0}, 'no match', 0, 0),
+               (2, 11, {d2}, 'fox eleven', 0, 0), (2, 12, {d4}, 'fox twelve', 0, 0);",
+            d0 = day(0),
+            d2 = day(2),
+            d4 = day(4)
+        ),
+    );
+    assert_eq!(env.run(&["migrate"]).status.code(), Some(0));
+    assert_eq!(
+        sql(
+            &env,
+            "SELECT count(*), count(DISTINCT search_key), sum(search_key >> 20 = date) FROM messages"
+        ),
+        "5|5|5"
+    );
+    sql_write(
+        &env,
+        "INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')",
+    );
+    // Same second (day 4): channel 1 then channel 2 in key order, so channel 2's is newer.
+    assert_eq!(search_ids(&env, &["fox"]), vec![12, 2, 11, 1]);
+    assert_eq!(
+        search_ids(&env, &["fox", "--until", "2023-11-18"]),
+        vec![11, 1]
+    );
+    assert_eq!(
+        search_ids(&env, &["fox", "--since", "2023-11-16", "--channel", "@one"]),
+        vec![2]
+    );
+    // A script's insert without a key: the next key of its second.
+    sql_write(
+        &env,
+        &format!(
+            "INSERT INTO messages (channel_id, id, date, text, fetched_at, updated_at) VALUES (1, 4, {}, 'fox four', 0, 0)",
+            day(4)
+        ),
+    );
+    assert_eq!(search_ids(&env, &["fox"]), vec![4, 12, 2, 11, 1]);
+    assert_eq!(
+        sql(
+            &env,
+            "SELECT count(DISTINCT search_key), sum(search_key >> 20 = date) FROM messages"
+        ),
+        "6|6"
+    );
+    sql_write(
+        &env,
+        "INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')",
     );
 }

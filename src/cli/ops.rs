@@ -288,7 +288,7 @@ pub async fn export(cfg: &Config, a: ExportArgs<'_>) -> anyhow::Result<ExitCode>
     let result = if a.format == Format::Jsonl {
         store
             .export_jsonl(&filter, |lines, n| {
-                if let Err(e) = sink.write_all(lines.as_bytes()) {
+                if let Err(e) = sink.write_all(lines) {
                     write_error = Some(anyhow!("writing the export: {e}"));
                     return false;
                 }

@@ -46,7 +46,7 @@ pub struct CursorAdvance {
     pub done: bool,
 }
 
-/// Rows per INSERT statement: 23 bound values each, under SQLite's 32,766-variable limit, and
+/// Rows per INSERT statement: 26 bound values each, under SQLite's 32,766-variable limit, and
 /// large enough that per-statement overhead disappears.
 const ROWS_PER_STATEMENT: usize = 500;
 
@@ -59,12 +59,13 @@ async fn upsert(
     now: i64,
 ) -> Result<(), StoreError> {
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let keys = search_keys(&mut *conn, chunk).await?;
         let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
             "INSERT INTO messages (channel_id, id, kind, date, edit_date, text, entities, views, forwards, replies, \
              reactions, grouped_id, reply_to_msg_id, reply_to_top_id, fwd_from, post_author, pinned, silent, \
-             noforwards, media_kind, media, action, convert_error, fetched_at, updated_at) ",
+             noforwards, media_kind, media, action, convert_error, fetched_at, updated_at, search_key) ",
         );
-        q.push_values(chunk, |mut b, m| {
+        q.push_values(chunk.iter().zip(keys), |mut b, (m, key)| {
             b.push_bind(channel_id)
                 .push_bind(m.id)
                 .push_bind(m.kind)
@@ -89,7 +90,8 @@ async fn upsert(
                 .push_bind(m.action.clone())
                 .push_bind(m.convert_error.clone())
                 .push_bind(now)
-                .push_bind(now);
+                .push_bind(now)
+                .push_bind(key);
         });
         q.push(
             " ON CONFLICT (channel_id, id) DO UPDATE SET \
@@ -104,6 +106,56 @@ async fn upsert(
         q.build().execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// Seconds kept in a search key: dates outside ±2^42 s (±139,000 years) are clamped, so the key
+/// cannot overflow.
+const KEY_DATE_LIMIT: i64 = 1 << 42;
+/// Keys per second of post date.
+pub(super) const KEYS_PER_SECOND: i64 = 1 << 20;
+
+/// The date-major search keys (migration 0007) for a chunk of rows, in the chunk's order: for
+/// each second, the keys after the largest one stored, given to the rows of that second in id
+/// order. A row that turns out to exist already keeps its stored key and its candidate goes
+/// unused (a gap, harmless). Called inside the write transaction, so no other writer can take
+/// the same keys.
+async fn search_keys(
+    conn: &mut SqliteConnection,
+    chunk: &[MessageRow],
+) -> Result<Vec<i64>, StoreError> {
+    let second = |m: &MessageRow| m.date.clamp(-KEY_DATE_LIMIT, KEY_DATE_LIMIT);
+    let mut seconds: Vec<i64> = chunk.iter().map(second).collect();
+    seconds.sort_unstable();
+    seconds.dedup();
+    let list = serde_json::to_string(&seconds).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let stored: Vec<(i64, Option<i64>)> = sqlx::query_as(
+        "SELECT d.value, (SELECT max(search_key) FROM messages \
+                          WHERE search_key BETWEEN d.value * ?2 AND d.value * ?2 + ?2 - 1) \
+         FROM json_each(?1) AS d",
+    )
+    .bind(list)
+    .bind(KEYS_PER_SECOND)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut next: std::collections::HashMap<i64, i64> = stored
+        .into_iter()
+        .map(|(s, max)| (s, max.map_or(s * KEYS_PER_SECOND, |k| k + 1)))
+        .collect();
+    let mut order: Vec<usize> = (0..chunk.len()).collect();
+    order.sort_by_key(|&i| (second(&chunk[i]), chunk[i].id));
+    let mut keys = vec![0; chunk.len()];
+    for i in order {
+        let s = second(&chunk[i]);
+        let k = next.entry(s).or_insert(s * KEYS_PER_SECOND);
+        if *k >= (s + 1) * KEYS_PER_SECOND {
+            return Err(StoreError::Invalid(format!(
+                "more than {KEYS_PER_SECOND} posts dated the same second ({s}); the search index cannot order them"
+            )));
+        }
+        keys[i] = *k;
+        *k += 1;
+    }
+    Ok(keys)
 }
 
 async fn ingest_in(

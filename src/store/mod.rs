@@ -78,6 +78,9 @@ pub enum StoreError {
     Vault(#[from] crate::vault::VaultError),
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
+    /// Data the store cannot take as it is; nothing of the batch was written.
+    #[error("cannot store this: {0}")]
+    Invalid(String),
     /// A task doing a write stopped before answering (it panicked or was cancelled).
     #[error("a database write stopped before it finished: {0}")]
     Task(String),
@@ -178,7 +181,7 @@ impl Store {
             return Err(StoreError::Missing(path));
         }
         let reader = SqlitePoolOptions::new()
-            .max_connections(cfg.read_connections.max(2))
+            .max_connections(cfg.read_connections.max(3))
             .min_connections(1)
             .connect_with(
                 SqliteConnectOptions::new()
