@@ -220,8 +220,9 @@ impl Store {
     /// as [`Store::export`] orders them — handed to `sink` in batches (text of up to
     /// [`JSONL_BATCH`] lines, each ending in a newline, and how many). SQLite writes the JSON
     /// itself (`json_object`), a batch per query with keyset paging, so the per-row cost of
-    /// crossing into Rust is paid once per batch; without a query, two batches are written at
-    /// once on two connections (one per core) while a third finds where the next batch ends.
+    /// crossing into Rust is paid once per batch; without a query, [`BATCHES_IN_FLIGHT`]
+    /// batches are written at once on as many connections while another finds where the next
+    /// batch ends.
     /// The objects have the same keys, in the same order, with the same values as
     /// [`PostRecord`]'s. `sink` returning false stops early.
     pub async fn export_jsonl<F>(
@@ -272,8 +273,9 @@ impl Store {
         let mut cut_done = false;
         let mut total = 0u64;
         loop {
-            // Keep two batches in flight: each runs on its own connection's thread.
-            while !cut_done && pending.len() < 2 {
+            // Batches in flight, each on its own connection's thread: one more than the cores,
+            // so both stay busy while this task writes a finished batch out.
+            while !cut_done && pending.len() < BATCHES_IN_FLIGHT {
                 let want = match f.limit {
                     Some(l) => JSONL_BATCH.min(l.saturating_sub(planned)),
                     None => JSONL_BATCH,
@@ -439,6 +441,9 @@ fn json_object_sql(with_history: bool) -> String {
         deleted = boolean("m.deleted_at IS NOT NULL"),
     )
 }
+
+/// Batches [`Store::export_jsonl`] formats at once (plus one connection finding batch ends).
+const BATCHES_IN_FLIGHT: usize = 3;
 
 /// Posts per query of [`Store::export_jsonl`].
 pub const JSONL_BATCH: u64 = 2_000;

@@ -181,7 +181,8 @@ impl Store {
             return Err(StoreError::Missing(path));
         }
         let reader = SqlitePoolOptions::new()
-            .max_connections(cfg.read_connections.max(3))
+            // At least four: an export formats three batches at once and finds batch ends on a fourth.
+            .max_connections(cfg.read_connections.max(4))
             .min_connections(1)
             .connect_with(
                 SqliteConnectOptions::new()
