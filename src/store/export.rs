@@ -173,13 +173,7 @@ impl Store {
                 Ok(Some(r)) => r,
                 Ok(None) => break,
                 Err(e) => {
-                    return Err(match (&f.query, super::search::fts_error(&e)) {
-                        (Some(q), Some(reason)) => super::SearchError::Query {
-                            query: q.clone(),
-                            reason,
-                        },
-                        _ => super::SearchError::Store(e.into()),
-                    });
+                    return Err(query_error(f, e));
                 }
             };
             let mut rec = record(&row).map_err(StoreError::from)?;
@@ -365,13 +359,7 @@ impl Store {
                 {
                     Ok(r) => r,
                     Err(e) => {
-                        return Err(match (&f.query, super::search::fts_error(&e)) {
-                            (Some(q), Some(reason)) => super::SearchError::Query {
-                                query: q.clone(),
-                                reason,
-                            },
-                            _ => super::SearchError::Store(e.into()),
-                        });
+                        return Err(query_error(f, e));
                     }
                 };
             let (Some(mut text), n, Some(last)) = row else {
@@ -386,6 +374,17 @@ impl Store {
             before = last;
         }
         Ok(total)
+    }
+}
+
+/// An export query's failure: the FTS5 query's syntax when that is what SQLite refused.
+fn query_error(f: &ExportFilter, e: sqlx::Error) -> super::SearchError {
+    match (&f.query, super::search::fts_error(&e)) {
+        (Some(q), Some(reason)) => super::SearchError::Query {
+            query: q.clone(),
+            reason,
+        },
+        _ => super::SearchError::Store(e.into()),
     }
 }
 
@@ -450,11 +449,8 @@ pub const JSONL_BATCH: u64 = 2_000;
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-    use crate::config::StoreConfig;
-    use crate::store::{MessageRow, NewChannel};
+    use crate::store::{MessageRow, testing};
 
     fn varied(i: i32) -> MessageRow {
         let service = i % 97 == 0;
@@ -495,27 +491,14 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite_written_json_lines_equal_the_serialized_records() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&StoreConfig {
-            dir: dir.path().join("s"),
-            busy_timeout: Duration::from_secs(5),
-            read_connections: 3,
-        })
-        .await
-        .unwrap();
+        let store = testing::store(dir.path(), 3).await;
         for (id, username) in [(5, Some("named")), (9, None)] {
             store
-                .add_channel(&NewChannel {
+                .add_channel(&testing::channel(
                     id,
-                    access_hash: None,
-                    username: username.map(str::to_string),
-                    title: format!("Channel \"{id}\""),
-                    about: None,
-                    participants: None,
-                    kind: "broadcast",
-                    since: None,
-                    last: None,
-                    added_by: None,
-                })
+                    username,
+                    &format!("Channel \"{id}\""),
+                ))
                 .await
                 .unwrap();
         }

@@ -381,35 +381,15 @@ const WALK_ALL_UP_TO: i64 = 2_000;
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-    use crate::config::StoreConfig;
-    use crate::store::{MessageRow, NewChannel};
+    use crate::store::{MessageRow, testing};
 
     #[tokio::test]
     async fn strict_search_refuses_bad_syntax_and_the_chat_reads_it_as_words() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&StoreConfig {
-            dir: dir.path().join("s"),
-            busy_timeout: Duration::from_secs(5),
-            read_connections: 1,
-        })
-        .await
-        .unwrap();
+        let store = testing::store(dir.path(), 1).await;
         store
-            .add_channel(&NewChannel {
-                id: 7,
-                access_hash: None,
-                username: None,
-                title: "private one".into(),
-                about: None,
-                participants: None,
-                kind: "broadcast",
-                since: None,
-                last: None,
-                added_by: None,
-            })
+            .add_channel(&testing::channel(7, None, "private one"))
             .await
             .unwrap();
         let rows = [
@@ -464,27 +444,14 @@ mod tests {
     }
 
     async fn store_with(dir: &std::path::Path, channels: &[i64]) -> Store {
-        let store = Store::open(&StoreConfig {
-            dir: dir.join("s"),
-            busy_timeout: Duration::from_secs(5),
-            read_connections: 1,
-        })
-        .await
-        .unwrap();
+        let store = testing::store(dir, 1).await;
         for &id in channels {
             store
-                .add_channel(&NewChannel {
+                .add_channel(&testing::channel(
                     id,
-                    access_hash: None,
-                    username: Some(format!("c{id}")),
-                    title: format!("C{id}"),
-                    about: None,
-                    participants: None,
-                    kind: "broadcast",
-                    since: None,
-                    last: None,
-                    added_by: None,
-                })
+                    Some(&format!("c{id}")),
+                    &format!("C{id}"),
+                ))
                 .await
                 .unwrap();
         }
