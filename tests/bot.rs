@@ -318,6 +318,13 @@ async fn commands_answer_by_role_strangers_get_one_refusal_and_bad_input_gets_it
             >= 4
     );
 
+    // Every update of this dialog went through the per-chat queues; none is left or was lost.
+    let handled = metric(&env, "tg_bot_updates_handled_total");
+    assert!(handled >= 25.0, "only {handled} updates handled");
+    assert_eq!(metric(&env, "tg_bot_updates_pending"), 0.0);
+    assert_eq!(metric(&env, "tg_bot_updates_dropped_total"), 0.0);
+    assert_eq!(metric(&env, "tg_bot_handler_panics_total"), 0.0);
+
     sigterm(&child);
     let (code, _) = wait_exit(&mut child, Duration::from_secs(10));
     assert_eq!(code, Some(0), "{}", stderr_of(&mut child));

@@ -33,7 +33,7 @@ async fn reply(
     send(bot, app, msg.chat.id, text).await
 }
 
-pub async fn on_message(bot: Bot, msg: Message, app: Arc<App>) -> Result<(), BotError> {
+pub async fn on_message(bot: Bot, msg: &Message, app: Arc<App>) -> Result<(), BotError> {
     let Some(user) = msg.from.as_ref() else {
         return Ok(()); // channel posts and anonymous admins: not a person to answer
     };
@@ -62,7 +62,7 @@ pub async fn on_message(bot: Bot, msg: Message, app: Arc<App>) -> Result<(), Bot
                 reply(
                     &bot,
                     &app,
-                    &msg,
+                    msg,
                     format!(
                         "Sorry, this bot is private. Ask its administrator to allow your account (id {user_id})."
                     ),
@@ -73,37 +73,38 @@ pub async fn on_message(bot: Bot, msg: Message, app: Arc<App>) -> Result<(), Bot
         }
         Role::User | Role::Admin => {}
     }
+    // The larger steps below are boxed: a handler's future is as large as its largest step, and
+    // one waits for every chat with an update pending, so /help need not carry /login's size.
     if private {
-        app.store
-            .touch_bot_user(
-                user_id,
-                user.username.as_deref(),
-                &user.first_name,
-                Some(msg.chat.id.0),
-            )
-            .await?;
+        Box::pin(app.store.touch_bot_user(
+            user_id,
+            user.username.as_deref(),
+            &user.first_name,
+            Some(msg.chat.id.0),
+        ))
+        .await?;
     }
     // An open login dialog reads this chat's next answers (a code, a password) first.
-    if private && super::login::on_message(&bot, &app, &msg, user_id).await? {
+    if private && Box::pin(super::login::on_message(&bot, &app, msg, user_id)).await? {
         return Ok(());
     }
     if msg.text().is_none() {
         return reply(
             &bot,
             &app,
-            &msg,
+            msg,
             "I read text commands only. /help lists them.",
         )
         .await;
     }
     let Some(cmd) = parsed else {
-        return reply(&bot, &app, &msg, "Send me a command; /help lists them.").await;
+        return reply(&bot, &app, msg, "Send me a command; /help lists them.").await;
     };
     let Some(spec) = commands::find(&cmd.name) else {
         return reply(
             &bot,
             &app,
-            &msg,
+            msg,
             format!("I do not know /{}. /help lists what I can do.", cmd.name),
         )
         .await;
@@ -112,7 +113,7 @@ pub async fn on_message(bot: Bot, msg: Message, app: Arc<App>) -> Result<(), Bot
         return reply(
             &bot,
             &app,
-            &msg,
+            msg,
             format!("/{} is for the bot's administrators.", spec.name),
         )
         .await;
@@ -121,7 +122,7 @@ pub async fn on_message(bot: Bot, msg: Message, app: Arc<App>) -> Result<(), Bot
         return reply(
             &bot,
             &app,
-            &msg,
+            msg,
             format!(
                 "That is too long: /{} takes at most {MAX_ARGS} characters.",
                 spec.name
@@ -134,21 +135,25 @@ pub async fn on_message(bot: Bot, msg: Message, app: Arc<App>) -> Result<(), Bot
         "help" => commands::help_text(role),
         "status" => status(&app).await?,
         "channels" => channels(&app).await?,
-        "add" => return add(&bot, &app, &msg, user_id, cmd.args).await,
-        "login" => return super::login::start(&bot, &app, &msg, user_id, cmd.args).await,
-        "cancel" => return super::login::cancel(&bot, &app, msg.chat.id).await,
-        "logout" => super::login::logout(&app, user_id).await?,
-        "export" => return super::export::export(&bot, &app, &msg, cmd.args).await,
-        "search" => return super::search::search(&bot, &app, &msg, cmd.args).await,
-        "subscribe" => return super::subs::subscribe(&bot, &app, &msg, user_id, cmd.args).await,
-        "subscriptions" | "unsubscribe" => {
-            return super::subs::list(&bot, &app, &msg, user_id).await;
+        "add" => return Box::pin(add(&bot, &app, msg, user_id, cmd.args)).await,
+        "login" => {
+            return Box::pin(super::login::start(&bot, &app, msg, user_id, cmd.args)).await;
         }
-        "remove" | "pause" | "resume" => set_state(&app, spec, cmd.args, user_id).await?,
-        "allow" | "deny" => allow_deny(&app, spec, cmd.args, user_id).await?,
+        "cancel" => return Box::pin(super::login::cancel(&bot, &app, msg.chat.id)).await,
+        "logout" => Box::pin(super::login::logout(&app, user_id)).await?,
+        "export" => return Box::pin(super::export::export(&bot, &app, msg, cmd.args)).await,
+        "search" => return Box::pin(super::search::search(&bot, &app, msg, cmd.args)).await,
+        "subscribe" => {
+            return Box::pin(super::subs::subscribe(&bot, &app, msg, user_id, cmd.args)).await;
+        }
+        "subscriptions" | "unsubscribe" => {
+            return Box::pin(super::subs::list(&bot, &app, msg, user_id)).await;
+        }
+        "remove" | "pause" | "resume" => Box::pin(set_state(&app, spec, cmd.args, user_id)).await?,
+        "allow" | "deny" => Box::pin(allow_deny(&app, spec, cmd.args, user_id)).await?,
         _ => commands::help_text(role),
     };
-    reply(&bot, &app, &msg, answer).await
+    reply(&bot, &app, msg, answer).await
 }
 
 fn start(role: Role) -> String {
@@ -166,6 +171,44 @@ fn usage_error(spec: &commands::Command, what: &str) -> String {
     format!("{what}\nUsage: {}", commands::usage(spec))
 }
 
+/// What `/status` reads from the database, shared by the `/status` answers of one second: at
+/// thousands of commands a second, two queries per answer kept the database's threads busy with
+/// the same result. Single-flight: one refresh while the others wait for it.
+#[derive(Default)]
+pub struct StatusCache {
+    cell: tokio::sync::Mutex<Option<(Instant, Arc<StatusData>)>>,
+}
+
+pub struct StatusData {
+    waiting: i64,
+    channels: Vec<ChannelRecord>,
+}
+
+/// How old a `/status` answer's figures may be.
+pub const STATUS_MAX_AGE: Duration = Duration::from_secs(1);
+
+impl StatusCache {
+    async fn get(&self, app: &App) -> Result<Arc<StatusData>, BotError> {
+        let mut cell = self.cell.lock().await;
+        if let Some((at, data)) = cell.as_ref()
+            && at.elapsed() < STATUS_MAX_AGE
+        {
+            return Ok(data.clone());
+        }
+        let data = Arc::new(StatusData {
+            waiting: app.store.outbox_waiting().await?,
+            channels: app.store.channels().await?,
+        });
+        *cell = Some((Instant::now(), data.clone()));
+        Ok(data)
+    }
+
+    /// After a change the asker expects to see at once (a channel added, removed, paused).
+    pub async fn invalidate(&self) {
+        *self.cell.lock().await = None;
+    }
+}
+
 async fn status(app: &App) -> Result<String, BotError> {
     let mut out = String::new();
     if let Some(h) = &app.health {
@@ -179,13 +222,14 @@ async fn status(app: &App) -> Result<String, BotError> {
     for (name, p) in app.registry.snapshot() {
         out.push_str(&format!("{name}: {}\n", p.state.describe()));
     }
+    let data = app.status_cache.get(app).await?;
     let (sent, folded, failed) = app.outbox.totals();
     out.push_str(&format!(
         "Alerts: {} waiting; since start {sent} sent, {folded} folded into digests, {failed} failed; Bot API breaker {}\n",
-        app.store.outbox_waiting().await?,
+        data.waiting,
         app.guard.breaker_state().as_str()
     ));
-    let chs = app.store.channels().await?;
+    let chs = &data.channels;
     if chs.is_empty() {
         out.push_str("No channels followed yet.");
     } else {
@@ -311,6 +355,7 @@ async fn add(
         let r = app.store.channel_request(id).await?;
         match r.as_ref().map(|r| r.state.as_str()) {
             Some("done") | Some("failed") => {
+                app.status_cache.invalidate().await;
                 let outcome = r.and_then(|r| r.outcome).unwrap_or_default();
                 return reply(bot, app, msg, outcome).await;
             }
@@ -376,6 +421,7 @@ async fn set_state(
             format!("Resumed {name}.")
         }
     };
+    app.status_cache.invalidate().await;
     app.store
         .audit(
             &format!("bot:{user_id}"),
@@ -446,9 +492,9 @@ pub async fn on_callback(bot: Bot, q: CallbackQuery, app: Arc<App>) -> Result<()
     }
     match q.data.as_deref().and_then(|d| d.strip_prefix("u:")) {
         Some(id) => match id.parse::<i64>() {
-            Ok(id) => super::subs::on_remove(&bot, &app, &q, user, id).await,
-            Err(_) => super::search::on_callback(bot, q, app).await,
+            Ok(id) => Box::pin(super::subs::on_remove(&bot, &app, &q, user, id)).await,
+            Err(_) => Box::pin(super::search::on_callback(bot, q, app)).await,
         },
-        None => super::search::on_callback(bot, q, app).await,
+        None => Box::pin(super::search::on_callback(bot, q, app)).await,
     }
 }

@@ -1,11 +1,12 @@
 //! The Bot API bot (teloxide): how Telegram users use the product. A supervised part: long
-//! polling, updates of one chat handled in order and chats concurrently (teloxide's default
-//! distribution by chat), role-aware commands, access control.
+//! polling, updates of one chat handled in order and chats concurrently ([`dispatch`]),
+//! role-aware commands, access control.
 //!
 //! The token is in the request URL of every Bot API call, so no error from the HTTP client is
 //! logged or shown as it is: [`redact`] removes the token first.
 
 pub mod commands;
+pub mod dispatch;
 mod export;
 mod handlers;
 mod login;
@@ -16,10 +17,11 @@ mod subs;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use futures::future::BoxFuture;
+use futures::StreamExt;
 use teloxide::prelude::*;
 use teloxide::requests::Output;
-use teloxide::types::{BotCommand, BotCommandScope, Recipient};
+use teloxide::types::{AllowedUpdate, BotCommand, BotCommandScope, Recipient, UpdateKind};
+use teloxide::update_listeners::{AsUpdateStream, UpdateListener};
 use zeroize::Zeroizing;
 
 use crate::config::BotConfig;
@@ -48,6 +50,7 @@ pub struct App {
     /// What `/login` and `/logout` need: the parser's configuration and session.
     pub account: Arc<Account>,
     pub logins: login::Dialogs,
+    pub status_cache: handlers::StatusCache,
     pub login_step_timeout: std::time::Duration,
     token: Zeroizing<String>,
 }
@@ -129,19 +132,6 @@ fn read_token(cfg: &BotConfig) -> Result<Zeroizing<String>, PartError> {
         )));
     }
     Ok(token)
-}
-
-struct RedactingErrors {
-    token: Zeroizing<String>,
-}
-
-impl teloxide::error_handlers::ErrorHandler<BotError> for RedactingErrors {
-    fn handle_error(self: Arc<Self>, error: BotError) -> BoxFuture<'static, ()> {
-        let text = redact(&error.to_string(), &self.token);
-        Box::pin(async move {
-            tracing::warn!(error = %text, "bot handler failed");
-        })
-    }
 }
 
 fn bot_commands(role: Role) -> Vec<BotCommand> {
@@ -230,31 +220,56 @@ pub async fn run(
         outbox: outbox.stats.clone(),
         account,
         logins: login::Dialogs::default(),
+        status_cache: handlers::StatusCache::default(),
         login_step_timeout: cfg.login_step_timeout,
         token: token.clone(),
     });
-    let handler = dptree::entry()
-        .branch(Update::filter_message().endpoint(handlers::on_message))
-        .branch(Update::filter_callback_query().endpoint(handlers::on_callback));
-    let mut dispatcher = Dispatcher::builder(bot, handler)
-        .dependencies(dptree::deps![app.clone()])
-        .default_handler(|_| async {})
-        .error_handler(Arc::new(RedactingErrors {
-            token: token.clone(),
-        }))
+    let dispatcher = Arc::new(dispatch::ChatDispatcher::new({
+        let bot = bot.clone();
+        let app = app.clone();
+        move |update: Box<Update>| handle(bot.clone(), app.clone(), update)
+    }));
+    if let Some(h) = &health {
+        let d = dispatcher.clone();
+        h.add_metrics(Arc::new(move |out: &mut String| {
+            d.stats.write_metrics(out, d.pending())
+        }));
+    }
+    let mut listener = teloxide::update_listeners::Polling::builder(bot.clone())
+        .timeout(std::time::Duration::from_secs(10))
+        .allowed_updates(vec![AllowedUpdate::Message, AllowedUpdate::CallbackQuery])
+        .delete_webhook()
+        .await
         .build();
-    let shutdown = dispatcher.shutdown_token();
+    let shutdown = listener.stop_token();
     ctx.registry.set(ctx.name, PartState::Running);
     tracing::info!(bot = %username, "bot running");
-    let mut running = tokio::spawn(async move { dispatcher.dispatch().await });
+    let mut running = tokio::spawn({
+        let dispatcher = dispatcher.clone();
+        let token = token.clone();
+        async move {
+            let updates = listener.as_stream();
+            futures::pin_mut!(updates);
+            // Ends after a stop: the stream yields what it already fetched, confirms it to the
+            // Bot API and ends; every update taken is then handled before the part stops.
+            while let Some(update) = updates.next().await {
+                match update {
+                    Ok(update) => dispatch_update(&dispatcher, update).await,
+                    Err(e) => tracing::warn!(
+                        error = %redact(&e.to_string(), &token),
+                        "getUpdates failed; polling again after a pause"
+                    ),
+                }
+            }
+            dispatcher.finish().await;
+        }
+    });
     let outbox_cancel = ctx.cancel.child_token();
     let mut delivering = tokio::spawn(outbox.run(outbox_cancel.clone(), health.clone()));
     let stop = async {
         outbox_cancel.cancel();
         // Handlers finish what they are doing; no new update is taken.
-        if let Ok(done) = shutdown.shutdown() {
-            done.await;
-        }
+        shutdown.stop();
     };
     tokio::select! {
         _ = &mut running => {
@@ -277,5 +292,55 @@ pub async fn run(
             let _ = delivering.await;
             Ok(())
         }
+    }
+}
+
+/// The chat an update belongs to, for its place in line: its chat, else (a button under a message
+/// too old to be shown) the private chat of the user who pressed it.
+fn chat_key(update: &Update) -> Option<i64> {
+    update
+        .chat()
+        .map(|c| c.id.0)
+        .or_else(|| update.from().and_then(|u| i64::try_from(u.id.0).ok()))
+}
+
+async fn dispatch_update<H, Fut>(
+    dispatcher: &dispatch::ChatDispatcher<Box<Update>, H>,
+    update: Update,
+) where
+    H: Fn(Box<Update>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    if let UpdateKind::Error(_) = &update.kind {
+        // Not a kind teloxide knows; its content stays out of the log (user text).
+        tracing::warn!(
+            update = update.id.0,
+            "an update of an unknown kind was skipped"
+        );
+        return;
+    }
+    let Some(chat) = chat_key(&update) else {
+        return; // no chat and no user: nothing the bot answers
+    };
+    if dispatcher.push(chat, Box::new(update)).await == dispatch::Pushed::Dropped {
+        tracing::warn!(
+            chat,
+            limit = dispatch::CHAT_QUEUE_LIMIT,
+            "a chat sent more updates than wait in its queue; the excess was dropped"
+        );
+    }
+}
+
+/// One update through its handler; a handler's error is logged with the token removed. The
+/// update stays boxed and is lent to the handler: at ~2 KB it would otherwise be copied into
+/// every waiting handler's future besides the queue.
+async fn handle(bot: Bot, app: Arc<App>, update: Box<Update>) {
+    let result = match &update.kind {
+        UpdateKind::Message(msg) => handlers::on_message(bot, msg, app.clone()).await,
+        UpdateKind::CallbackQuery(q) => handlers::on_callback(bot, q.clone(), app.clone()).await,
+        _ => Ok(()),
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %app.redact(&e.to_string()), "bot handler failed");
     }
 }
