@@ -173,6 +173,8 @@ pub struct Pipeline {
     /// The commit running now: what it carries (channel, cursor, posts, done) and its task.
     inflight: Option<(Vec<Carried>, Commit)>,
     queued: Vec<Page>,
+    /// Pages committed while a fetch ran, reported by the next step.
+    finished: Vec<(i64, PageOutcome)>,
     /// Channel → (cursor, posts counted, done) as fetched, ahead of the database.
     ahead: HashMap<i64, (i64, i64, bool)>,
 }
@@ -184,6 +186,13 @@ type Commit = tokio::task::JoinHandle<Result<(), StoreError>>;
 
 /// Pages waiting for a commit before the fetcher waits for the database.
 const MAX_QUEUED: usize = 20;
+/// Posts a commit waits for while fetching keeps up. Each commit flushes the FTS index into a new
+/// segment that later merges rewrite; commits of one or two pages made the merging and the
+/// per-commit work most of a backfill's time.
+const COMMIT_AT_LEAST: usize = 1_000;
+/// How long fetched pages may wait for more before they are committed anyway (a slow or paced
+/// fetch): progress in `/status` and `channels list` stays this fresh.
+const COMMIT_AFTER: std::time::Duration = std::time::Duration::from_millis(200);
 
 impl Pipeline {
     pub fn new(store: Store) -> Pipeline {
@@ -191,6 +200,7 @@ impl Pipeline {
             store,
             inflight: None,
             queued: Vec::new(),
+            finished: Vec::new(),
             ahead: HashMap::new(),
         }
     }
@@ -214,7 +224,27 @@ impl Pipeline {
         conn: &Connected,
         ch: &ChannelRecord,
     ) -> Result<Vec<(i64, PageOutcome)>, BackfillError> {
-        let page = match fetch_page(conn, &self.store, ch).await {
+        // A finished commit is collected first, so its error is not held behind a fetch.
+        if self.inflight.as_ref().is_some_and(|(_, h)| h.is_finished()) {
+            let out = self.wait_inflight().await?;
+            self.finished.extend(out);
+        }
+        let store = self.store.clone();
+        let fetch = fetch_page(conn, &store, ch);
+        tokio::pin!(fetch);
+        let fetched = if self.inflight.is_none() && !self.queued.is_empty() {
+            // Pages wait for more only while the next fetch is quick.
+            tokio::select! {
+                page = &mut fetch => page,
+                _ = tokio::time::sleep(COMMIT_AFTER) => {
+                    self.start_commit();
+                    fetch.await
+                }
+            }
+        } else {
+            fetch.await
+        };
+        let page = match fetched {
             Ok(p) => p,
             Err(e) => {
                 // Whatever was fetched before is stored before the error is handled.
@@ -231,12 +261,14 @@ impl Pipeline {
             ),
         );
         self.queued.push(page);
-        let mut stored = Vec::new();
+        let mut stored = std::mem::take(&mut self.finished);
         let busy = self
             .inflight
             .as_ref()
             .is_some_and(|(_, h)| !h.is_finished());
-        if busy && self.queued.len() < MAX_QUEUED {
+        let rows: usize = self.queued.iter().map(|p| p.rows.len()).sum();
+        let done = self.queued.last().is_some_and(|p| p.advance.done);
+        if self.queued.len() < MAX_QUEUED && (busy || (rows < COMMIT_AT_LEAST && !done)) {
             return Ok(stored);
         }
         stored.extend(self.wait_inflight().await?);
@@ -288,7 +320,8 @@ impl Pipeline {
 
     /// Commits everything fetched so far and waits for it.
     pub async fn finish(&mut self) -> Result<Vec<(i64, PageOutcome)>, BackfillError> {
-        let mut out = self.wait_inflight().await?;
+        let mut out = std::mem::take(&mut self.finished);
+        out.extend(self.wait_inflight().await?);
         self.start_commit();
         out.extend(self.wait_inflight().await?);
         Ok(out)

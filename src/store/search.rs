@@ -530,6 +530,90 @@ mod tests {
         store.close().await;
     }
 
+    /// `nWriteCounter` of an FTS5 structure record: a 4-byte cookie, the version-2 marker if
+    /// present, then varints nLevel, nSegment, nWriteCounter.
+    fn level0_leaves_written(structure: &[u8]) -> u64 {
+        let mut rest = &structure[4..];
+        if rest.starts_with(&[0xff, 0x00, 0x00, 0x01]) {
+            rest = &rest[4..];
+        }
+        let mut varint = || {
+            let mut v = 0u64;
+            for (i, b) in rest.iter().enumerate() {
+                if i == 8 {
+                    v = (v << 8) | u64::from(*b);
+                    rest = &rest[9..];
+                    return v;
+                }
+                v = (v << 7) | u64::from(b & 0x7f);
+                if b & 0x80 == 0 {
+                    rest = &rest[i + 1..];
+                    return v;
+                }
+            }
+            panic!("truncated FTS5 structure record");
+        };
+        let _levels = varint();
+        let _segments = varint();
+        varint()
+    }
+
+    #[tokio::test]
+    async fn backfill_pages_newest_first_no_longer_write_one_fts_segment_per_post() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with(dir.path(), &[7, 8]).await;
+        // Three pages as a backfill gets them: newest first, each page below the previous one;
+        // with another channel's page in the same commit.
+        let page = |top: i32| -> Vec<MessageRow> {
+            (0..100)
+                .map(|i| post(top - i, 1_000 + i64::from(top - i), "segment probe"))
+                .collect()
+        };
+        let (p1, p2, p3) = (page(300), page(200), page(100));
+        // Dated among page 3's posts.
+        let other: Vec<MessageRow> = (1..=100)
+            .map(|i| post(1_000 + i, 950 + i64::from(i), "segment probe"))
+            .collect();
+        store
+            .ingest_group(&[
+                (7, p1.as_slice(), None),
+                (8, other.as_slice(), None),
+                (7, p2.as_slice(), None),
+                (7, p3.as_slice(), None),
+            ])
+            .await
+            .unwrap();
+        // FTS5 flushes its pending terms (a new level-0 segment) whenever a rowid is not above
+        // the last one. Its structure record counts the leaves ever written to level 0: a few
+        // for one commit in key order, one per post when each post flushed.
+        let structure: Vec<u8> =
+            sqlx::query_scalar("SELECT block FROM messages_fts_data WHERE id = 10")
+                .fetch_one(store.reader())
+                .await
+                .unwrap();
+        let leaves = level0_leaves_written(&structure);
+        assert!(
+            leaves <= 10,
+            "{leaves} level-0 leaves for one commit of 400 posts"
+        );
+        let f = SearchFilter {
+            limit: 400,
+            ..Default::default()
+        };
+        let found = ids(&store.search("probe", &f, false).await.unwrap());
+        let mut distinct = found.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!((found.len(), distinct.len()), (400, 400));
+        let mut tx = store.begin_write().await.unwrap();
+        sqlx::query("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        store.close().await;
+    }
+
     #[tokio::test]
     async fn a_small_channel_searched_for_a_common_word_gets_its_own_posts_newest_first() {
         let dir = tempfile::tempdir().unwrap();
