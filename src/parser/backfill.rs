@@ -184,12 +184,13 @@ type Carried = (i64, i32, usize, bool);
 /// The task committing a group of pages.
 type Commit = tokio::task::JoinHandle<Result<(), StoreError>>;
 
-/// Pages waiting for a commit before the fetcher waits for the database.
-const MAX_QUEUED: usize = 20;
-/// Posts a commit waits for while fetching keeps up. Each commit flushes the FTS index into a new
-/// segment that later merges rewrite; commits of one or two pages made the merging and the
-/// per-commit work most of a backfill's time.
-const COMMIT_AT_LEAST: usize = 1_000;
+/// Pages waiting for a commit before the fetcher waits for the database: 1.5 commits' worth, so
+/// the next commit is ready when one ends.
+const MAX_QUEUED: usize = 60;
+/// Posts a commit waits for while fetching keeps up. Each commit writes its FTS index segment and
+/// does the index's share of merging; commits of one or two pages made that most of a backfill's
+/// time, and 4,000 posts cost the writer 7% fewer instructions per post than 1,000.
+const COMMIT_AT_LEAST: usize = 4_000;
 /// How long fetched pages may wait for more before they are committed anyway (a slow or paced
 /// fetch): progress in `/status` and `channels list` stays this fresh.
 const COMMIT_AFTER: std::time::Duration = std::time::Duration::from_millis(200);

@@ -46,32 +46,66 @@ pub struct CursorAdvance {
     pub done: bool,
 }
 
-/// Rows per INSERT statement: 26 bound values each, under SQLite's 32,766-variable limit, and
-/// large enough that per-statement overhead disappears.
-const ROWS_PER_STATEMENT: usize = 500;
+/// Sizes of the statements that stage a batch, largest first: a batch goes in as statements of
+/// these sizes, so the writer's connection prepares and caches at most ten of them however
+/// batches are sized. (With one size and a remainder, each distinct remainder was another
+/// prepared statement of up to hundreds of rows in sqlx's cache of 100.) 512 rows of 25 values
+/// stay under SQLite's 32,766 bound values per statement.
+const STAGE_SIZES: [usize; 10] = [512, 256, 128, 64, 32, 16, 8, 4, 2, 1];
 
-/// Upserts rows in multi-row statements. An edit bumps `version`; the text it replaces is kept by
-/// the `messages_version_on_edit` trigger.
+/// The columns a batch carries, in staging order (a macro, so the statements stay `'static`
+/// text); `ord` is the row's place in the batch.
+macro_rules! stage_columns {
+    () => {
+        "channel_id, id, kind, date, edit_date, text, entities, views, forwards, replies, \
+         reactions, grouped_id, reply_to_msg_id, reply_to_top_id, fwd_from, post_author, pinned, \
+         silent, noforwards, media_kind, media, action, convert_error, search_key"
+    };
+}
+
+/// Upserts a batch (rows of one or more channels) and returns nothing until every row is in.
+/// An edit bumps `version`; the text it replaces is kept by the `messages_version_on_edit`
+/// trigger.
+///
+/// The rows are staged in a temporary table and go into `messages` in one statement, oldest
+/// first. FTS5 writes its pending terms out as a new index segment at the start of every
+/// statement of a write transaction after its first (a statement savepoint), and whenever a
+/// rowid (here the date-major search key) is not above the previous one: inserted straight, in
+/// statements of a few hundred rows, a commit became several segments that later merges rewrote
+/// (a sixth of the writer's time); a backfill page in Telegram's order (newest first) became one
+/// segment per post. Staged, a commit is one segment in key order.
 async fn upsert(
     conn: &mut SqliteConnection,
-    channel_id: i64,
-    mut ordered: Vec<&MessageRow>,
+    mut ordered: Vec<(i64, &MessageRow)>,
     now: i64,
 ) -> Result<(), StoreError> {
-    // Oldest first. FTS5 flushes its pending terms into a new segment whenever a rowid (here the
-    // date-major search key) is not above the previous one, so a backfill page inserted as
-    // Telegram sends it (newest first) wrote one segment per post and merged them all again: a
-    // third of the speed. Stable, so a post given twice still ends as its later copy.
-    ordered.sort_by_key(|m| (m.date.clamp(-KEY_DATE_LIMIT, KEY_DATE_LIMIT), m.id));
-    for chunk in ordered.chunks(ROWS_PER_STATEMENT) {
-        let keys = search_keys(&mut *conn, chunk).await?;
-        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "INSERT INTO messages (channel_id, id, kind, date, edit_date, text, entities, views, forwards, replies, \
-             reactions, grouped_id, reply_to_msg_id, reply_to_top_id, fwd_from, post_author, pinned, silent, \
-             noforwards, media_kind, media, action, convert_error, fetched_at, updated_at, search_key) ",
-        );
-        q.push_values(chunk.iter().zip(keys), |mut b, (m, key)| {
-            b.push_bind(channel_id)
+    if ordered.is_empty() {
+        return Ok(());
+    }
+    // Stable, so a post given twice still ends as its later copy (it is inserted, then updated
+    // by the copy after it).
+    ordered.sort_by_key(|(channel, m)| (second(m), *channel, m.id));
+    let keys = search_keys(&mut *conn, &ordered).await?;
+    sqlx::query(concat!(
+        "CREATE TEMP TABLE IF NOT EXISTS ingest_stage (ord INTEGER PRIMARY KEY, ",
+        stage_columns!(),
+        ")"
+    ))
+    .execute(&mut *conn)
+    .await?;
+    let mut staged = 0;
+    while staged < ordered.len() {
+        let left = ordered.len() - staged;
+        let size = STAGE_SIZES.into_iter().find(|s| *s <= left).unwrap_or(1);
+        let rows = &ordered[staged..staged + size];
+        let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(concat!(
+            "INSERT INTO temp.ingest_stage (ord, ",
+            stage_columns!(),
+            ") "
+        ));
+        q.push_values(rows.iter().enumerate(), |mut b, (i, (channel_id, m))| {
+            b.push_bind((staged + i) as i64)
+                .push_bind(*channel_id)
                 .push_bind(m.id)
                 .push_bind(m.kind)
                 .push_bind(m.date)
@@ -94,22 +128,33 @@ async fn upsert(
                 .push_bind(m.media.clone())
                 .push_bind(m.action.clone())
                 .push_bind(m.convert_error.clone())
-                .push_bind(now)
-                .push_bind(now)
-                .push_bind(key);
+                .push_bind(keys[staged + i]);
         });
-        q.push(
-            " ON CONFLICT (channel_id, id) DO UPDATE SET \
-               version = version + (excluded.text IS NOT text), \
-               text = excluded.text, entities = excluded.entities, \
-               edit_date = coalesce(excluded.edit_date, edit_date), \
-               views = coalesce(excluded.views, views), forwards = coalesce(excluded.forwards, forwards), \
-               replies = coalesce(excluded.replies, replies), reactions = excluded.reactions, \
-               pinned = excluded.pinned, media_kind = excluded.media_kind, media = excluded.media, \
-               action = excluded.action, convert_error = excluded.convert_error, updated_at = excluded.updated_at",
-        );
         q.build().execute(&mut *conn).await?;
+        staged += size;
     }
+    // `WHERE true`: SQLite's grammar needs it between a SELECT's FROM and an upsert clause.
+    sqlx::query(concat!(
+        "INSERT INTO messages (",
+        stage_columns!(),
+        ", fetched_at, updated_at) SELECT ",
+        stage_columns!(),
+        ", ?1, ?1 FROM temp.ingest_stage WHERE true ORDER BY ord \
+         ON CONFLICT (channel_id, id) DO UPDATE SET \
+           version = version + (excluded.text IS NOT text), \
+           text = excluded.text, entities = excluded.entities, \
+           edit_date = coalesce(excluded.edit_date, edit_date), \
+           views = coalesce(excluded.views, views), forwards = coalesce(excluded.forwards, forwards), \
+           replies = coalesce(excluded.replies, replies), reactions = excluded.reactions, \
+           pinned = excluded.pinned, media_kind = excluded.media_kind, media = excluded.media, \
+           action = excluded.action, convert_error = excluded.convert_error, updated_at = excluded.updated_at"
+    ))
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM temp.ingest_stage")
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
@@ -119,18 +164,21 @@ const KEY_DATE_LIMIT: i64 = 1 << 42;
 /// Keys per second of post date.
 pub(super) const KEYS_PER_SECOND: i64 = 1 << 20;
 
-/// The date-major search keys (migration 0007) for a chunk of rows, in the chunk's order: for
-/// each second, the keys after the largest one stored, given to the rows of that second in id
-/// order. A row that turns out to exist already keeps its stored key and its candidate goes
-/// unused (a gap, harmless). Called inside the write transaction, so no other writer can take
-/// the same keys.
+/// A row's date as its search key counts it: clamped to ±2^42 s, so the key cannot overflow.
+fn second(m: &MessageRow) -> i64 {
+    m.date.clamp(-KEY_DATE_LIMIT, KEY_DATE_LIMIT)
+}
+
+/// The date-major search keys (migration 0007) for rows sorted by second, in their order: for
+/// each second, the keys after the largest one stored, given to that second's rows in turn. A
+/// row that turns out to exist already keeps its stored key and its candidate goes unused (a
+/// gap, harmless). Called inside the write transaction, so no other writer can take the same
+/// keys.
 async fn search_keys(
     conn: &mut SqliteConnection,
-    chunk: &[&MessageRow],
+    sorted: &[(i64, &MessageRow)],
 ) -> Result<Vec<i64>, StoreError> {
-    let second = |m: &MessageRow| m.date.clamp(-KEY_DATE_LIMIT, KEY_DATE_LIMIT);
-    let mut seconds: Vec<i64> = chunk.iter().map(|m| second(m)).collect();
-    seconds.sort_unstable();
+    let mut seconds: Vec<i64> = sorted.iter().map(|(_, m)| second(m)).collect();
     seconds.dedup();
     let list = serde_json::to_string(&seconds).map_err(|e| StoreError::Invalid(e.to_string()))?;
     let stored: Vec<(i64, Option<i64>)> = sqlx::query_as(
@@ -146,18 +194,16 @@ async fn search_keys(
         .into_iter()
         .map(|(s, max)| (s, max.map_or(s * KEYS_PER_SECOND, |k| k + 1)))
         .collect();
-    let mut order: Vec<usize> = (0..chunk.len()).collect();
-    order.sort_by_key(|&i| (second(chunk[i]), chunk[i].id));
-    let mut keys = vec![0; chunk.len()];
-    for i in order {
-        let s = second(chunk[i]);
+    let mut keys = Vec::with_capacity(sorted.len());
+    for (_, m) in sorted {
+        let s = second(m);
         let k = next.entry(s).or_insert(s * KEYS_PER_SECOND);
         if *k >= (s + 1) * KEYS_PER_SECOND {
             return Err(StoreError::Invalid(format!(
                 "more than {KEYS_PER_SECOND} posts dated the same second ({s}); the search index cannot order them"
             )));
         }
-        keys[i] = *k;
+        keys.push(*k);
         *k += 1;
     }
     Ok(keys)
@@ -170,7 +216,12 @@ async fn ingest_in(
     cursor: Option<CursorAdvance>,
     now: i64,
 ) -> Result<(), StoreError> {
-    upsert(&mut *tx, channel_id, rows.iter().collect(), now).await?;
+    upsert(
+        &mut *tx,
+        rows.iter().map(|r| (channel_id, r)).collect(),
+        now,
+    )
+    .await?;
     advance(tx, channel_id, rows, cursor, now).await
 }
 
@@ -236,22 +287,13 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = crate::time::unix_now();
         let mut tx = self.begin_write().await?;
-        // A channel's pages in one upsert, so its posts go in oldest first across pages too
-        // (see `upsert`), in the order given where a post repeats.
-        let mut channels: Vec<i64> = Vec::new();
-        for (channel_id, _, _) in batches {
-            if !channels.contains(channel_id) {
-                channels.push(*channel_id);
-            }
-        }
-        for channel_id in channels {
-            let rows = batches
-                .iter()
-                .filter(|b| b.0 == channel_id)
-                .flat_map(|b| b.1.iter())
-                .collect();
-            upsert(&mut tx, channel_id, rows, now).await?;
-        }
+        // Every page in one upsert, so the commit's posts go in oldest first across pages and
+        // channels (see `upsert`), in the order given where a post repeats.
+        let rows = batches
+            .iter()
+            .flat_map(|(channel_id, rows, _)| rows.iter().map(|r| (*channel_id, r)))
+            .collect();
+        upsert(&mut tx, rows, now).await?;
         for (channel_id, rows, cursor) in batches {
             advance(&mut tx, *channel_id, rows, *cursor, now).await?;
         }

@@ -535,9 +535,15 @@ mod tests {
         tx.commit().await.unwrap();
     }
 
-    /// `nWriteCounter` of an FTS5 structure record: a 4-byte cookie, the version-2 marker if
-    /// present, then varints nLevel, nSegment, nWriteCounter.
-    fn level0_leaves_written(structure: &[u8]) -> u64 {
+    /// (nLevel, nSegment, nWriteCounter) of the FTS5 index's structure record: a 4-byte
+    /// cookie, the version-2 marker if present, then those three varints. nWriteCounter counts
+    /// the leaves ever written to level 0.
+    async fn fts_structure(store: &Store) -> (u64, u64, u64) {
+        let structure: Vec<u8> =
+            sqlx::query_scalar("SELECT block FROM messages_fts_data WHERE id = 10")
+                .fetch_one(store.reader())
+                .await
+                .unwrap();
         let mut rest = &structure[4..];
         if rest.starts_with(&[0xff, 0x00, 0x00, 0x01]) {
             rest = &rest[4..];
@@ -558,9 +564,7 @@ mod tests {
             }
             panic!("truncated FTS5 structure record");
         };
-        let _levels = varint();
-        let _segments = varint();
-        varint()
+        (varint(), varint(), varint())
     }
 
     #[tokio::test]
@@ -591,12 +595,7 @@ mod tests {
         // FTS5 flushes its pending terms (a new level-0 segment) whenever a rowid is not above
         // the last one. Its structure record counts the leaves ever written to level 0: a few
         // for one commit in key order, one per post when each post flushed.
-        let structure: Vec<u8> =
-            sqlx::query_scalar("SELECT block FROM messages_fts_data WHERE id = 10")
-                .fetch_one(store.reader())
-                .await
-                .unwrap();
-        let leaves = level0_leaves_written(&structure);
+        let (_, _, leaves) = fts_structure(&store).await;
         assert!(
             leaves <= 10,
             "{leaves} level-0 leaves for one commit of 400 posts"
@@ -611,6 +610,58 @@ mod tests {
         distinct.dedup();
         assert_eq!((found.len(), distinct.len()), (400, 400));
         fts_integrity_check(&store).await;
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_commit_no_longer_writes_one_fts_segment_per_insert_statement() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with(dir.path(), &[7, 8]).await;
+        // More rows than one statement carries, over two channels, dates interleaved.
+        let a: Vec<MessageRow> = (1..=1_500)
+            .map(|i| post(i, 10_000 + 2 * i64::from(i), "segment probe"))
+            .collect();
+        let b: Vec<MessageRow> = (1..=700)
+            .map(|i| post(i, 10_001 + 2 * i64::from(i), "segment probe"))
+            .collect();
+        store
+            .ingest_group(&[(7, a.as_slice(), None), (8, b.as_slice(), None)])
+            .await
+            .unwrap();
+        // FTS5 starts a new segment at every statement of a transaction after its first: rows
+        // inserted straight in statements of a few hundred were five segments here.
+        let (_, segments, _) = fts_structure(&store).await;
+        assert_eq!(segments, 1, "one commit, one segment");
+        let f = SearchFilter {
+            limit: 3_000,
+            ..Default::default()
+        };
+        assert_eq!(
+            store.search("probe", &f, false).await.unwrap().hits.len(),
+            2_200
+        );
+        fts_integrity_check(&store).await;
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn batches_of_many_sizes_no_longer_fill_the_writer_statement_cache() {
+        use sqlx::Connection;
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with(dir.path(), &[7]).await;
+        // Batches of 1 to 200 posts: a statement per distinct size would be 200 statements.
+        let mut next = 1;
+        for size in 1..=200 {
+            let rows: Vec<MessageRow> = (next..next + size)
+                .map(|i| post(i, 50_000 + i64::from(i), "cache probe"))
+                .collect();
+            next += size;
+            store.ingest(7, &rows, None).await.unwrap();
+        }
+        let tx = store.begin_write().await.unwrap();
+        let cached = tx.cached_statements_size();
+        drop(tx);
+        assert!(cached <= 30, "{cached} statements cached by the writer");
         store.close().await;
     }
 
