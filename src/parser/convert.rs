@@ -338,73 +338,46 @@ mod tests {
     /// stored before and after them compare equal as text.
     #[test]
     fn directly_written_entities_match_the_value_route() {
-        let (o, l) = (3, 17);
         use enums::MessageEntity as E;
+        // A plain entity of each kind, at offset 3, 17 code units long.
+        macro_rules! plain {
+            ($variant:ident, $ty:ident) => {
+                E::$variant(types::$ty {
+                    offset: 3,
+                    length: 17,
+                })
+            };
+        }
         let list = vec![
-            E::Mention(types::MessageEntityMention {
-                offset: o,
-                length: l,
-            }),
-            E::Hashtag(types::MessageEntityHashtag {
-                offset: o,
-                length: l,
-            }),
-            E::BotCommand(types::MessageEntityBotCommand {
-                offset: o,
-                length: l,
-            }),
-            E::Url(types::MessageEntityUrl {
-                offset: o,
-                length: l,
-            }),
-            E::Email(types::MessageEntityEmail {
-                offset: o,
-                length: l,
-            }),
+            plain!(Mention, MessageEntityMention),
+            plain!(Hashtag, MessageEntityHashtag),
+            plain!(BotCommand, MessageEntityBotCommand),
+            plain!(Url, MessageEntityUrl),
+            plain!(Email, MessageEntityEmail),
+            plain!(Italic, MessageEntityItalic),
+            plain!(Code, MessageEntityCode),
+            plain!(Phone, MessageEntityPhone),
+            plain!(Cashtag, MessageEntityCashtag),
+            plain!(Underline, MessageEntityUnderline),
+            plain!(Strike, MessageEntityStrike),
+            plain!(BankCard, MessageEntityBankCard),
+            // Extremes are written as they come.
             E::Bold(types::MessageEntityBold {
                 offset: 0,
                 length: 2_000_000_000,
-            }),
-            E::Italic(types::MessageEntityItalic {
-                offset: o,
-                length: l,
-            }),
-            E::Code(types::MessageEntityCode {
-                offset: o,
-                length: l,
-            }),
-            E::Phone(types::MessageEntityPhone {
-                offset: o,
-                length: l,
-            }),
-            E::Cashtag(types::MessageEntityCashtag {
-                offset: o,
-                length: l,
-            }),
-            E::Underline(types::MessageEntityUnderline {
-                offset: o,
-                length: l,
-            }),
-            E::Strike(types::MessageEntityStrike {
-                offset: o,
-                length: l,
-            }),
-            E::BankCard(types::MessageEntityBankCard {
-                offset: o,
-                length: l,
             }),
             E::Spoiler(types::MessageEntitySpoiler {
                 offset: -1,
                 length: -5,
             }),
             E::TextUrl(types::MessageEntityTextUrl {
-                offset: o,
-                length: l,
+                offset: 3,
+                length: 17,
                 url: "https://example.org/\"q\"".into(),
             }),
             E::Pre(types::MessageEntityPre {
-                offset: o,
-                length: l,
+                offset: 3,
+                length: 17,
                 language: "rust".into(),
             }),
         ];
