@@ -518,6 +518,33 @@ fn operator_commands_refuse_a_missing_database_clearly() {
 }
 
 #[test]
+fn channels_list_no_longer_creates_or_writes_the_database() {
+    let env = Env::new();
+    env.write_config("");
+    env.keygen();
+    let db = env.state_dir().join("tgparser.db");
+    let out = env.run(&["channels", "list"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("no channels yet"), "{}", text(&out));
+    assert!(!db.exists(), "a listing created the database");
+
+    assert_eq!(env.run(&["migrate"]).status.code(), Some(0));
+    sql_write(
+        &env,
+        "INSERT INTO channels (id, username, title, added_at, updated_at) VALUES (1, 'listed', 'Listed', 0, 0);",
+    );
+    let before = std::fs::read(&db).unwrap();
+    let out = env.run(&["channels", "list"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("@listed"), "{}", text(&out));
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        before,
+        "a listing wrote the database"
+    );
+}
+
+#[test]
 fn exporting_a_million_posts_streams_in_bounded_memory() {
     let env = Env::new();
     env.write_config("");

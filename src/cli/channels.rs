@@ -115,8 +115,17 @@ async fn login_missing(conn: &crate::parser::client::Connected) -> anyhow::Resul
 }
 
 pub async fn list(cfg: &Config) -> anyhow::Result<ExitCode> {
-    let store = Store::open(&cfg.store).await?;
-    let channels = store.channels().await?;
+    // Read-only, like the other reading commands: a listing never creates, migrates or writes
+    // the database a running daemon uses. No database yet means no channel added yet.
+    let channels = match Store::open_read_only(&cfg.store).await {
+        Ok(store) => {
+            let channels = store.channels().await;
+            store.close().await;
+            channels?
+        }
+        Err(crate::store::StoreError::Missing(_)) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
     if channels.is_empty() {
         println!("no channels yet; add one with `tgparser channels add @name`");
     } else {
@@ -146,7 +155,6 @@ pub async fn list(cfg: &Config) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    store.close().await;
     Ok(ExitCode::SUCCESS)
 }
 
