@@ -9,33 +9,22 @@
 //!
 //! Run: `cargo bench --bench bot` (`-- --quick` for a shorter run).
 
+mod common;
+use common::cmd;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fake_telegram::botapi::UserMessage;
-use tgparser::config::{StoreConfig, TelegramConfig, TelegramServerConfig};
-use tgparser::store::{NewChannel, Store};
+use tgparser::store::NewChannel;
 use tgparser::vault::{Vault, VaultKey};
-
-const BIN: &str = env!("CARGO_BIN_EXE_tgparser");
 
 fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = s.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
-}
-
-fn cmd(dir: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
-    c.arg("--config")
-        .arg(dir.join("config.toml"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("NOTIFY_SOCKET")
-        .env_remove("RUST_LOG");
-    c
 }
 
 fn sent_messages(fake: &fake_telegram::FakeTelegram) -> u64 {
@@ -206,13 +195,7 @@ fn main() {
 
     // Logged in, the channel added and backfilled, as the daemon would leave it.
     let channel = rt.block_on(async {
-        let store = Store::open(&StoreConfig {
-            dir: d.join("state"),
-            busy_timeout: Duration::from_secs(5),
-            read_connections: 2,
-        })
-        .await
-        .unwrap();
+        let store = common::store(&d.join("state")).await;
         let vault = Arc::new(Vault::new(
             &VaultKey::from_file(&d.join("vault.key")).unwrap(),
         ));
@@ -220,28 +203,7 @@ fn main() {
             .verify_or_init_vault(&vault, &d.join("vault.key"))
             .await
             .unwrap();
-        let tg = TelegramConfig {
-            api_id: 94575,
-            api_hash_file: d.join("api_hash"),
-            server: Some(TelegramServerConfig {
-                address: fake.info.mtproto,
-                auth_key_file: d.join("auth_key.hex"),
-            }),
-            guard: tgparser::guard::GuardConfig {
-                pacing: Default::default(),
-                ..Default::default()
-            },
-        };
-        let guard = tgparser::guard::Guard::new(tg.guard.clone(), None);
-        let conn = tgparser::parser::client::connect(&tg, store.clone(), vault, guard)
-            .await
-            .unwrap();
-        let token = tgparser::parser::login::request_code(&conn, &fake.info.phone)
-            .await
-            .unwrap();
-        let _ = tgparser::parser::login::submit_code(&conn, &token, &fake.info.code)
-            .await
-            .unwrap();
+        let conn = common::logged_in(&fake, &d, &store, vault).await;
         let c = tgparser::parser::resolve::resolve(&conn, &fake.info.channels[0])
             .await
             .unwrap();

@@ -4,6 +4,9 @@
 //!
 //! Run: `cargo bench --bench foundation` (add `-- --quick` for a shorter run).
 
+mod common;
+use common::cmd;
+
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -11,8 +14,6 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-
-const BIN: &str = env!("CARGO_BIN_EXE_tgparser");
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
@@ -131,17 +132,6 @@ fn main() {
         "  p99 ratio to reference {:.1}x; target p99 <= 5 ms with no errors",
         ratio(ours.p99, floor.p99)
     );
-}
-
-fn cmd(dir: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
-    c.arg("--config")
-        .arg(dir.join("config.toml"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("NOTIFY_SOCKET")
-        .env_remove("WATCHDOG_USEC");
-    c
 }
 
 #[allow(clippy::zombie_processes)] // the caller stops and waits for the child

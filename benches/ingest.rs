@@ -4,11 +4,12 @@
 //!
 //! Run: `cargo bench --bench ingest` (add `-- --quick` for a short run).
 
+mod common;
+
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tgparser::config::{StoreConfig, TelegramConfig, TelegramServerConfig};
 use tgparser::store::{MessageRow, NewChannel, Store};
 use tgparser::vault::{Vault, VaultKey};
 
@@ -161,26 +162,9 @@ fn main() {
 
 /// A database with the product's schema and the bench channel (id 1).
 async fn bench_store(dir: &std::path::Path) -> Store {
-    let store = Store::open(&StoreConfig {
-        dir: dir.to_path_buf(),
-        busy_timeout: Duration::from_secs(5),
-        read_connections: 2,
-    })
-    .await
-    .unwrap();
+    let store = common::store(dir).await;
     store
-        .add_channel(&NewChannel {
-            id: 1,
-            access_hash: Some(1),
-            username: Some("bench".into()),
-            title: "bench".into(),
-            about: None,
-            participants: None,
-            kind: "broadcast",
-            since: None,
-            last: None,
-            added_by: None,
-        })
+        .add_channel(&common::channel(1, "bench", "bench"))
         .await
         .unwrap();
     store
@@ -293,41 +277,13 @@ fn e2e_part(rt: &tokio::runtime::Runtime, dir: &std::path::Path, quick: bool) {
         std::fs::create_dir_all(&d).unwrap();
         std::fs::write(d.join("api_hash"), "a3406de8d171bb422bb6ddf3bbd800e2").unwrap();
         std::fs::write(d.join("auth_key.hex"), &fake.info.auth_key).unwrap();
-        let store = Store::open(&StoreConfig {
-            dir: d.clone(),
-            busy_timeout: Duration::from_secs(5),
-            read_connections: 2,
-        })
-        .await
-        .unwrap();
+        let store = common::store(&d).await;
         let vault = Arc::new(Vault::new(&VaultKey::generate()));
         store
             .verify_or_init_vault(&vault, &d.join("vault.key"))
             .await
             .unwrap();
-        let tg = TelegramConfig {
-            api_id: 94575,
-            api_hash_file: d.join("api_hash"),
-            server: Some(TelegramServerConfig {
-                address: fake.info.mtproto,
-                auth_key_file: d.join("auth_key.hex"),
-            }),
-            // The fake's quotas are off: measure the pipeline, not the pacing.
-            guard: tgparser::guard::GuardConfig {
-                pacing: Default::default(),
-                ..Default::default()
-            },
-        };
-        let guard = tgparser::guard::Guard::new(tg.guard.clone(), None);
-        let conn = tgparser::parser::client::connect(&tg, store.clone(), vault, guard)
-            .await
-            .unwrap();
-        let token = tgparser::parser::login::request_code(&conn, &fake.info.phone)
-            .await
-            .unwrap();
-        let _ = tgparser::parser::login::submit_code(&conn, &token, &fake.info.code)
-            .await
-            .unwrap();
+        let conn = common::logged_in(&fake, &d, &store, vault).await;
         let resolved = conn
             .client
             .invoke(&grammers_client::tl::functions::contacts::ResolveUsername {

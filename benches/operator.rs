@@ -9,14 +9,16 @@
 //!
 //! Run: `cargo bench --bench operator` (`-- --quick` for 200,000 posts).
 
+mod common;
+use common::BIN;
+
 use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tgparser::config::StoreConfig;
-use tgparser::store::{CursorAdvance, MessageRow, NewChannel, SearchFilter, Store};
+use tgparser::store::{CursorAdvance, MessageRow, SearchFilter, Store};
 
-const BIN: &str = env!("CARGO_BIN_EXE_tgparser");
 const VOCAB: usize = 3_000;
 
 /// A deterministic generator (splitmix64).
@@ -115,18 +117,11 @@ fn main() {
         let mut rng = Rng(7);
         for c in 1..=channels {
             store
-                .add_channel(&NewChannel {
-                    id: c,
-                    access_hash: Some(1),
-                    username: Some(format!("bench{c}")),
-                    title: format!("Bench {c}"),
-                    about: None,
-                    participants: None,
-                    kind: "broadcast",
-                    since: None,
-                    last: None,
-                    added_by: None,
-                })
+                .add_channel(&common::channel(
+                    c,
+                    &format!("bench{c}"),
+                    &format!("Bench {c}"),
+                ))
                 .await
                 .unwrap();
             let per = n / channels as usize;
