@@ -1,0 +1,449 @@
+//! Tests of `store::search`.
+
+use super::*;
+use crate::store::{MessageRow, testing};
+
+#[tokio::test]
+async fn strict_search_refuses_bad_syntax_and_the_chat_reads_it_as_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = testing::store(dir.path(), 1).await;
+    store
+        .add_channel(&testing::channel(7, None, "private one"))
+        .await
+        .unwrap();
+    let rows = [
+        MessageRow {
+            id: 1,
+            kind: "post",
+            date: 100,
+            text: "he said \"hello world\" twice".into(),
+            ..Default::default()
+        },
+        MessageRow {
+            id: 2,
+            kind: "post",
+            date: 200,
+            text: "hello again".into(),
+            ..Default::default()
+        },
+    ];
+    store.ingest(7, &rows, None).await.unwrap();
+    let f = SearchFilter {
+        limit: 10,
+        ..Default::default()
+    };
+    let e = store.search("\"hello", &f, false).await.unwrap_err();
+    assert!(
+        matches!(&e, SearchError::Query { .. }) && e.to_string().contains("not valid FTS5"),
+        "{e}"
+    );
+    let found = store.search("\"hello", &f, true).await.unwrap();
+    assert!(found.as_words);
+    assert_eq!(
+        found.hits.iter().map(|h| h.id).collect::<Vec<_>>(),
+        vec![2, 1],
+        "newest first"
+    );
+    assert_eq!(found.hits[1].link(), "https://t.me/c/7/1");
+    let only_old = store
+        .search(
+            "hello",
+            &SearchFilter {
+                until: Some(150),
+                limit: 10,
+                ..Default::default()
+            },
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(only_old.hits.len(), 1);
+    assert!(only_old.hits[0].snippet.contains("\u{1}hello\u{2}"));
+    store.close().await;
+}
+
+async fn store_with(dir: &std::path::Path, channels: &[i64]) -> Store {
+    let store = testing::store(dir, 1).await;
+    for &id in channels {
+        store
+            .add_channel(&testing::channel(
+                id,
+                Some(&format!("c{id}")),
+                &format!("C{id}"),
+            ))
+            .await
+            .unwrap();
+    }
+    store
+}
+
+fn post(id: i32, date: i64, text: &str) -> MessageRow {
+    MessageRow {
+        id,
+        kind: "post",
+        date,
+        text: text.into(),
+        ..Default::default()
+    }
+}
+
+fn ids(found: &Found) -> Vec<i64> {
+    found.hits.iter().map(|h| h.id).collect()
+}
+
+#[tokio::test]
+async fn posts_of_one_second_are_keyed_in_id_order_and_a_stored_post_keeps_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), &[7]).await;
+    // An album: one second, the batch in backfill order (newest id first).
+    let rows = [
+        post(3, 500, "album c"),
+        post(2, 500, "album b"),
+        post(1, 500, "album a"),
+    ];
+    store.ingest(7, &rows, None).await.unwrap();
+    let keys = |s: &Store| {
+        let s = s.clone();
+        async move {
+            sqlx::query_as::<_, (i64, i64)>("SELECT id, search_key FROM messages ORDER BY id")
+                .fetch_all(s.reader())
+                .await
+                .unwrap()
+        }
+    };
+    let before = keys(&store).await;
+    assert_eq!(
+        before,
+        vec![(1, 500 << 20), (2, (500 << 20) + 1), (3, (500 << 20) + 2)]
+    );
+    // Another batch: a new post of the same second, and post 2 again, edited.
+    store
+        .ingest(
+            7,
+            &[post(4, 500, "album d"), post(2, 500, "album b edited")],
+            None,
+        )
+        .await
+        .unwrap();
+    let after = keys(&store).await;
+    assert_eq!(&after[..3], &before[..], "stored posts keep their keys");
+    assert!(after[3].1 > before[2].1, "{after:?}");
+    let f = SearchFilter {
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(
+        ids(&store.search("album", &f, false).await.unwrap()),
+        vec![4, 3, 2, 1]
+    );
+    assert_eq!(
+        ids(&store.search("edited", &f, false).await.unwrap()),
+        vec![2]
+    );
+    fts_integrity_check(&store).await;
+    store.close().await;
+}
+
+/// FTS5's own check of the index against the posts; fails the test on any difference.
+async fn fts_integrity_check(store: &Store) {
+    let mut tx = store.begin_write().await.unwrap();
+    sqlx::query("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// (nLevel, nSegment, nWriteCounter) of the FTS5 index's structure record: a 4-byte
+/// cookie, the version-2 marker if present, then those three varints. nWriteCounter counts
+/// the leaves ever written to level 0.
+async fn fts_structure(store: &Store) -> (u64, u64, u64) {
+    let structure: Vec<u8> =
+        sqlx::query_scalar("SELECT block FROM messages_fts_data WHERE id = 10")
+            .fetch_one(store.reader())
+            .await
+            .unwrap();
+    let mut rest = &structure[4..];
+    if rest.starts_with(&[0xff, 0x00, 0x00, 0x01]) {
+        rest = &rest[4..];
+    }
+    let mut varint = || {
+        let mut v = 0u64;
+        for (i, b) in rest.iter().enumerate() {
+            if i == 8 {
+                v = (v << 8) | u64::from(*b);
+                rest = &rest[9..];
+                return v;
+            }
+            v = (v << 7) | u64::from(b & 0x7f);
+            if b & 0x80 == 0 {
+                rest = &rest[i + 1..];
+                return v;
+            }
+        }
+        panic!("truncated FTS5 structure record");
+    };
+    (varint(), varint(), varint())
+}
+
+#[tokio::test]
+async fn backfill_pages_newest_first_no_longer_write_one_fts_segment_per_post() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), &[7, 8]).await;
+    // Three pages as a backfill gets them: newest first, each page below the previous one;
+    // with another channel's page in the same commit.
+    let page = |top: i32| -> Vec<MessageRow> {
+        (0..100)
+            .map(|i| post(top - i, 1_000 + i64::from(top - i), "segment probe"))
+            .collect()
+    };
+    let (p1, p2, p3) = (page(300), page(200), page(100));
+    // Dated among page 3's posts.
+    let other: Vec<MessageRow> = (1..=100)
+        .map(|i| post(1_000 + i, 950 + i64::from(i), "segment probe"))
+        .collect();
+    store
+        .ingest_group(&[
+            (7, p1.as_slice(), None),
+            (8, other.as_slice(), None),
+            (7, p2.as_slice(), None),
+            (7, p3.as_slice(), None),
+        ])
+        .await
+        .unwrap();
+    // FTS5 flushes its pending terms (a new level-0 segment) whenever a rowid is not above
+    // the last one. Its structure record counts the leaves ever written to level 0: a few
+    // for one commit in key order, one per post when each post flushed.
+    let (_, _, leaves) = fts_structure(&store).await;
+    assert!(
+        leaves <= 10,
+        "{leaves} level-0 leaves for one commit of 400 posts"
+    );
+    let f = SearchFilter {
+        limit: 400,
+        ..Default::default()
+    };
+    let found = ids(&store.search("probe", &f, false).await.unwrap());
+    let mut distinct = found.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!((found.len(), distinct.len()), (400, 400));
+    fts_integrity_check(&store).await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_commit_no_longer_writes_one_fts_segment_per_insert_statement() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), &[7, 8]).await;
+    // More rows than one statement carries, over two channels, dates interleaved.
+    let a: Vec<MessageRow> = (1..=1_500)
+        .map(|i| post(i, 10_000 + 2 * i64::from(i), "segment probe"))
+        .collect();
+    let b: Vec<MessageRow> = (1..=700)
+        .map(|i| post(i, 10_001 + 2 * i64::from(i), "segment probe"))
+        .collect();
+    store
+        .ingest_group(&[(7, a.as_slice(), None), (8, b.as_slice(), None)])
+        .await
+        .unwrap();
+    // FTS5 starts a new segment at every statement of a transaction after its first: rows
+    // inserted straight in statements of a few hundred were five segments here.
+    let (_, segments, _) = fts_structure(&store).await;
+    assert_eq!(segments, 1, "one commit, one segment");
+    let f = SearchFilter {
+        limit: 3_000,
+        ..Default::default()
+    };
+    assert_eq!(
+        store.search("probe", &f, false).await.unwrap().hits.len(),
+        2_200
+    );
+    fts_integrity_check(&store).await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn batches_of_many_sizes_no_longer_fill_the_writer_statement_cache() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), &[7]).await;
+    // Batches of 1 to 200 posts: a statement per distinct size would be 200 statements.
+    let mut next = 1;
+    for size in 1..=200 {
+        let rows: Vec<MessageRow> = (next..next + size)
+            .map(|i| post(i, 50_000 + i64::from(i), "cache probe"))
+            .collect();
+        next += size;
+        store.ingest(7, &rows, None).await.unwrap();
+    }
+    let tx = store.begin_write().await.unwrap();
+    let cached = tx.cached_statements_size();
+    drop(tx);
+    assert!(cached <= 30, "{cached} statements cached by the writer");
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_small_channel_searched_for_a_common_word_gets_its_own_posts_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), &[1, 2]).await;
+    // Channel 1: 3,000 posts with the word; channel 2: 12 (0.4% of the archive), interleaved
+    // in time with channel 1's.
+    let big: Vec<MessageRow> = (1..=3000)
+        .map(|i| post(i, 10_000 + i64::from(i) * 10, "common word"))
+        .collect();
+    store.ingest(1, &big, None).await.unwrap();
+    let small: Vec<MessageRow> = (1..=12)
+        .map(|i| post(i, 10_005 + i64::from(i) * 2_000, "a common sight"))
+        .collect();
+    store.ingest(2, &small, None).await.unwrap();
+    let f = SearchFilter {
+        channel_id: Some(2),
+        limit: 5,
+        ..Default::default()
+    };
+    assert!(store.small_channel_common_term("common", &f).await.unwrap());
+    let found = store.search("common", &f, false).await.unwrap();
+    assert_eq!(ids(&found), vec![12, 11, 10, 9, 8]);
+    assert!(found.hits.iter().all(|h| h.channel_id == 2));
+    assert!(
+        found.hits[0].snippet.contains("\u{1}common\u{2}"),
+        "{:?}",
+        found.hits[0]
+    );
+    let page2 = SearchFilter {
+        offset: 5,
+        ..f.clone()
+    };
+    assert_eq!(
+        ids(&store.search("common", &page2, false).await.unwrap()),
+        vec![7, 6, 5, 4, 3]
+    );
+    let window = SearchFilter {
+        since: Some(10_005 + 3 * 2_000),
+        until: Some(10_005 + 6 * 2_000),
+        ..f.clone()
+    };
+    assert_eq!(
+        ids(&store.search("common", &window, false).await.unwrap()),
+        vec![5, 4, 3]
+    );
+    // The same answers from the newest-first walk, which the big channel takes.
+    let big_f = SearchFilter {
+        channel_id: Some(1),
+        limit: 3,
+        ..Default::default()
+    };
+    assert!(
+        !store
+            .small_channel_common_term("common", &big_f)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        ids(&store.search("common", &big_f, false).await.unwrap()),
+        vec![3000, 2999, 2998]
+    );
+    let everywhere = SearchFilter {
+        limit: 3,
+        until: Some(10_005 + 12 * 2_000 + 1),
+        ..Default::default()
+    };
+    // 34,005 is channel 2's newest; channel 1's posts at 34,000 and 33,990 come after it.
+    assert_eq!(
+        ids(&store.search("common", &everywhere, false).await.unwrap()),
+        vec![12, 2400, 2399]
+    );
+    store.close().await;
+}
+
+#[test]
+fn only_standalone_bare_prefixes_are_spelled_out() {
+    let found = |q: &str| -> Vec<(String, String)> {
+        standalone_prefixes(q)
+            .into_iter()
+            .map(|p| (q[p.at].to_string(), p.folded))
+            .collect()
+    };
+    let one = |a: &str, b: &str| vec![(a.to_string(), b.to_string())];
+    assert_eq!(found("Infla*"), one("Infla*", "infla"));
+    assert_eq!(found("rate AND infla *"), one("infla *", "infla"));
+    assert_eq!(found("text:Инфл* OR x"), one("Инфл*", "инфл"));
+    assert_eq!(found("(a OR bc*) NOT d"), one("bc*", "bc"));
+    // Quoted, joined into a phrase, initial-token, inside NEAR, or not plainly foldable.
+    assert!(found("\"infla*\"").is_empty());
+    assert!(found("\"rate\" + infla*").is_empty());
+    assert!(found("infla* + rate").is_empty());
+    assert!(found("^infla*").is_empty());
+    assert!(found("NEAR(rate infla*, 3) OR x").is_empty());
+    assert!(found("café* мой* foo_bar*").is_empty());
+    // After a NEAR group closes, prefixes count again.
+    assert_eq!(found("NEAR(a b) cd*"), one("cd*", "cd"));
+}
+
+#[tokio::test]
+async fn a_spelled_out_prefix_finds_what_fts5s_own_prefix_search_finds() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), &[1]).await;
+    let mut rows = Vec::new();
+    let words = [
+        "inflation",
+        "Inflated",
+        "influx",
+        "info",
+        "infl",
+        "ИНФЛЯЦИЯ",
+        "инфляции",
+    ];
+    for (i, w) in words.iter().enumerate() {
+        rows.push(post(
+            i as i32 + 1,
+            1_000 + i as i64,
+            &format!("the {w} story"),
+        ));
+    }
+    // 70 words sharing "zq": more than are spelled out.
+    for k in 0..70 {
+        rows.push(post(100 + k, 2_000 + i64::from(k), &format!("zq{k} item")));
+    }
+    store.ingest(1, &rows, None).await.unwrap();
+    let f = SearchFilter {
+        limit: 100,
+        ..Default::default()
+    };
+    for q in [
+        "infl*",
+        "INFL*",
+        "инфл*",
+        "zq*",
+        "zq1*",
+        "nothing*",
+        "story AND (infl* OR zq6*)",
+    ] {
+        let ours = ids(&store.search(q, &f, false).await.unwrap());
+        let native: Vec<i64> = sqlx::query_scalar(
+            "SELECT m.id FROM messages_fts JOIN messages m ON m.search_key = messages_fts.rowid \
+             WHERE messages_fts MATCH ?1 ORDER BY messages_fts.rowid DESC",
+        )
+        .bind(q)
+        .fetch_all(store.reader())
+        .await
+        .unwrap();
+        assert_eq!(ours, native, "{q}");
+    }
+    assert_eq!(
+        ids(&store.search("infl*", &f, false).await.unwrap()),
+        vec![5, 3, 2, 1]
+    );
+    assert_eq!(
+        store.spell_out_prefixes("infl*").await.unwrap(),
+        "(\"infl\" OR \"inflated\" OR \"inflation\" OR \"influx\")"
+    );
+    assert_eq!(
+        store.spell_out_prefixes("zq*").await.unwrap(),
+        "zq*",
+        "left to FTS5"
+    );
+    store.close().await;
+}
