@@ -71,9 +71,9 @@ macro_rules! stage_columns {
 /// first. FTS5 writes its pending terms out as a new index segment at the start of every
 /// statement of a write transaction after its first (a statement savepoint), and whenever a
 /// rowid (here the date-major search key) is not above the previous one: inserted straight, in
-/// statements of a few hundred rows, a commit became several segments that later merges rewrote
-/// (a sixth of the writer's time); a backfill page in Telegram's order (newest first) became one
-/// segment per post. Staged, a commit is one segment in key order.
+/// statements of a few hundred rows, a commit became several segments for searches to read and
+/// merges to rewrite; a backfill page in Telegram's order (newest first) became one segment per
+/// post. Staged, a commit is one segment in key order.
 async fn upsert(
     conn: &mut SqliteConnection,
     mut ordered: Vec<(i64, &MessageRow)>,
