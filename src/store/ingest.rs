@@ -1,7 +1,8 @@
-//! Writing posts: one `BEGIN IMMEDIATE` transaction per batch — upsert the messages in multi-row
-//! statements (keyed on `(channel_id, id)`, so replays are harmless; a trigger keeps the previous
-//! text of an edited post in `message_versions`), and advance the channel's backfill cursor in the same transaction, so the
-//! cursor never points past what is stored and never moves backwards.
+//! Writing posts: one `BEGIN IMMEDIATE` transaction per batch — the rows staged, then upserted
+//! by one statement (keyed on `(channel_id, id)`, so replays are harmless; a trigger keeps the
+//! previous text of an edited post in `message_versions`) — and the channel's backfill cursor
+//! advanced in the same transaction, so the cursor never points past what is stored and never
+//! moves backwards.
 
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
