@@ -1,8 +1,9 @@
 //! The SQLite store: the channel database operators read, the bot's state and the sealed
 //! MTProto session, in one file.
 //!
-//! One writer connection (every write transaction is `BEGIN IMMEDIATE`), a pool of read-only
-//! connections for everything else. WAL, `synchronous=NORMAL` (FULL around session writes),
+//! One writer connection (every write transaction is `BEGIN IMMEDIATE`) and, for backfill
+//! commits, a second one that skips CHECK constraints and writes only while holding the first
+//! (`Store::ingest_group`); a pool of read-only connections for everything else. WAL, `synchronous=NORMAL` (FULL around session writes),
 //! foreign keys on. Migrations are embedded and applied before the daemon reports READY; a
 //! database written by a newer version is refused. Files are created mode 0600.
 
@@ -111,6 +112,9 @@ pub struct MigrationStatus {
 #[derive(Clone)]
 pub struct Store {
     writer: SqlitePool,
+    /// The backfill's write connection: CHECK constraints off, used only by
+    /// `Store::ingest_group` while it holds the writer's connection (see there).
+    rows_writer: SqlitePool,
     reader: SqlitePool,
     path: PathBuf,
     /// Compiled subscriptions for matching new posts, shared by every clone.
@@ -153,6 +157,16 @@ impl Store {
                 reason: e.to_string(),
             })?;
         restrict_modes(&path);
+        let rows_writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_lazy_with(
+                base.clone()
+                    .synchronous(SqliteSynchronous::Normal)
+                    .pragma("temp_store", "memory")
+                    .pragma("ignore_check_constraints", "ON"),
+            );
         let reader = SqlitePoolOptions::new()
             .max_connections(cfg.read_connections)
             .min_connections(1)
@@ -164,6 +178,7 @@ impl Store {
             })?;
         Ok(Store {
             writer,
+            rows_writer,
             reader,
             path,
             alerts: Default::default(),
@@ -212,6 +227,7 @@ impl Store {
         Ok(Store {
             // Every "write" through this store fails with SQLITE_READONLY.
             writer: reader.clone(),
+            rows_writer: reader.clone(),
             reader,
             path,
             alerts: Default::default(),
@@ -308,9 +324,10 @@ impl Store {
         Ok(())
     }
 
-    /// Closes both pools, checkpointing the WAL so the database is one clean file again.
+    /// Closes every pool, checkpointing the WAL so the database is one clean file again.
     pub async fn close(&self) {
         self.reader.close().await;
+        self.rows_writer.close().await;
         let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
             .execute(&self.writer)
             .await;
