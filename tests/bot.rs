@@ -1117,6 +1117,97 @@ async fn a_long_queue_folds_into_a_digest_and_a_user_who_blocked_the_bot_stops_g
 }
 
 /// Starts the daemon without logging the account in; waits until the bot runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_session_no_longer_needs_a_daemon_restart_after_the_admin_logs_in_again() {
+    let fake = FakeTelegram::start(Options {
+        code: "24680".into(),
+        ..fake_opts()
+    })
+    .await
+    .unwrap();
+    let env = bot_env(&fake, "info").await;
+    // A short heartbeat: the idle parser notices the revocation within a second.
+    let cfg = std::fs::read_to_string(env.path("config.toml")).unwrap();
+    std::fs::write(
+        env.path("config.toml"),
+        format!("{cfg}[telegram.guard]\nheartbeat_secs = 0.5\n"),
+    )
+    .unwrap();
+    let health = env.health_addr();
+    let mut child = start(&fake, &env).await;
+    wait_until("the backfill", Duration::from_secs(20), || {
+        sql(&env, "SELECT backfill_state FROM channels") == "done"
+    })
+    .await;
+
+    // The account's sessions are ended from another device.
+    assert!(fake.shared.log_out_user(None) >= 1);
+    let t = Instant::now();
+    let last = loop {
+        let (code, body) = get(health, "/readyz");
+        if code == 503 && body.contains("revoked the session") {
+            break body;
+        }
+        if t.elapsed() > Duration::from_secs(20) {
+            sigterm(&child);
+            let _ = wait_exit(&mut child, Duration::from_secs(10));
+            panic!(
+                "readiness did not fail: {code} {body}\n{}",
+                stderr_of(&mut child)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    has(&last, "/login in the bot");
+    assert_eq!(
+        sql(
+            &env,
+            "SELECT count(*) > 0 FROM audit_log WHERE action = 'session_revoked'"
+        ),
+        "1"
+    );
+    // Still failed a while later: waiting for a login, not retrying a dead session.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(get(health, "/readyz").0, 503);
+
+    // A new login through the chat; before, the parser stayed down until a restart.
+    has(&ask(&fake, ADMIN, "/login").await, "phone number");
+    has(
+        &ask(&fake, ADMIN, &fake.info.phone).await,
+        "with spaces between the digits",
+    );
+    has(&ask(&fake, ADMIN, "2 4 6 8 0").await, "Logged in as");
+    wait_until("the parser to run again", Duration::from_secs(30), || {
+        parser_running(&env)
+    })
+    .await;
+    wait_until("readiness", Duration::from_secs(10), || {
+        get(health, "/readyz").0 == 200
+    })
+    .await;
+    let channel = fake.world.channel_id(&fake.info.channels[0]).unwrap();
+    let id = fake
+        .world
+        .post(channel, "posted after the new login")
+        .unwrap();
+    wait_until("the new post", Duration::from_secs(20), || {
+        sql(
+            &env,
+            &format!("SELECT count(*) FROM messages WHERE channel_id = {channel} AND id = {id}"),
+        ) == "1"
+    })
+    .await;
+    let (_, metrics) = get(health, "/metrics");
+    assert!(
+        metrics.contains("tgparser_part_restarts_total{part=\"parser\"} 0"),
+        "the part resumed without a restart: {metrics}"
+    );
+
+    sigterm(&child);
+    let (code, _) = wait_exit(&mut child, Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{}", stderr_of(&mut child));
+}
+
 async fn start_logged_out(env: &Env) -> std::process::Child {
     let notify = NotifySocket::new(env.dir.path());
     let child = spawn_daemon(env, Some(&notify));

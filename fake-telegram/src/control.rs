@@ -7,7 +7,8 @@
 //! | `POST /deletes` | `{channel, ids}` | `{ok}` |
 //! | `POST /gap` | `{channel, count}` | `{ids}` (posted without being pushed) |
 //! | `POST /private` | `{channel, private}` | `{ok}` |
-//! | `POST /revoke` | `{phone?}` | `{revoked}` |
+//! | `POST /revoke` | `{phone?}` | `{revoked}` (a ban: no new login) |
+//! | `POST /terminate` | `{phone?}` | `{terminated}` (sessions ended; logging in again works) |
 //! | `POST /bot/updates` | `{user_id, text?, kind?, data?, message_id?, chat_id?}` | the update |
 //! | `POST /bot/users` | `{id, first_name, username?, blocked?}` | `{ok}` |
 //! | `GET /bot/sent[?all=1]` | | what the bot called |
@@ -114,6 +115,7 @@ impl Control {
             .route("/gap", post(gap))
             .route("/private", post(private))
             .route("/revoke", post(revoke))
+            .route("/terminate", post(terminate))
             .route("/bot/updates", post(bot_updates))
             .route("/bot/users", post(bot_users))
             .route("/bot/sent", get(bot_sent))
@@ -183,6 +185,28 @@ async fn private(State(c): State<Control>, Json(r): Json<PrivateReq>) -> Answer 
 async fn revoke(State(c): State<Control>, Json(r): Json<RevokeReq>) -> Answer {
     let n = c.shared.world.revoke(r.phone.as_deref());
     (StatusCode::OK, Json(json!({"revoked": n})))
+}
+
+async fn terminate(State(c): State<Control>, Json(r): Json<RevokeReq>) -> Answer {
+    let user = match r.phone.as_deref() {
+        None => None,
+        Some(phone) => {
+            let found = c
+                .shared
+                .world
+                .lock()
+                .accounts
+                .iter()
+                .find(|a| a.phone == phone)
+                .map(|a| a.user_id);
+            match found {
+                Some(id) => Some(id),
+                None => return bad(format!("no account with phone {phone:?}")),
+            }
+        }
+    };
+    let n = c.shared.log_out_user(user);
+    (StatusCode::OK, Json(json!({"terminated": n})))
 }
 
 async fn bot_updates(State(c): State<Control>, Json(m): Json<UserMessage>) -> Answer {

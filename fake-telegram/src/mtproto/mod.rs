@@ -104,6 +104,21 @@ impl Shared {
         }
     }
 
+    /// Logs out every key logged in as `user_id` (every logged-in key when `None`), as ending
+    /// the account's sessions from another device does: the keys answer AUTH_KEY_UNREGISTERED
+    /// until they log in again, which they may (unlike a ban). Returns how many were logged out.
+    pub fn log_out_user(&self, user_id: Option<i64>) -> usize {
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        let mut n = 0;
+        for (_, s) in keys.values_mut() {
+            if s.user_id.is_some() && (user_id.is_none() || s.user_id == user_id) {
+                *s = KeyState::default();
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// A new server msg_id: time-based, strictly increasing, ≡ 1 (mod 4) for responses and
     /// ≡ 3 for messages that answer nothing, as MTProto requires.
     pub fn next_msg_id(&self, response: bool) -> i64 {

@@ -71,29 +71,70 @@ pub async fn run(
                 }
             })
     };
-    let mut conn = connect().await?;
-    // Logged in? If not, wait for a login (CLI or bot) instead of failing: readiness warns.
+    // Set when Telegram revoked the session: the part stays failed (readiness fails) until the
+    // account logs in again, through the bot or the CLI, and then parses on by itself.
+    let mut revoked_by: Option<String> = None;
     loop {
-        match conn.client.is_authorized().await {
-            Ok(true) => break,
-            Ok(false) => ctx.registry.set(
-                ctx.name,
-                PartState::NotConfigured {
-                    hint: "the account is not logged in: run `tgparser login`".into(),
+        let mut conn = connect().await?;
+        // Logged in? If not, wait for a login (CLI or bot) instead of failing: readiness warns.
+        loop {
+            match conn.client.is_authorized().await {
+                Ok(true) => break,
+                Ok(false) => ctx.registry.set(
+                    ctx.name,
+                    match &revoked_by {
+                        Some(reason) => PartState::Failed {
+                            reason: reason.clone(),
+                        },
+                        None => PartState::NotConfigured {
+                            hint: "the account is not logged in: run `tgparser login`".into(),
+                        },
+                    },
+                ),
+                Err(e) if is_revoked(&e) => match revoked(&store, &e.to_string()).await {
+                    PartError::Fatal(reason) => revoked_by = Some(reason),
+                    other => return Err(other),
                 },
-            ),
-            Err(e) if is_revoked(&e) => return Err(revoked(&store, &e.to_string()).await),
-            Err(e) => return Err(PartError::Retry(format!("cannot reach Telegram: {e}"))),
+                Err(e) => return Err(PartError::Retry(format!("cannot reach Telegram: {e}"))),
+            }
+            // The session may be written by `tgparser login` or the bot meanwhile: let go of
+            // it and reopen it.
+            drop(conn);
+            tokio::select! {
+                _ = control.wait_login(LOGIN_POLL) => {}
+                _ = ctx.cancel.cancelled() => return Ok(()),
+            }
+            conn = connect().await?;
         }
-        // The session may be written by `tgparser login` or the bot meanwhile: let go of it
-        // and reopen it.
-        drop(conn);
-        tokio::select! {
-            _ = control.wait_login(LOGIN_POLL) => {}
-            _ = ctx.cancel.cancelled() => return Ok(()),
+        if revoked_by.take().is_some() {
+            tracing::info!("logged in again after the session was revoked; parsing resumes");
         }
-        conn = connect().await?;
+        match logged_in(&ctx, conn, &store, &stats, &control, tg.guard.heartbeat).await {
+            Err(PartError::Fatal(reason)) if reason.starts_with(REVOKED) => {
+                tracing::error!("{reason}");
+                ctx.registry.set(
+                    ctx.name,
+                    PartState::Failed {
+                        reason: reason.clone(),
+                    },
+                );
+                revoked_by = Some(reason);
+            }
+            other => return other,
+        }
     }
+}
+
+/// The parser at work with a logged-in connection, until it stops: cancelled, a logout asked
+/// through the bot, or a failure (a revoked session among them).
+async fn logged_in(
+    ctx: &PartContext,
+    mut conn: Connected,
+    store: &Store,
+    stats: &Arc<LiveStats>,
+    control: &SessionControl,
+    heartbeat_every: Duration,
+) -> Result<(), PartError> {
     ctx.registry.set(ctx.name, PartState::Running);
     tracing::info!("parser running");
 
@@ -141,7 +182,7 @@ pub async fn run(
         conn.clone(),
         store.clone(),
         ctx.cancel.clone(),
-        tg.guard.heartbeat,
+        heartbeat_every,
     ));
     let joined = |what: &'static str| {
         move |r: Result<Result<(), PartError>, tokio::task::JoinError>| match r {
@@ -154,7 +195,7 @@ pub async fn run(
     let mut heartbeat = heartbeat;
     let mut logout = None;
     let result = tokio::select! {
-        r = work_loop(&conn, &store, &ctx.cancel, refill_rx, &stats) => r,
+        r = work_loop(&conn, store, &ctx.cancel, refill_rx, stats) => r,
         r = &mut requests => joined("channel requests")(r),
         r = &mut follow => joined("following updates")(r),
         r = &mut heartbeat => joined("the heartbeat")(r),
@@ -290,6 +331,10 @@ async fn requests_loop(
     }
 }
 
+/// How the error a revoked session stops the parser with begins (see `run`).
+const REVOKED: &str = "Telegram revoked the session";
+
+/// Audits a revoked session and says what to do about it.
 async fn revoked(store: &Store, error: &str) -> PartError {
     let _ = store
         .audit(
@@ -299,7 +344,8 @@ async fn revoked(store: &Store, error: &str) -> PartError {
         )
         .await;
     PartError::Fatal(format!(
-        "Telegram revoked the session ({error}); log in again with `tgparser login`"
+        "{REVOKED} ({error}); log in again: /login in the bot (parsing resumes by itself), or \
+         `tgparser login` with the daemon stopped"
     ))
 }
 
