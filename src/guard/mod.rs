@@ -8,8 +8,7 @@
 //! its answer arrives, which is never earlier than the moment Telegram counted it, so our window
 //! ends after Telegram's does.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::fmt::Write as _;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,74 +21,13 @@ use crate::health::{ExtraCheck, Health, Status};
 
 pub mod botapi;
 pub mod breaker;
+mod metrics;
+mod pacing;
 
 pub use breaker::BreakerState;
 use breaker::{Breaker, BreakerConfig, jitter};
-
-/// Calls allowed per window for one method.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Pace {
-    pub calls: u32,
-    pub window: Duration,
-}
-
-impl std::str::FromStr for Pace {
-    type Err = String;
-
-    /// `"30/30s"`, `"5/1m"`, `"5/1h"`.
-    fn from_str(s: &str) -> Result<Pace, String> {
-        let bad = || {
-            format!(
-                "found {s:?}; expected calls per window such as \"30/30s\", \"5/1m\" or \"off\""
-            )
-        };
-        let (calls, window) = s.trim().split_once('/').ok_or_else(bad)?;
-        let calls: u32 = calls.trim().parse().map_err(|_| bad())?;
-        let window = window.trim();
-        let (num, unit) = window.split_at(
-            window
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(window.len()),
-        );
-        let num: u64 = if num.is_empty() {
-            1
-        } else {
-            num.parse().map_err(|_| bad())?
-        };
-        let secs = match unit {
-            "s" | "" => num,
-            "m" => num * 60,
-            "h" => num * 3600,
-            _ => return Err(bad()),
-        };
-        if calls == 0 || secs == 0 {
-            return Err(bad());
-        }
-        Ok(Pace {
-            calls,
-            window: Duration::from_secs(secs),
-        })
-    }
-}
-
-/// Pacing that keeps a healthy account clear of FLOOD_WAIT: the limits Telegram is known to
-/// enforce on a user account for the methods the parser uses.
-pub fn default_pacing() -> BTreeMap<String, Pace> {
-    let p = |calls, secs| Pace {
-        calls,
-        window: Duration::from_secs(secs),
-    };
-    BTreeMap::from([
-        ("messages.getHistory".to_string(), p(30, 30)),
-        ("contacts.resolveUsername".to_string(), p(5, 60)),
-        ("channels.getMessages".to_string(), p(30, 30)),
-        ("channels.getChannels".to_string(), p(30, 30)),
-        ("updates.getChannelDifference".to_string(), p(60, 30)),
-        ("auth.sendCode".to_string(), p(5, 3600)),
-        ("auth.signIn".to_string(), p(5, 60)),
-        ("auth.checkPassword".to_string(), p(5, 60)),
-    ])
-}
+use pacing::Gate;
+pub use pacing::{Pace, default_pacing};
 
 /// The guard's settings (`[telegram.guard]` and `[telegram.pacing]`).
 #[derive(Debug, Clone)]
@@ -197,44 +135,6 @@ fn classify(e: InvocationError) -> Failure {
             Failure::Answer(GuardError::Local(format!("the session store failed: {e}")))
         }
         other => Failure::Transient(other.to_string()),
-    }
-}
-
-#[derive(Debug, Default)]
-struct Gate {
-    /// When recent calls were answered (within the window).
-    done: VecDeque<Instant>,
-    in_flight: u32,
-    paused_until: Option<Instant>,
-}
-
-impl Gate {
-    /// When the next call may go, or `None` if now.
-    fn next_slot(&mut self, now: Instant, pace: Option<Pace>) -> Option<Instant> {
-        if let Some(until) = self.paused_until {
-            if now < until {
-                return Some(until);
-            }
-            self.paused_until = None;
-        }
-        let pace = pace?;
-        while self
-            .done
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= pace.window)
-        {
-            self.done.pop_front();
-        }
-        let used = self.done.len() + self.in_flight as usize;
-        if used < pace.calls as usize {
-            return None;
-        }
-        // Full. The oldest answered call frees a slot when it leaves the window; with only calls
-        // in flight, check again shortly after they are answered.
-        Some(match self.done.front() {
-            Some(t) => *t + pace.window,
-            None => now + Duration::from_millis(20),
-        })
     }
 }
 
@@ -541,151 +441,11 @@ impl Guard {
             .map(|(dc, b)| (*dc, b.state(now)))
             .collect()
     }
-
-    /// Prometheus text for `/metrics`.
-    pub fn write_metrics(&self, out: &mut String) {
-        let s = &self.0.stats;
-        let counter = |out: &mut String, name: &str, help: &str, v: String| {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} counter");
-            let _ = writeln!(out, "{name} {v}");
-        };
-        counter(
-            out,
-            "tg_requests_total",
-            "MTProto calls made through the guard.",
-            s.calls.load(Ordering::Relaxed).to_string(),
-        );
-        counter(
-            out,
-            "tg_request_failures_total",
-            "MTProto calls that failed with a network error, a timeout or a 5xx.",
-            s.failures.load(Ordering::Relaxed).to_string(),
-        );
-        counter(
-            out,
-            "tg_request_timeouts_total",
-            "MTProto calls that got no answer in time.",
-            s.timeouts.load(Ordering::Relaxed).to_string(),
-        );
-        counter(
-            out,
-            "tg_flood_waits_total",
-            "FLOOD_WAIT answers received.",
-            s.flood_waits.load(Ordering::Relaxed).to_string(),
-        );
-        counter(
-            out,
-            "tg_flood_wait_seconds_total",
-            "Seconds of waiting Telegram asked for with FLOOD_WAIT.",
-            format!(
-                "{:.3}",
-                s.flood_wait_ms.load(Ordering::Relaxed) as f64 / 1000.0
-            ),
-        );
-        counter(
-            out,
-            "tg_paced_seconds_total",
-            "Seconds calls waited for their method's pacing window.",
-            format!("{:.3}", s.paced_ms.load(Ordering::Relaxed) as f64 / 1000.0),
-        );
-        let now = Instant::now();
-        let bs = lock(&self.0.breakers);
-        let _ = writeln!(
-            out,
-            "# HELP tg_breaker_state Circuit breaker per DC (1 for the state it is in)."
-        );
-        let _ = writeln!(out, "# TYPE tg_breaker_state gauge");
-        for (dc, b) in bs.iter() {
-            let cur = b.state(now);
-            for st in [
-                BreakerState::Closed,
-                BreakerState::Open,
-                BreakerState::HalfOpen,
-            ] {
-                let _ = writeln!(
-                    out,
-                    "tg_breaker_state{{dc=\"{dc}\",state=\"{}\"}} {}",
-                    st.as_str(),
-                    u8::from(cur == st)
-                );
-            }
-        }
-        let _ = writeln!(
-            out,
-            "# HELP tg_breaker_opened_total Times each DC's breaker opened."
-        );
-        let _ = writeln!(out, "# TYPE tg_breaker_opened_total counter");
-        for (dc, b) in bs.iter() {
-            let _ = writeln!(
-                out,
-                "tg_breaker_opened_total{{dc=\"{dc}\"}} {}",
-                b.opened_total
-            );
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn paces_parse_and_nonsense_is_refused() {
-        assert_eq!(
-            "30/30s".parse::<Pace>().unwrap(),
-            Pace {
-                calls: 30,
-                window: Duration::from_secs(30)
-            }
-        );
-        assert_eq!(
-            "5/1h".parse::<Pace>().unwrap().window,
-            Duration::from_secs(3600)
-        );
-        assert_eq!(
-            "5/m".parse::<Pace>().unwrap().window,
-            Duration::from_secs(60)
-        );
-        for bad in ["", "30", "0/30s", "30/0s", "x/30s", "30/30d", "30/-1s"] {
-            let e = bad.parse::<Pace>().unwrap_err();
-            assert!(e.contains("expected calls per window"), "{bad}: {e}");
-        }
-    }
-
-    #[test]
-    fn a_full_window_waits_for_its_oldest_call_to_leave() {
-        let pace = Pace {
-            calls: 2,
-            window: Duration::from_secs(10),
-        };
-        let mut g = Gate::default();
-        let t0 = Instant::now();
-        assert_eq!(g.next_slot(t0, Some(pace)), None);
-        g.done.push_back(t0);
-        assert_eq!(g.next_slot(t0, Some(pace)), None);
-        g.in_flight = 1;
-        // One answered, one in flight: full until the answered one leaves the window.
-        assert_eq!(
-            g.next_slot(t0, Some(pace)),
-            Some(t0 + Duration::from_secs(10))
-        );
-        g.in_flight = 0;
-        g.done.push_back(t0 + Duration::from_secs(1));
-        assert_eq!(
-            g.next_slot(t0 + Duration::from_secs(5), Some(pace)),
-            Some(t0 + Duration::from_secs(10))
-        );
-        assert_eq!(g.next_slot(t0 + Duration::from_secs(10), Some(pace)), None);
-        // A pause outranks the window.
-        g.paused_until = Some(t0 + Duration::from_secs(60));
-        assert_eq!(
-            g.next_slot(t0 + Duration::from_secs(20), None),
-            Some(t0 + Duration::from_secs(60))
-        );
-        assert_eq!(g.next_slot(t0 + Duration::from_secs(61), None), None);
-        assert_eq!(g.paused_until, None);
-    }
 
     #[test]
     fn breaker_opens_after_the_configured_failures_and_a_failed_probe_doubles_the_cooldown() {
