@@ -12,14 +12,16 @@ use std::net::{Ipv4Addr, SocketAddrV4, SocketAddrV6};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use grammers_session::SessionData;
 use grammers_session::types::{
-    ChannelKind, ChannelState, DcOption, PeerAuth, PeerId, PeerInfo, UpdateState, UpdatesState,
+    ChannelKind, ChannelState, DcOption, PeerAuth, PeerId, PeerInfo, UpdatesState,
 };
-use grammers_session::{BoxFuture, Session, SessionData};
 use sqlx::Row;
 
 use crate::store::{SEALED_COLUMNS, Store, StoreError};
 use crate::vault::Vault;
+
+mod grammers;
 
 const PEER_BATCH: usize = 512;
 const STATE_FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -443,118 +445,6 @@ impl StoreSession {
     }
 }
 
-impl Session for StoreSession {
-    type Error = SessionError;
-
-    fn home_dc_id(&self) -> Result<i32, SessionError> {
-        Ok(self.data()?.home_dc)
-    }
-
-    fn set_home_dc_id(&self, dc_id: i32) -> BoxFuture<'_, Result<(), SessionError>> {
-        Box::pin(self.store_home(dc_id))
-    }
-
-    fn dc_option(&self, dc_id: i32) -> Result<Option<DcOption>, SessionError> {
-        Ok(self.data()?.dc_options.get(&dc_id).cloned())
-    }
-
-    fn set_dc_option(&self, dc_option: &DcOption) -> BoxFuture<'_, Result<(), SessionError>> {
-        let dc = dc_option.clone();
-        Box::pin(async move {
-            // getConfig rewrites every DC's address; keep a key we already hold for it.
-            let mut dc = dc;
-            if dc.auth_key.is_none()
-                && let Some(existing) = self.data()?.dc_options.get(&dc.id)
-            {
-                dc.auth_key = existing.auth_key;
-            }
-            self.store_dc(&dc).await
-        })
-    }
-
-    fn peer(&self, peer: PeerId) -> BoxFuture<'_, Result<Option<PeerInfo>, SessionError>> {
-        Box::pin(async move {
-            let data = self.data()?;
-            if peer == PeerId::self_user() {
-                return Ok(data
-                    .peer_infos
-                    .values()
-                    .find(|p| {
-                        matches!(
-                            p,
-                            PeerInfo::User {
-                                is_self: Some(true),
-                                ..
-                            }
-                        )
-                    })
-                    .cloned());
-            }
-            Ok(data.peer_infos.get(&peer).cloned())
-        })
-    }
-
-    fn cache_peer(&self, peer: PeerInfo) -> BoxFuture<'_, Result<(), SessionError>> {
-        Box::pin(async move {
-            let merged = {
-                let mut data = self.data()?;
-                let entry = data
-                    .peer_infos
-                    .entry(peer.id())
-                    .or_insert_with(|| peer.clone());
-                entry.extend_info(&peer);
-                entry.clone()
-            };
-            self.pending
-                .lock()
-                .map_err(|_| SessionError::Poisoned)?
-                .peers
-                .insert(merged.id(), merged);
-            self.maybe_flush().await
-        })
-    }
-
-    fn updates_state(&self) -> BoxFuture<'_, Result<UpdatesState, SessionError>> {
-        Box::pin(async move { Ok(self.data()?.updates_state.clone()) })
-    }
-
-    fn set_update_state(&self, update: UpdateState) -> BoxFuture<'_, Result<(), SessionError>> {
-        Box::pin(async move {
-            {
-                let mut data = self.data()?;
-                let mut pending = self.pending.lock().map_err(|_| SessionError::Poisoned)?;
-                match update {
-                    UpdateState::All(s) => {
-                        for c in &s.channels {
-                            pending.channels.insert(c.id, c.pts);
-                        }
-                        data.updates_state = s;
-                        pending.state = true;
-                    }
-                    UpdateState::Primary { pts, date, seq } => {
-                        data.updates_state.pts = pts;
-                        data.updates_state.date = date;
-                        data.updates_state.seq = seq;
-                        pending.state = true;
-                    }
-                    UpdateState::Secondary { qts } => {
-                        data.updates_state.qts = qts;
-                        pending.state = true;
-                    }
-                    UpdateState::Channel { id, pts } => {
-                        match data.updates_state.channels.iter_mut().find(|c| c.id == id) {
-                            Some(c) => c.pts = pts,
-                            None => data.updates_state.channels.push(ChannelState { id, pts }),
-                        }
-                        pending.channels.insert(id, pts);
-                    }
-                }
-            }
-            self.maybe_flush().await
-        })
-    }
-}
-
 impl Drop for StoreSession {
     fn drop(&mut self) {
         let pending = self.pending.lock().map(|p| p.peers.len()).unwrap_or(0);
@@ -565,109 +455,4 @@ impl Drop for StoreSession {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::StoreConfig;
-    use crate::vault::VaultKey;
-
-    async fn open(dir: &std::path::Path, key: &VaultKey) -> (Store, StoreSession) {
-        let store = Store::open(&StoreConfig {
-            dir: dir.to_path_buf(),
-            busy_timeout: Duration::from_secs(5),
-            read_connections: 2,
-        })
-        .await
-        .unwrap();
-        let vault = Arc::new(Vault::new(key));
-        let s = StoreSession::open(store.clone(), vault).await.unwrap();
-        (store, s)
-    }
-
-    #[tokio::test]
-    async fn everything_written_is_read_back_after_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let key = VaultKey::generate();
-        let (store, s) = open(dir.path(), &key).await;
-        let addr: std::net::SocketAddr = "127.0.0.1:4430".parse().unwrap();
-        s.use_test_server(2, addr, [7u8; 256]).await.unwrap();
-        s.cache_peer(PeerInfo::User {
-            id: 42,
-            auth: Some(PeerAuth::from_hash(99)),
-            bot: Some(false),
-            is_self: Some(true),
-        })
-        .await
-        .unwrap();
-        s.cache_peer(PeerInfo::Channel {
-            id: 1_000_000_001,
-            auth: Some(PeerAuth::from_hash(-5)),
-            kind: Some(ChannelKind::Broadcast),
-        })
-        .await
-        .unwrap();
-        s.set_update_state(UpdateState::Primary {
-            pts: 10,
-            date: 20,
-            seq: 3,
-        })
-        .await
-        .unwrap();
-        s.set_update_state(UpdateState::Channel {
-            id: 1_000_000_001,
-            pts: 77,
-        })
-        .await
-        .unwrap();
-        s.flush().await.unwrap();
-        drop(s);
-        store.close().await;
-
-        let (store, s) = open(dir.path(), &key).await;
-        assert_eq!(s.home_dc_id().unwrap(), 2);
-        let dc = s.dc_option(2).unwrap().unwrap();
-        assert_eq!(dc.ipv4.to_string(), "127.0.0.1:4430");
-        assert_eq!(dc.auth_key, Some([7u8; 256]));
-        assert_eq!(s.self_user(), Some(42));
-        let me = s.peer(PeerId::self_user()).await.unwrap().unwrap();
-        assert_eq!(me.auth(), Some(PeerAuth::from_hash(99)));
-        let ch = s
-            .peer(PeerId::channel_unchecked(1_000_000_001))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(ch.auth(), Some(PeerAuth::from_hash(-5)));
-        let st = s.updates_state().await.unwrap();
-        assert_eq!((st.pts, st.date, st.seq), (10, 20, 3));
-        assert_eq!(
-            st.channels,
-            vec![ChannelState {
-                id: 1_000_000_001,
-                pts: 77
-            }]
-        );
-        // The key is sealed: the row does not hold it.
-        let raw: Vec<u8> = sqlx::query_scalar("SELECT auth_key FROM session_dcs WHERE dc_id = 2")
-            .fetch_one(store.reader())
-            .await
-            .unwrap();
-        assert!(!raw.windows(16).any(|w| w == [7u8; 16]));
-        store.close().await;
-    }
-
-    #[tokio::test]
-    async fn a_sealed_key_under_another_vault_key_is_refused_not_replaced() {
-        let dir = tempfile::tempdir().unwrap();
-        let (store, s) = open(dir.path(), &VaultKey::generate()).await;
-        s.use_test_server(2, "127.0.0.1:1".parse().unwrap(), [1u8; 256])
-            .await
-            .unwrap();
-        drop(s);
-        let vault = Arc::new(Vault::new(&VaultKey::generate()));
-        match StoreSession::open(store.clone(), vault).await {
-            Err(SessionError::SealedKey { dc: 2, .. }) => {}
-            Err(e) => panic!("{e}"),
-            Ok(_) => panic!("opened with the wrong key"),
-        }
-        store.close().await;
-    }
-}
+mod tests;

@@ -1,0 +1,108 @@
+//! Tests of `parser::session`: sealed keys, batched writes, reopening after a crash.
+
+use super::*;
+use crate::config::StoreConfig;
+use crate::vault::VaultKey;
+use grammers_session::Session;
+use grammers_session::types::UpdateState;
+
+async fn open(dir: &std::path::Path, key: &VaultKey) -> (Store, StoreSession) {
+    let store = Store::open(&StoreConfig {
+        dir: dir.to_path_buf(),
+        busy_timeout: Duration::from_secs(5),
+        read_connections: 2,
+    })
+    .await
+    .unwrap();
+    let vault = Arc::new(Vault::new(key));
+    let s = StoreSession::open(store.clone(), vault).await.unwrap();
+    (store, s)
+}
+
+#[tokio::test]
+async fn everything_written_is_read_back_after_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = VaultKey::generate();
+    let (store, s) = open(dir.path(), &key).await;
+    let addr: std::net::SocketAddr = "127.0.0.1:4430".parse().unwrap();
+    s.use_test_server(2, addr, [7u8; 256]).await.unwrap();
+    s.cache_peer(PeerInfo::User {
+        id: 42,
+        auth: Some(PeerAuth::from_hash(99)),
+        bot: Some(false),
+        is_self: Some(true),
+    })
+    .await
+    .unwrap();
+    s.cache_peer(PeerInfo::Channel {
+        id: 1_000_000_001,
+        auth: Some(PeerAuth::from_hash(-5)),
+        kind: Some(ChannelKind::Broadcast),
+    })
+    .await
+    .unwrap();
+    s.set_update_state(UpdateState::Primary {
+        pts: 10,
+        date: 20,
+        seq: 3,
+    })
+    .await
+    .unwrap();
+    s.set_update_state(UpdateState::Channel {
+        id: 1_000_000_001,
+        pts: 77,
+    })
+    .await
+    .unwrap();
+    s.flush().await.unwrap();
+    drop(s);
+    store.close().await;
+
+    let (store, s) = open(dir.path(), &key).await;
+    assert_eq!(s.home_dc_id().unwrap(), 2);
+    let dc = s.dc_option(2).unwrap().unwrap();
+    assert_eq!(dc.ipv4.to_string(), "127.0.0.1:4430");
+    assert_eq!(dc.auth_key, Some([7u8; 256]));
+    assert_eq!(s.self_user(), Some(42));
+    let me = s.peer(PeerId::self_user()).await.unwrap().unwrap();
+    assert_eq!(me.auth(), Some(PeerAuth::from_hash(99)));
+    let ch = s
+        .peer(PeerId::channel_unchecked(1_000_000_001))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ch.auth(), Some(PeerAuth::from_hash(-5)));
+    let st = s.updates_state().await.unwrap();
+    assert_eq!((st.pts, st.date, st.seq), (10, 20, 3));
+    assert_eq!(
+        st.channels,
+        vec![ChannelState {
+            id: 1_000_000_001,
+            pts: 77
+        }]
+    );
+    // The key is sealed: the row does not hold it.
+    let raw: Vec<u8> = sqlx::query_scalar("SELECT auth_key FROM session_dcs WHERE dc_id = 2")
+        .fetch_one(store.reader())
+        .await
+        .unwrap();
+    assert!(!raw.windows(16).any(|w| w == [7u8; 16]));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_sealed_key_under_another_vault_key_is_refused_not_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, s) = open(dir.path(), &VaultKey::generate()).await;
+    s.use_test_server(2, "127.0.0.1:1".parse().unwrap(), [1u8; 256])
+        .await
+        .unwrap();
+    drop(s);
+    let vault = Arc::new(Vault::new(&VaultKey::generate()));
+    match StoreSession::open(store.clone(), vault).await {
+        Err(SessionError::SealedKey { dc: 2, .. }) => {}
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("opened with the wrong key"),
+    }
+    store.close().await;
+}
