@@ -356,6 +356,14 @@ pub async fn login_and_add(env: &Env, fake: &fake_telegram::FakeTelegram, channe
     }
 }
 
+/// Whether the audit log holds an entry for `action`.
+pub fn audited(env: &Env, action: &str) -> bool {
+    sql(
+        env,
+        &format!("SELECT count(*) > 0 FROM audit_log WHERE action = '{action}'"),
+    ) == "1"
+}
+
 /// Polls `f` every 100 ms until it holds; panics with `what` after `limit`.
 pub async fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     let t = std::time::Instant::now();
