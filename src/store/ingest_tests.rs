@@ -190,3 +190,78 @@ async fn the_kinds_the_writer_fits_rows_to_are_the_schemas() {
     }
     store.close().await;
 }
+
+#[tokio::test]
+async fn what_the_writer_takes_for_json_sqlite_takes_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_channel(dir.path()).await;
+    let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+    let samples = [
+        r#"{"a":[1,2.5,-0,1e10,true,null,"x\u00e9\n"]}"#.to_string(),
+        " [1] ".into(),
+        "123456789012345678901234567890".into(),
+        "1e400".into(),
+        r#""\ud800""#.into(),
+        r#""\ud83d\ude80""#.into(),
+        "\"a\tb\"".into(),
+        "[1,]".into(),
+        "{'a':1}".into(),
+        "{a:1}".into(),
+        "NaN".into(),
+        "01".into(),
+        "1.".into(),
+        ".5".into(),
+        "0x10".into(),
+        r#""\x41""#.into(),
+        "[1] x".into(),
+        "/* c */ 1".into(),
+        String::new(),
+        deep(128),
+        deep(129),
+        deep(1000),
+        deep(1001),
+        format!("[\"{}\"]", "[".repeat(2000)),
+    ];
+    let mut tx = store.begin_write().await.unwrap();
+    let mut taken = 0;
+    for s in &samples {
+        let (valid,): (bool,) = sqlx::query_as("SELECT json_valid(?)")
+            .bind(s)
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(
+            json_ok(s).is_ok(),
+            valid,
+            "{s:?}: the writer's check and SQLite's json_valid disagree"
+        );
+        taken += usize::from(valid);
+    }
+    tx.rollback().await.unwrap();
+    assert!(taken >= 5, "the samples include valid JSON ({taken} taken)");
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_json_value_nested_deeper_than_sqlite_takes_is_no_longer_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_channel(dir.path()).await;
+    let mut deep = post(1, "deep");
+    deep.entities = Some(format!("{}{}", "[".repeat(1001), "]".repeat(1001)));
+    store.ingest(7, &[deep], None).await.unwrap();
+    let (entities, _, _, error) = stored(&store, 1).await;
+    assert_eq!(entities, None);
+    let error = error.unwrap();
+    assert!(error.contains("nested 1001 deep"), "{error}");
+    // What is stored passes SQLite's own check.
+    let mut tx = store.begin_write().await.unwrap();
+    let (bad,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM messages WHERE entities IS NOT NULL AND NOT json_valid(entities)",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(bad, 0);
+    store.close().await;
+}
