@@ -91,10 +91,20 @@ pub async fn run(
                         },
                     },
                 ),
-                Err(e) if is_revoked(&e) => match revoked(&store, &e.to_string()).await {
-                    PartError::Fatal(reason) => revoked_by = Some(reason),
-                    other => return Err(other),
-                },
+                Err(e) if is_revoked(&e) => {
+                    // Audited once per revocation, not at every look.
+                    let reason = match revoked_by.take() {
+                        Some(reason) => reason,
+                        None => revoked_reason(&store, &e.to_string()).await,
+                    };
+                    ctx.registry.set(
+                        ctx.name,
+                        PartState::Failed {
+                            reason: reason.clone(),
+                        },
+                    );
+                    revoked_by = Some(reason);
+                }
                 Err(e) => return Err(PartError::Retry(format!("cannot reach Telegram: {e}"))),
             }
             // The session may be written by `tgparser login` or the bot meanwhile: let go of
@@ -335,7 +345,7 @@ async fn requests_loop(
 const REVOKED: &str = "Telegram revoked the session";
 
 /// Audits a revoked session and says what to do about it.
-async fn revoked(store: &Store, error: &str) -> PartError {
+async fn revoked_reason(store: &Store, error: &str) -> String {
     let _ = store
         .audit(
             "daemon",
@@ -343,10 +353,15 @@ async fn revoked(store: &Store, error: &str) -> PartError {
             serde_json::json!({ "error": error }),
         )
         .await;
-    PartError::Fatal(format!(
+    format!(
         "{REVOKED} ({error}); log in again: /login in the bot (parsing resumes by itself), or \
          `tgparser login` with the daemon stopped"
-    ))
+    )
+}
+
+/// The error a revoked session stops the parser's tasks with; `run` waits for a new login.
+async fn revoked(store: &Store, error: &str) -> PartError {
+    PartError::Fatal(revoked_reason(store, error).await)
 }
 
 /// What to do with a failed page or refill: go on, wait, or stop the part.
