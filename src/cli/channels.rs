@@ -51,11 +51,8 @@ pub async fn add(
         )
         .await?;
     println!(
-        "{} {} (@{}, id {}); `tgparser backfill` reads its history",
-        if new { "added" } else { "already followed:" },
-        c.title,
-        c.username.as_deref().unwrap_or("-"),
-        c.id
+        "{}; `tgparser backfill` reads its history",
+        crate::parser::resolve::added_line(&c, new)
     );
     drop(conn);
     store.close().await;

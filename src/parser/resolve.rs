@@ -42,6 +42,18 @@ impl ResolveError {
     }
 }
 
+/// How `channels add` reports a channel it added (or found followed already), the same from
+/// the CLI and through the daemon: "added Title (@name, id 123)".
+pub fn added_line(c: &tl::types::Channel, added: bool) -> String {
+    format!(
+        "{} {} (@{}, id {})",
+        if added { "added" } else { "already followed:" },
+        c.title,
+        c.username.as_deref().unwrap_or("-"),
+        c.id
+    )
+}
+
 pub async fn resolve(conn: &Connected, input: &str) -> Result<tl::types::Channel, ResolveError> {
     let name = normalize_ref(input);
     if name.is_empty() {

@@ -315,11 +315,8 @@ async fn requests_loop(
                     (
                         Some(c.id),
                         format!(
-                            "{} {} (@{}, id {}); the daemon is reading its history",
-                            if added { "added" } else { "already followed:" },
-                            c.title,
-                            c.username.as_deref().unwrap_or("-"),
-                            c.id
+                            "{}; the daemon is reading its history",
+                            super::resolve::added_line(&c, added)
                         ),
                     )
                 }
