@@ -10,50 +10,46 @@ impl Guard {
     /// Prometheus text for `/metrics`.
     pub fn write_metrics(&self, out: &mut String) {
         let s = &self.0.stats;
-        let counter = |out: &mut String, name: &str, help: &str, v: String| {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} counter");
-            let _ = writeln!(out, "{name} {v}");
+        let seconds = |ms: &std::sync::atomic::AtomicU64| {
+            format!("{:.3}", ms.load(Ordering::Relaxed) as f64 / 1000.0)
         };
-        counter(
-            out,
-            "tg_requests_total",
-            "MTProto calls made through the guard.",
-            s.calls.load(Ordering::Relaxed).to_string(),
-        );
-        counter(
-            out,
-            "tg_request_failures_total",
-            "MTProto calls that failed with a network error, a timeout or a 5xx.",
-            s.failures.load(Ordering::Relaxed).to_string(),
-        );
-        counter(
-            out,
-            "tg_request_timeouts_total",
-            "MTProto calls that got no answer in time.",
-            s.timeouts.load(Ordering::Relaxed).to_string(),
-        );
-        counter(
-            out,
-            "tg_flood_waits_total",
-            "FLOOD_WAIT answers received.",
-            s.flood_waits.load(Ordering::Relaxed).to_string(),
-        );
-        counter(
-            out,
-            "tg_flood_wait_seconds_total",
-            "Seconds of waiting Telegram asked for with FLOOD_WAIT.",
-            format!(
-                "{:.3}",
-                s.flood_wait_ms.load(Ordering::Relaxed) as f64 / 1000.0
+        for (name, help, value) in [
+            (
+                "tg_requests_total",
+                "MTProto calls made through the guard.",
+                s.calls.load(Ordering::Relaxed).to_string(),
             ),
-        );
-        counter(
-            out,
-            "tg_paced_seconds_total",
-            "Seconds calls waited for their method's pacing window.",
-            format!("{:.3}", s.paced_ms.load(Ordering::Relaxed) as f64 / 1000.0),
-        );
+            (
+                "tg_request_failures_total",
+                "MTProto calls that failed with a network error, a timeout or a 5xx.",
+                s.failures.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "tg_request_timeouts_total",
+                "MTProto calls that got no answer in time.",
+                s.timeouts.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "tg_flood_waits_total",
+                "FLOOD_WAIT answers received.",
+                s.flood_waits.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "tg_flood_wait_seconds_total",
+                "Seconds of waiting Telegram asked for with FLOOD_WAIT.",
+                seconds(&s.flood_wait_ms),
+            ),
+            (
+                "tg_paced_seconds_total",
+                "Seconds calls waited for their method's pacing window.",
+                seconds(&s.paced_ms),
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        }
         let now = Instant::now();
         let bs = lock(&self.0.breakers);
         let _ = writeln!(

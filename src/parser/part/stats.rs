@@ -17,6 +17,14 @@ struct ChannelLive {
     refilled_posts: u64,
 }
 
+/// A per-channel metric: name, type, help, and its value for one channel.
+type Family = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&ChannelLive) -> String,
+);
+
 /// What live following measured, for `/metrics`: kept across part restarts.
 pub struct LiveStats {
     channels: Mutex<BTreeMap<i64, ChannelLive>>,
@@ -67,44 +75,36 @@ impl LiveStats {
             "From a post's date to it being stored, for posts followed live.",
         );
         let chs = lock(&self.channels);
-        let _ = writeln!(
-            out,
-            "# HELP tg_channel_delivery_lag_seconds Lag of the last post followed live, per channel."
-        );
-        let _ = writeln!(out, "# TYPE tg_channel_delivery_lag_seconds gauge");
-        for (id, c) in chs.iter() {
-            let _ = writeln!(
-                out,
-                "tg_channel_delivery_lag_seconds{{channel_id=\"{id}\",channel=\"{}\"}} {}",
-                label(&c.name),
-                c.last_lag
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP tg_channel_live_posts_total Posts stored from live updates, per channel."
-        );
-        let _ = writeln!(out, "# TYPE tg_channel_live_posts_total counter");
-        for (id, c) in chs.iter() {
-            let _ = writeln!(
-                out,
-                "tg_channel_live_posts_total{{channel_id=\"{id}\",channel=\"{}\"}} {}",
-                label(&c.name),
-                c.live_posts
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP tg_channel_refilled_posts_total Posts recovered by refilling a gap, per channel."
-        );
-        let _ = writeln!(out, "# TYPE tg_channel_refilled_posts_total counter");
-        for (id, c) in chs.iter() {
-            let _ = writeln!(
-                out,
-                "tg_channel_refilled_posts_total{{channel_id=\"{id}\",channel=\"{}\"}} {}",
-                label(&c.name),
-                c.refilled_posts
-            );
+        let families: [Family; 3] = [
+            (
+                "tg_channel_delivery_lag_seconds",
+                "gauge",
+                "Lag of the last post followed live, per channel.",
+                |c| c.last_lag.to_string(),
+            ),
+            (
+                "tg_channel_live_posts_total",
+                "counter",
+                "Posts stored from live updates, per channel.",
+                |c| c.live_posts.to_string(),
+            ),
+            (
+                "tg_channel_refilled_posts_total",
+                "counter",
+                "Posts recovered by refilling a gap, per channel.",
+                |c| c.refilled_posts.to_string(),
+            ),
+        ];
+        for (name, kind, help, value) in families {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (id, c) in chs.iter() {
+                let _ = writeln!(
+                    out,
+                    "{name}{{channel_id=\"{id}\",channel=\"{}\"}} {}",
+                    label(&c.name),
+                    value(c)
+                );
+            }
         }
     }
 }
