@@ -385,6 +385,22 @@ async fn advance(
     Ok(())
 }
 
+/// Which of `ids` still have a channel row. A channel purged (`channels remove --purge`) while
+/// its fetched pages waited for a commit has none, and its posts would fail the commit's foreign
+/// key: the whole commit, with every other channel's pages in it, and the part with it.
+async fn present_channels(
+    tx: &mut SqliteConnection,
+    ids: impl Iterator<Item = i64>,
+) -> Result<std::collections::HashSet<i64>, StoreError> {
+    let list = ids.map(|id| id.to_string()).collect::<Vec<_>>().join(",");
+    let found: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM channels WHERE id IN (SELECT value FROM json_each(?))")
+            .bind(format!("[{list}]"))
+            .fetch_all(&mut *tx)
+            .await?;
+    Ok(found.into_iter().collect())
+}
+
 impl Store {
     /// Stores a batch of posts of one channel and, for a backfill page, advances its cursor —
     /// all or nothing.
@@ -415,6 +431,21 @@ impl Store {
         // so the rows' connection writes alone (and never meets SQLite's busy lock).
         let _writer = self.writer.acquire().await?;
         let mut tx = self.rows_writer.begin_with("BEGIN IMMEDIATE").await?;
+        let present = present_channels(&mut tx, batches.iter().map(|b| b.0)).await?;
+        let batches: Vec<_> = batches
+            .iter()
+            .filter(|(channel_id, rows, _)| {
+                let here = present.contains(channel_id);
+                if !here {
+                    tracing::info!(
+                        channel_id,
+                        posts = rows.len(),
+                        "fetched posts dropped: their channel was purged before they were stored"
+                    );
+                }
+                here
+            })
+            .collect();
         // Every page in one upsert, so the commit's posts go in oldest first across pages and
         // channels (see `upsert`), in the order given where a post repeats.
         let rows = batches
@@ -440,6 +471,17 @@ impl Store {
         let matcher = self.matcher().await?;
         let now = crate::time::unix_now();
         let mut tx = self.begin_write().await?;
+        if !present_channels(&mut tx, std::iter::once(channel_id))
+            .await?
+            .contains(&channel_id)
+        {
+            tracing::info!(
+                channel_id,
+                posts = rows.len(),
+                "new posts dropped: their channel was purged"
+            );
+            return Ok(0);
+        }
         let fresh: Vec<&MessageRow> = if matcher.is_empty() {
             Vec::new()
         } else {

@@ -265,3 +265,59 @@ async fn a_json_value_nested_deeper_than_sqlite_takes_is_no_longer_stored() {
     assert_eq!(bad, 0);
     store.close().await;
 }
+
+/// Stored ids of a channel, ascending.
+async fn ids_of(store: &Store, channel_id: i64) -> Vec<i32> {
+    sqlx::query_scalar("SELECT id FROM messages WHERE channel_id = ? ORDER BY id")
+        .bind(channel_id)
+        .fetch_all(store.reader())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn purging_a_channel_while_its_pages_await_commit_no_longer_fails_the_other_channels_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_channel(dir.path()).await;
+    store
+        .add_channel(&testing::channel(8, Some("c8"), "C8"))
+        .await
+        .unwrap();
+    let seven = [post(1, "seven one"), post(2, "seven two")];
+    let eight = [post(1, "eight one"), post(2, "eight two")];
+    // Pages of both channels fetched; channel 7 is purged before they are committed.
+    store.remove_channel(7, true).await.unwrap();
+    let cursor = |channel_id| {
+        Some(CursorAdvance {
+            channel_id,
+            cursor: 1,
+            done: false,
+        })
+    };
+    // Before, channel 7's posts failed the commit's foreign key, and channel 8's went with them.
+    store
+        .ingest_group(&[
+            (7, seven.as_slice(), cursor(7)),
+            (8, eight.as_slice(), cursor(8)),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(ids_of(&store, 8).await, vec![1, 2]);
+    assert_eq!(ids_of(&store, 7).await, Vec::<i32>::new());
+    let cursor8: Option<i32> =
+        sqlx::query_scalar("SELECT backfill_cursor FROM channels WHERE id = 8")
+            .fetch_one(store.reader())
+            .await
+            .unwrap();
+    assert_eq!(cursor8, Some(1));
+    // A live post of the purged channel is dropped too, not an error.
+    assert_eq!(store.ingest_live(7, &[post(3, "late")]).await.unwrap(), 0);
+    assert_eq!(ids_of(&store, 7).await, Vec::<i32>::new());
+    assert!(
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM channels WHERE id = 7")
+            .fetch_one(store.reader())
+            .await
+            .unwrap()
+            == 0
+    );
+}
