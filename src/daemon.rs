@@ -56,7 +56,11 @@ pub async fn run_with(
     let key = VaultKey::from_file(&cfg.vault.key_file)?;
     let vault = Arc::new(Vault::new(&key));
     drop(key);
-    let store = Store::open(&cfg.store).await?;
+    let store = notify::extending_start(
+        "opening the database (a schema upgrade can take minutes on a large archive)",
+        Store::open(&cfg.store),
+    )
+    .await?;
     store
         .verify_or_init_vault(&vault, &cfg.vault.key_file)
         .await?;

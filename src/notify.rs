@@ -59,3 +59,29 @@ pub async fn run_watchdog(health: Arc<Health>, cancel: CancellationToken) {
         }
     }
 }
+
+/// How often [`extending_start`] asks for more time, and how much it asks for each time.
+const START_EXTEND_EVERY: Duration = Duration::from_secs(10);
+const START_EXTEND_BY: Duration = Duration::from_secs(30);
+
+/// Runs a start step that may take minutes (opening the store applies pending migrations, and
+/// one that rebuilds the search index of a large archive takes that long) while asking systemd
+/// every 10 s for 30 s more. Without it, systemd's start timeout (90 s by default) kills the
+/// daemon mid-upgrade; the migration's transaction rolls back, and every automatic restart
+/// would begin the same upgrade again and be killed again. Waiting is still bounded: the
+/// store's busy timeout ends any wait for a lock, so only work keeps the step going.
+pub async fn extending_start<F: std::future::Future>(what: &str, step: F) -> F::Output {
+    let usec = u32::try_from(START_EXTEND_BY.as_micros()).unwrap_or(u32::MAX);
+    let mut step = std::pin::pin!(step);
+    let mut tick = tokio::time::interval(START_EXTEND_EVERY);
+    loop {
+        tokio::select! {
+            out = &mut step => return out,
+            _ = tick.tick() => send(&[
+                NotifyState::ExtendTimeoutUsec(usec),
+                NotifyState::Watchdog,
+                NotifyState::Status(what),
+            ]),
+        }
+    }
+}

@@ -276,3 +276,73 @@ fn demo_logs_in_through_the_chat_and_alerts_and_a_search_answer_then_it_exits_0(
         "--state-dir keeps the database"
     );
 }
+
+/// A start that upgrades the schema (migration 0008 rebuilds the search index: minutes on a
+/// large archive) tells systemd it needs more time, so the default 90 s start timeout does not
+/// kill it mid-upgrade, and the index it rebuilds still finds every post.
+#[test]
+fn a_start_that_upgrades_the_schema_asks_systemd_for_more_time() {
+    let env = Env::new();
+    env.write_config("");
+    env.keygen();
+    assert_eq!(env.run(&["migrate"]).status.code(), Some(0));
+    sql_write(
+        &env,
+        "INSERT INTO channels (id, username, title, added_at, updated_at) VALUES (1, 'up', 'Up', 0, 0);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+         INSERT INTO messages (channel_id, id, date, text, fetched_at, updated_at)
+         SELECT 1, i, 1700000000 + i, 'upgrade ' || CASE WHEN i % 3 = 0 THEN 'ёлка' ELSE 'fox' END, 0, 0 FROM n;
+         DELETE FROM _sqlx_migrations WHERE version = 8;",
+    );
+    let notify = NotifySocket::new(env.dir.path());
+    let mut child = spawn_daemon(&env, Some(&notify));
+    let seen = notify
+        .wait_for("READY=1", Duration::from_secs(60))
+        .unwrap_or_else(|s| panic!("no READY=1; got {s:?}: {}", stderr_of(&mut child)));
+    let before_ready = seen.join("\n");
+    sigterm(&child);
+    let (code, _) = wait_exit(&mut child, Duration::from_secs(10));
+    let logs = stderr_of(&mut child);
+    assert_eq!(code, Some(0), "{logs}");
+    assert!(
+        before_ready.contains("EXTEND_TIMEOUT_USEC=30000000"),
+        "no start timeout extension before READY: {before_ready}"
+    );
+    assert!(
+        logs.contains("applying 1 pending database migration(s)"),
+        "{logs}"
+    );
+    assert_eq!(
+        sql(
+            &env,
+            "SELECT count(*) FROM _sqlx_migrations WHERE version = 8 AND success = 1"
+        ),
+        "1"
+    );
+    // The rebuilt index: sound, every post in it, ё folded as before, no per-post size rows.
+    sql_write(
+        &env,
+        "INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')",
+    );
+    assert_eq!(
+        sql(
+            &env,
+            "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'upgrade'"
+        ),
+        "3000"
+    );
+    assert_eq!(
+        sql(
+            &env,
+            "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'елка'"
+        ),
+        "1000"
+    );
+    assert_eq!(
+        sql(
+            &env,
+            "SELECT count(*) FROM sqlite_master WHERE name = 'messages_fts_docsize'"
+        ),
+        "0"
+    );
+}

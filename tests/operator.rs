@@ -390,20 +390,6 @@ for r in csv.DictReader(open(sys.argv[1], newline="", encoding="utf-8")):
     );
 }
 
-/// A write through the sqlite3 CLI (the test plays an operator editing by hand).
-fn sql_write(env: &Env, query: &str) {
-    let out = Command::new("sqlite3")
-        .arg(env.state_dir().join("tgparser.db"))
-        .arg(query)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn count(env: &Env) -> i64 {
     sql(env, "SELECT count(*) FROM messages").parse().unwrap()
 }

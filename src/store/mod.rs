@@ -148,7 +148,19 @@ impl Store {
                 path: path.clone(),
                 reason: e.to_string(),
             })?;
-        check_not_from_the_future(&writer, &path).await?;
+        let applied = check_not_from_the_future(&writer, &path).await?;
+        let pending = MIGRATOR
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version))
+            .count();
+        if !applied.is_empty() && pending > 0 {
+            // Some upgrades rebuild the search index: minutes on a large archive, so say why
+            // the start is slow.
+            tracing::info!(
+                path = %path.display(),
+                "applying {pending} pending database migration(s); this can take minutes on a large archive"
+            );
+        }
         MIGRATOR
             .run(&writer)
             .await
@@ -376,26 +388,29 @@ fn restrict_modes(db: &Path) {
     }
 }
 
-async fn check_not_from_the_future(pool: &SqlitePool, path: &Path) -> Result<(), StoreError> {
+/// The migrations an existing database has applied (none for a new one); an error if it has
+/// one this build does not know, newer than its own.
+async fn check_not_from_the_future(pool: &SqlitePool, path: &Path) -> Result<Vec<i64>, StoreError> {
     let has_table: Option<i64> = sqlx::query_scalar(
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
     )
     .fetch_optional(pool)
     .await?;
     if has_table.is_none() {
-        return Ok(());
+        return Ok(Vec::new());
     }
-    let found: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
-        .fetch_one(pool)
-        .await?;
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = 1")
+            .fetch_all(pool)
+            .await?;
     let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-    match found {
+    match applied.iter().copied().max() {
         Some(found) if found > known => Err(StoreError::FutureSchema {
             path: path.to_path_buf(),
             found,
             known,
         }),
-        _ => Ok(()),
+        _ => Ok(applied),
     }
 }
 

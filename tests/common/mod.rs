@@ -323,6 +323,20 @@ pub fn sql(env: &Env, query: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// A write through the sqlite3 CLI (the test plays an operator editing by hand).
+pub fn sql_write(env: &Env, query: &str) {
+    let out = Command::new("sqlite3")
+        .arg(env.state_dir().join("tgparser.db"))
+        .arg(query)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Message ids stored for `channel`, ascending.
 pub fn stored_ids(env: &Env, channel: i64) -> Vec<i32> {
     sql(
