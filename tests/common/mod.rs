@@ -307,10 +307,10 @@ pub async fn run_with_input(env: &Env, args: &[&str], input: &str) -> Output {
     .unwrap()
 }
 
-/// One query against the state directory's database, read-only, through the sqlite3 CLI.
-pub fn sql(env: &Env, query: &str) -> String {
+/// The sqlite3 CLI on the state directory's database; its output, trimmed.
+fn sqlite3(env: &Env, flags: &[&str], query: &str) -> String {
     let out = Command::new("sqlite3")
-        .arg("-readonly")
+        .args(flags)
         .arg(env.state_dir().join("tgparser.db"))
         .arg(query)
         .output()
@@ -323,18 +323,14 @@ pub fn sql(env: &Env, query: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// One query against the state directory's database, read-only, through the sqlite3 CLI.
+pub fn sql(env: &Env, query: &str) -> String {
+    sqlite3(env, &["-readonly"], query)
+}
+
 /// A write through the sqlite3 CLI (the test plays an operator editing by hand).
 pub fn sql_write(env: &Env, query: &str) {
-    let out = Command::new("sqlite3")
-        .arg(env.state_dir().join("tgparser.db"))
-        .arg(query)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sqlite3(env, &[], query);
 }
 
 /// Message ids stored for `channel`, ascending.
