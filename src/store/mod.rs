@@ -399,12 +399,17 @@ async fn check_not_from_the_future(pool: &SqlitePool, path: &Path) -> Result<Vec
     if has_table.is_none() {
         return Ok(Vec::new());
     }
-    let applied: Vec<i64> =
-        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = 1")
-            .fetch_all(pool)
-            .await?;
+    let rows: Vec<(i64, bool)> = sqlx::query_as("SELECT version, success FROM _sqlx_migrations")
+        .fetch_all(pool)
+        .await?;
     let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
-    match applied.iter().copied().max() {
+    let newest = rows.iter().map(|(v, _)| *v).max();
+    let applied = rows
+        .into_iter()
+        .filter(|(_, ok)| *ok)
+        .map(|(v, _)| v)
+        .collect();
+    match newest {
         Some(found) if found > known => Err(StoreError::FutureSchema {
             path: path.to_path_buf(),
             found,
