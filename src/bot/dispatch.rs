@@ -57,10 +57,7 @@ impl DispatchStats {
                 load(&self.panicked),
             ),
         ] {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
-            );
+            crate::health::counter(out, name, help, v);
         }
         let _ = writeln!(
             out,

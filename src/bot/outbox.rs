@@ -97,11 +97,7 @@ impl OutboxStats {
                 &self.unreachable_chats,
             ),
         ] {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                load(v)
-            );
+            crate::health::counter(out, name, help, load(v));
         }
         let name = "tg_bot_alert_delivery_seconds";
         let _ = writeln!(

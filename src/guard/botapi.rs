@@ -449,11 +449,8 @@ impl BotGuard {
     /// Prometheus text for `/metrics`.
     pub fn write_metrics(&self, out: &mut String) {
         let s = &self.0.stats;
-        let mut counter = |name: &str, help: &str, v: String| {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} counter");
-            let _ = writeln!(out, "{name} {v}");
-        };
+        let mut counter =
+            |name: &str, help: &str, v: String| crate::health::counter(out, name, help, v);
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         counter(
             "tg_bot_requests_total",

@@ -45,10 +45,7 @@ impl Guard {
                 seconds(&s.paced_ms),
             ),
         ] {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-            );
+            crate::health::counter(out, name, help, value);
         }
         let now = Instant::now();
         let bs = lock(&self.0.breakers);

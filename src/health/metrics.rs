@@ -73,6 +73,13 @@ fn gauge(out: &mut String, name: &str, help: &str, value: impl std::fmt::Display
     let _ = writeln!(out, "{name} {value}");
 }
 
+/// One counter in Prometheus text, for every part that exports its own.
+pub fn counter(out: &mut String, name: &str, help: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} counter");
+    let _ = writeln!(out, "{name} {value}");
+}
+
 pub fn render(i: &Inputs<'_>) -> String {
     let mut out = String::with_capacity(2048);
     let _ = writeln!(out, "# HELP tgparser_build_info Build information.");

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::store::Store;
 use crate::supervisor::Registry;
 
-pub use metrics::Histogram;
+pub use metrics::{Histogram, counter};
 pub use readyz::Status;
 
 /// How long a database ping may take before readiness fails.
