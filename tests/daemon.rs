@@ -286,13 +286,20 @@ fn a_start_that_upgrades_the_schema_asks_systemd_for_more_time() {
     env.write_config("");
     env.keygen();
     assert_eq!(env.run(&["migrate"]).status.code(), Some(0));
+    // Posts stored at version 7, as by an older tgparser: migration 0008's triggers (re-run
+    // here: it replaces the triggers and rebuilds the index), without 0009's column.
     sql_write(
         &env,
-        "INSERT INTO channels (id, username, title, added_at, updated_at) VALUES (1, 'up', 'Up', 0, 0);
-         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
-         INSERT INTO messages (channel_id, id, date, text, fetched_at, updated_at)
-         SELECT 1, i, 1700000000 + i, 'upgrade ' || CASE WHEN i % 3 = 0 THEN 'ёлка' ELSE 'fox' END, 0, 0 FROM n;
-         DELETE FROM _sqlx_migrations WHERE version = 8;",
+        &format!(
+            "INSERT INTO channels (id, username, title, added_at, updated_at) VALUES (1, 'up', 'Up', 0, 0);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+             INSERT INTO messages (channel_id, id, date, text, fetched_at, updated_at)
+             SELECT 1, i, 1700000000 + i, 'upgrade ' || CASE WHEN i % 3 = 0 THEN 'ёлка' ELSE 'fox' END, 0, 0 FROM n;
+             {}
+             ALTER TABLE messages DROP COLUMN fts_fold;
+             DELETE FROM _sqlx_migrations WHERE version >= 8;",
+            include_str!("../migrations/0008_fts_columnsize.sql")
+        ),
     );
     let notify = NotifySocket::new(env.dir.path());
     let mut child = spawn_daemon(&env, Some(&notify));
@@ -309,15 +316,27 @@ fn a_start_that_upgrades_the_schema_asks_systemd_for_more_time() {
         "no start timeout extension before READY: {before_ready}"
     );
     assert!(
-        logs.contains("applying 1 pending database migration(s)"),
+        logs.contains("applying 2 pending database migration(s)"),
         "{logs}"
     );
     assert_eq!(
         sql(
             &env,
-            "SELECT count(*) FROM _sqlx_migrations WHERE version = 8 AND success = 1"
+            "SELECT count(*) FROM _sqlx_migrations WHERE version IN (8, 9) AND success = 1"
         ),
-        "1"
+        "2"
+    );
+    // The posts stored before 0009 have no fold bits: both folds, as when they were indexed.
+    assert_eq!(
+        sql(&env, "SELECT count(*) FROM messages WHERE fts_fold IS NULL"),
+        "3000"
+    );
+    assert_eq!(
+        sql(
+            &env,
+            "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND sql LIKE '%fts_fold%'"
+        ),
+        "3"
     );
     // The rebuilt index: sound, every post in it, ё folded as before, no per-post size rows.
     sql_write(

@@ -6,7 +6,7 @@
 
 use sqlx::SqliteConnection;
 
-use super::{Store, StoreError};
+use super::{Store, StoreError, search};
 
 /// One post as the store keeps it. JSON columns hold Telegram's data as read.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -157,7 +157,7 @@ pub struct CursorAdvance {
 /// Sizes of the statements that stage a batch, largest first: a batch goes in as statements of
 /// these sizes, so the writer's connection prepares and caches at most ten of them however
 /// batches are sized. (With one size and a remainder, each distinct remainder was another
-/// prepared statement of up to hundreds of rows in sqlx's cache of 100.) 512 rows of 25 values
+/// prepared statement of up to hundreds of rows in sqlx's cache of 100.) 512 rows of 26 values
 /// stay under SQLite's 32,766 bound values per statement.
 const STAGE_SIZES: [usize; 10] = [512, 256, 128, 64, 32, 16, 8, 4, 2, 1];
 
@@ -167,13 +167,13 @@ macro_rules! stage_columns {
     () => {
         "channel_id, id, kind, date, edit_date, text, entities, views, forwards, replies, \
          reactions, grouped_id, reply_to_msg_id, reply_to_top_id, fwd_from, post_author, pinned, \
-         silent, noforwards, media_kind, media, action, convert_error, search_key"
+         silent, noforwards, media_kind, media, action, convert_error, search_key, fts_fold"
     };
 }
 
 /// Values a staged row binds: `ord` and the `stage_columns!()` (a wrong count fails every
 /// ingest: SQLite checks the number of values bound).
-const STAGE_VALUES: usize = 25;
+const STAGE_VALUES: usize = 26;
 
 /// The statement that stages `rows` rows (one of [`STAGE_SIZES`]), written once per process:
 /// built per statement (`QueryBuilder`, which formats each placeholder and separator), its
@@ -275,7 +275,8 @@ async fn upsert(
                 .bind(m.media.clone())
                 .bind(m.action.clone())
                 .bind(m.convert_error.clone())
-                .bind(keys[staged + i]);
+                .bind(keys[staged + i])
+                .bind(search::fts_fold(&m.text));
         }
         q.execute(&mut *conn).await?;
         staged += size;
@@ -294,7 +295,8 @@ async fn upsert(
            views = coalesce(excluded.views, views), forwards = coalesce(excluded.forwards, forwards), \
            replies = coalesce(excluded.replies, replies), reactions = excluded.reactions, \
            pinned = excluded.pinned, media_kind = excluded.media_kind, media = excluded.media, \
-           action = excluded.action, convert_error = excluded.convert_error, updated_at = excluded.updated_at"
+           action = excluded.action, convert_error = excluded.convert_error, \
+           fts_fold = excluded.fts_fold, updated_at = excluded.updated_at"
     ))
     .bind(now)
     .execute(&mut *conn)

@@ -447,3 +447,136 @@ async fn a_spelled_out_prefix_finds_what_fts5s_own_prefix_search_finds() {
     );
     store.close().await;
 }
+
+/// The search index's words, as FTS5 lists them: (word, search key, position), in order.
+async fn index_words(store: &Store) -> Vec<(String, i64, i64)> {
+    sqlx::query_as("SELECT term, doc, \"offset\" FROM messages_terms ORDER BY doc, \"offset\"")
+        .fetch_all(store.reader())
+        .await
+        .unwrap()
+}
+
+/// The index as it should be: built from scratch, in a separate table with the same tokenizer,
+/// from every stored text with both folds applied, whatever `fts_fold` says.
+async fn index_rebuilt_with_every_fold(store: &Store) -> Vec<(String, i64, i64)> {
+    let mut c = store.begin_write().await.unwrap();
+    for sql in [
+        "CREATE VIRTUAL TABLE temp.oracle USING fts5 (text, \
+         tokenize = \"unicode61 remove_diacritics 2 categories 'L* N* Co So'\")",
+        "CREATE VIRTUAL TABLE temp.oracle_terms USING fts5vocab ('temp', 'oracle', 'instance')",
+        "INSERT INTO temp.oracle (rowid, text) \
+         SELECT search_key, replace(replace(text, 'ё', 'е'), 'Ё', 'Е') FROM messages",
+    ] {
+        sqlx::query(sql).execute(&mut *c).await.unwrap();
+    }
+    let words = sqlx::query_as(
+        "SELECT term, doc, \"offset\" FROM temp.oracle_terms ORDER BY doc, \"offset\"",
+    )
+    .fetch_all(&mut *c)
+    .await
+    .unwrap();
+    for sql in ["DROP TABLE temp.oracle_terms", "DROP TABLE temp.oracle"] {
+        sqlx::query(sql).execute(&mut *c).await.unwrap();
+    }
+    c.commit().await.unwrap();
+    words
+}
+
+#[tokio::test]
+async fn texts_without_yo_skip_the_fold_and_edits_across_folds_leave_the_index_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with(dir.path(), &[7]).await;
+    // A post stored before migration 0009, or by hand: no fold bits, so both folds apply.
+    let mut w = store.begin_write().await.unwrap();
+    sqlx::query(
+        "INSERT INTO messages (channel_id, id, date, text, fetched_at, updated_at) \
+         VALUES (7, 10, 50, 'старая Ёлка', 0, 0)",
+    )
+    .execute(&mut *w)
+    .await
+    .unwrap();
+    w.commit().await.unwrap();
+    let rows = [
+        post(1, 100, "ёлка во дворе"),
+        post(2, 200, "ЁЛКА ВО ДВОРЕ"),
+        post(3, 300, "Ёлка и ёжик"),
+        post(4, 400, "елка без точек"),
+        post(5, 500, ""),
+    ];
+    store.ingest(7, &rows, None).await.unwrap();
+    let folds = |s: &Store| {
+        let s = s.clone();
+        async move {
+            sqlx::query_as::<_, (i64, Option<i64>)>("SELECT id, fts_fold FROM messages ORDER BY id")
+                .fetch_all(s.reader())
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        folds(&store).await,
+        vec![
+            (1, Some(1)),
+            (2, Some(2)),
+            (3, Some(3)),
+            (4, Some(0)),
+            (5, Some(0)),
+            (10, None)
+        ]
+    );
+    let f = SearchFilter {
+        limit: 10,
+        ..Default::default()
+    };
+    for q in ["елка", "ёлка", "ЁЛКА"] {
+        assert_eq!(
+            ids(&store.search(q, &f, false).await.unwrap()),
+            vec![4, 3, 2, 1, 10],
+            "{q}"
+        );
+    }
+    assert_eq!(
+        index_words(&store).await,
+        index_rebuilt_with_every_fold(&store).await
+    );
+
+    // Edits across the folds: none -> ё, ё -> none, unknown -> Ё, Ё -> both.
+    let edits = [
+        post(4, 400, "теперь ёлка"),
+        post(1, 100, "просто ель"),
+        post(10, 50, "Ёжик"),
+        post(2, 200, "Ёж и ёлка"),
+    ];
+    store.ingest(7, &edits, None).await.unwrap();
+    assert_eq!(
+        folds(&store).await,
+        vec![
+            (1, Some(0)),
+            (2, Some(3)),
+            (3, Some(3)),
+            (4, Some(1)),
+            (5, Some(0)),
+            (10, Some(2))
+        ]
+    );
+    assert_eq!(
+        ids(&store.search("елка", &f, false).await.unwrap()),
+        vec![4, 3, 2]
+    );
+    assert_eq!(
+        ids(&store.search("ежик", &f, false).await.unwrap()),
+        vec![3, 10]
+    );
+    assert_eq!(ids(&store.search("ель", &f, false).await.unwrap()), vec![1]);
+    assert_eq!(
+        index_words(&store).await,
+        index_rebuilt_with_every_fold(&store).await
+    );
+    fts_integrity_check(&store).await;
+
+    // Every 'delete' removes exactly the words its insert added: purged, the index is empty.
+    store.remove_channel(7, true).await.unwrap();
+    assert_eq!(index_words(&store).await, vec![]);
+    fts_integrity_check(&store).await;
+    store.close().await;
+}
