@@ -39,7 +39,9 @@ pub use lock::{Locked, StateLock};
 pub use outbox::{AlertPost, OutboxCounts, OutboxRow};
 pub use requests::ChannelRequest;
 pub use sealed::{SEALED_COLUMNS, SealedColumn};
-pub use search::{Found, Hit, MATCH_END, MATCH_START, SearchError, SearchFilter, post_link};
+pub use search::{
+    Found, Hit, MATCH_END, MATCH_START, SearchError, SearchFilter, fts_fold, post_link,
+};
 pub use subscriptions::{MAX_PER_USER, Subscription};
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
