@@ -973,6 +973,70 @@ async fn kill_9_during_delivery_loses_no_alert_and_repeats_none_that_was_not_in_
     assert_eq!(code, Some(0), "{}", stderr_of(&mut child));
 }
 
+/// With digests off (`digest_after = 0`), one chat with thousands of alerts waiting (sent one a
+/// second, as Telegram allows per chat) no longer holds back every other chat. The worker read
+/// the 2,000 oldest due rows and skipped those of chats it was already sending to, so another
+/// chat's newer alert was not read until the flooded chat's queue drained below 2,000.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_with_thousands_of_alerts_waiting_no_longer_holds_back_other_chats() {
+    let fake = FakeTelegram::start(Options {
+        bot_limits: true,
+        ..fake_opts()
+    })
+    .await
+    .unwrap();
+    let env = bot_env(&fake, "info").await;
+    open_bot(&env, 0);
+    let mut child = start(&fake, &env).await;
+    let name = fake.info.channels[0].clone();
+    let ch = fake.world.channel_id(&name).unwrap();
+    backfilled(&env, ch).await;
+    let flooded = subscribers(&fake, &env, 1, "flood").await[0];
+    let other = 20_000;
+    fake.bot.user_message(&UserMessage {
+        user_id: other,
+        text: Some("/subscribe beta".into()),
+        ..Default::default()
+    });
+    wait_until("both subscriptions", Duration::from_secs(30), || {
+        sql(&env, "SELECT count(*) FROM subscriptions") == "2"
+    })
+    .await;
+    for i in 0..2_100 {
+        fake.world.post(ch, &format!("flood {i}")).unwrap();
+    }
+    wait_until("2,100 alerts queued", Duration::from_secs(60), || {
+        sql(
+            &env,
+            &format!("SELECT count(*) FROM outbox WHERE chat_id = {flooded}"),
+        ) == "2100"
+    })
+    .await;
+    let t = Instant::now();
+    fake.world.post(ch, "beta is out").unwrap();
+    wait_until(
+        "the other chat's alert, while 2,000 wait for the flooded one",
+        Duration::from_secs(20),
+        || {
+            sent_to(&fake, other)
+                .iter()
+                .any(|m| m.starts_with("🔔") && m.contains("beta is out"))
+        },
+    )
+    .await;
+    println!(
+        "the other chat's alert came {:.1} s after its post; the flooded chat still had {} waiting",
+        t.elapsed().as_secs_f64(),
+        sql(
+            &env,
+            &format!("SELECT count(*) FROM outbox WHERE chat_id = {flooded} AND state = 'pending'"),
+        )
+    );
+    sigterm(&child);
+    let (code, _) = wait_exit(&mut child, Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{}", stderr_of(&mut child));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_queue_folds_into_a_digest_and_a_user_who_blocked_the_bot_stops_getting_alerts_until_they_return()
  {

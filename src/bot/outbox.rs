@@ -175,21 +175,17 @@ impl Outbox {
         let mut senders: JoinSet<()> = JoinSet::new();
         loop {
             let now = crate::time::unix_now();
-            let due = self.store.outbox_due(now, 2000).await?;
+            let sending = busy.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let due = self.store.outbox_due(now, 2000, &sending).await?;
             let mut by_chat: HashMap<i64, Vec<OutboxRow>> = HashMap::new();
             let mut order = Vec::new();
-            {
-                let busy = busy.lock().unwrap_or_else(|p| p.into_inner());
-                for row in due {
-                    if busy.contains(&row.chat_id) {
-                        continue;
-                    }
-                    let e = by_chat.entry(row.chat_id).or_default();
-                    if e.is_empty() {
-                        order.push(row.chat_id);
-                    }
-                    e.push(row);
+            // Only this loop starts senders, so no chat read here has one.
+            for row in due {
+                let e = by_chat.entry(row.chat_id).or_default();
+                if e.is_empty() {
+                    order.push(row.chat_id);
                 }
+                e.push(row);
             }
             for chat in order {
                 if senders.len() >= MAX_SENDERS {

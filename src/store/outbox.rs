@@ -5,7 +5,7 @@
 //! `next_attempt_at`, or to `failed` when retrying cannot help. Alerts folded into a digest
 //! become `folded` and point at it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use sqlx::Row;
 
@@ -55,13 +55,24 @@ impl Store {
         Ok(n)
     }
 
-    /// Pending rows due now, oldest first.
-    pub async fn outbox_due(&self, now: i64, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
+    /// Pending rows due now, oldest first, except those of the chats in `skip` (the ones a sender
+    /// is already delivering to: were their rows read too, a chat with thousands waiting would
+    /// fill every read and hide the other chats' rows until it drained).
+    pub async fn outbox_due(
+        &self,
+        now: i64,
+        limit: i64,
+        skip: &HashSet<i64>,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let skip = serde_json::to_string(skip).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let rows = sqlx::query(
             "SELECT id, chat_id, kind, payload, attempts, created_ms FROM outbox \
-             WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?",
+             WHERE state = 'pending' AND next_attempt_at <= ? \
+               AND chat_id NOT IN (SELECT value FROM json_each(?)) \
+             ORDER BY id LIMIT ?",
         )
         .bind(now)
+        .bind(skip)
         .bind(limit)
         .fetch_all(self.reader())
         .await?;
