@@ -829,10 +829,12 @@ async fn backfilled(env: &Env, ch: i64) {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_thousand_alerts_reach_fifty_chats_exactly_once_within_telegrams_limits_and_429s_and_5xx_lose_none()
- {
-    // The fake enforces Telegram's limits here (30/s overall, 1/s per chat): 429 past them.
+/// A daemon with an open bot (`digest_after` as given) and one channel, backfilled, against a
+/// fake that enforces Telegram's bot limits (30/s overall, 1/s per chat: 429 past them);
+/// returns the fake, the environment, the daemon, the channel's name and id.
+async fn alerting_daemon(
+    digest_after: u32,
+) -> (FakeTelegram, Env, std::process::Child, String, i64) {
     let fake = FakeTelegram::start(Options {
         bot_limits: true,
         ..fake_opts()
@@ -840,11 +842,18 @@ async fn a_thousand_alerts_reach_fifty_chats_exactly_once_within_telegrams_limit
     .await
     .unwrap();
     let env = bot_env(&fake, "info").await;
-    open_bot(&env, 0);
-    let mut child = start(&fake, &env).await;
+    open_bot(&env, digest_after);
+    let child = start(&fake, &env).await;
     let name = fake.info.channels[0].clone();
     let ch = fake.world.channel_id(&name).unwrap();
     backfilled(&env, ch).await;
+    (fake, env, child, name, ch)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_alerts_reach_fifty_chats_exactly_once_within_telegrams_limits_and_429s_and_5xx_lose_none()
+ {
+    let (fake, env, mut child, _, ch) = alerting_daemon(0).await;
     let users = subscribers(&fake, &env, 50, "alpha").await;
 
     let t = Instant::now();
@@ -921,18 +930,7 @@ async fn a_thousand_alerts_reach_fifty_chats_exactly_once_within_telegrams_limit
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_delivery_loses_no_alert_and_repeats_none_that_was_not_in_flight() {
-    let fake = FakeTelegram::start(Options {
-        bot_limits: true,
-        ..fake_opts()
-    })
-    .await
-    .unwrap();
-    let env = bot_env(&fake, "info").await;
-    open_bot(&env, 0);
-    let mut child = start(&fake, &env).await;
-    let name = fake.info.channels[0].clone();
-    let ch = fake.world.channel_id(&name).unwrap();
-    backfilled(&env, ch).await;
+    let (fake, env, mut child, _, ch) = alerting_daemon(0).await;
     subscribers(&fake, &env, 40, "omega").await;
     for i in 0..15 {
         fake.world.post(ch, &format!("Omega {i}")).unwrap();
@@ -979,18 +977,7 @@ async fn kill_9_during_delivery_loses_no_alert_and_repeats_none_that_was_not_in_
 /// chat's newer alert was not read until the flooded chat's queue drained below 2,000.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chat_with_thousands_of_alerts_waiting_no_longer_holds_back_other_chats() {
-    let fake = FakeTelegram::start(Options {
-        bot_limits: true,
-        ..fake_opts()
-    })
-    .await
-    .unwrap();
-    let env = bot_env(&fake, "info").await;
-    open_bot(&env, 0);
-    let mut child = start(&fake, &env).await;
-    let name = fake.info.channels[0].clone();
-    let ch = fake.world.channel_id(&name).unwrap();
-    backfilled(&env, ch).await;
+    let (fake, env, mut child, _, ch) = alerting_daemon(0).await;
     let flooded = subscribers(&fake, &env, 1, "flood").await[0];
     let other = 20_000;
     fake.bot.user_message(&UserMessage {
@@ -1040,18 +1027,7 @@ async fn a_chat_with_thousands_of_alerts_waiting_no_longer_holds_back_other_chat
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_queue_folds_into_a_digest_and_a_user_who_blocked_the_bot_stops_getting_alerts_until_they_return()
  {
-    let fake = FakeTelegram::start(Options {
-        bot_limits: true,
-        ..fake_opts()
-    })
-    .await
-    .unwrap();
-    let env = bot_env(&fake, "info").await;
-    open_bot(&env, 5);
-    let mut child = start(&fake, &env).await;
-    let name = fake.info.channels[0].clone();
-    let ch = fake.world.channel_id(&name).unwrap();
-    backfilled(&env, ch).await;
+    let (fake, env, mut child, name, ch) = alerting_daemon(5).await;
     let users = subscribers(&fake, &env, 2, "gamma").await;
     let (reader, blocker) = (users[0], users[1]);
     fake.bot.set_user(fake_telegram::botapi::SimUser {
