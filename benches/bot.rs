@@ -174,7 +174,7 @@ fn main() {
         .unwrap()
     });
     std::fs::write(d.join("api_hash"), "a3406de8d171bb422bb6ddf3bbd800e2\n").unwrap();
-    std::fs::write(d.join("auth_key.hex"), format!("{}\n", fake.info.auth_key)).unwrap();
+    std::fs::write(d.join("auth_key.hex"), fake.info.auth_key_file()).unwrap();
     std::fs::write(d.join("bot_token"), format!("{}\n", fake.info.bot_token)).unwrap();
     for f in ["api_hash", "auth_key.hex", "bot_token"] {
         use std::os::unix::fs::PermissionsExt;

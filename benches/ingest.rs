@@ -279,7 +279,7 @@ fn e2e_part(rt: &tokio::runtime::Runtime, dir: &std::path::Path, quick: bool) {
         let d = dir.join("b");
         std::fs::create_dir_all(&d).unwrap();
         std::fs::write(d.join("api_hash"), "a3406de8d171bb422bb6ddf3bbd800e2").unwrap();
-        std::fs::write(d.join("auth_key.hex"), &fake.info.auth_key).unwrap();
+        std::fs::write(d.join("auth_key.hex"), fake.info.auth_key_file()).unwrap();
         let store = common::store(&d).await;
         let vault = Arc::new(Vault::new(&VaultKey::generate()));
         store

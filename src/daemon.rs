@@ -98,6 +98,12 @@ pub async fn run_with(
         Some(tg) => {
             let (tg, store, vault, control) =
                 (tg.clone(), store.clone(), vault.clone(), control.clone());
+            // Told through the bot when the account stops working for good (frozen).
+            let admins = cfg
+                .bot
+                .as_ref()
+                .map(|b| b.admins.clone())
+                .unwrap_or_default();
             // One guard and one set of live statistics for the daemon's life, so pacing
             // windows, FLOOD_WAIT pauses and breakers survive restarts of the part.
             let guard = crate::guard::Guard::new(tg.guard.clone(), Some(health.clone()));
@@ -113,11 +119,14 @@ pub async fn run_with(
                 crate::parser::part::run(
                     ctx,
                     tg.clone(),
-                    store.clone(),
-                    vault.clone(),
-                    guard.clone(),
-                    stats.clone(),
-                    control.clone(),
+                    crate::parser::part::Deps {
+                        store: store.clone(),
+                        vault: vault.clone(),
+                        guard: guard.clone(),
+                        stats: stats.clone(),
+                        control: control.clone(),
+                        admins: admins.clone(),
+                    },
                 )
             });
         }

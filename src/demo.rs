@@ -137,13 +137,17 @@ pub async fn run(
     .await
     .context("starting the built-in fake Telegram")?;
     write_private(&dir.join("api_hash"), DEMO_API_HASH)?;
-    write_private(&dir.join("auth_key.hex"), &fake.info.auth_key)?;
+    write_private(&dir.join("auth_key.hex"), &fake.info.auth_key_file())?;
     write_private(&dir.join("bot_token"), &fake.info.bot_token)?;
     let cfg = demo_config(&dir, listen, fake.info.mtproto, fake.info.bot_api)?;
     crate::logging::init(&cfg.log);
     println!(
-        "fake Telegram: MTProto {} · Bot API {} · control {}",
-        fake.info.mtproto, fake.info.bot_api, fake.info.control
+        "fake Telegram: MTProto DC {} {} (DCs 1-5) · Bot API {} · control {}",
+        fake.info.dc_id, fake.info.mtproto, fake.info.bot_api, fake.info.control
+    );
+    println!(
+        "  the account lives on DC {}: the login below follows PHONE_MIGRATE_{} there",
+        fake.info.home_dc, fake.info.home_dc
     );
 
     // Live posts keep arriving while the demo runs.

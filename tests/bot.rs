@@ -15,31 +15,7 @@ const USER: i64 = 2;
 const GROUP: i64 = -100_777;
 
 async fn bot_env(fake: &FakeTelegram, log_level: &str) -> Env {
-    let env = telegram_env_with(
-        fake,
-        &format!(
-            "{NO_PACING}[bot]\ntoken_file = \"bot_token\"\napi_url = \"http://{}\"\nadmins = [{ADMIN}]\nopen = false\n",
-            fake.info.bot_api
-        ),
-    );
-    std::fs::write(env.path("bot_token"), format!("{}\n", fake.info.bot_token)).unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(
-            env.path("bot_token"),
-            std::fs::Permissions::from_mode(0o600),
-        )
-        .unwrap();
-    }
-    if log_level != "info" {
-        let cfg = std::fs::read_to_string(env.path("config.toml")).unwrap();
-        std::fs::write(
-            env.path("config.toml"),
-            cfg.replace("level = \"info\"", &format!("level = \"{log_level}\"")),
-        )
-        .unwrap();
-    }
-    env
+    bot_env_for(fake, &[ADMIN], log_level)
 }
 
 fn sent_to(fake: &FakeTelegram, chat: i64) -> Vec<String> {

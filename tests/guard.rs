@@ -191,15 +191,21 @@ async fn flood_wait_pauses_the_method_with_no_call_during_the_wait_and_strict_mo
 
 const FAST_BREAKER: &str = "[telegram.guard]\nbreaker_failures = 5\nbreaker_cooldown_secs = 1\nbreaker_cooldown_max_secs = 4\nretry_delay_secs = 0.05\nretry_delay_max_secs = 0.2\ncall_timeout_secs = 0.5\n";
 
+/// The DC the parser talks to: the account's home DC, where the login moved it.
+const HOME_DC: i32 = 4;
+
 async fn wait_breaker_open(health: std::net::SocketAddr, cause: &str) {
     let t = Instant::now();
     loop {
         let (code, body) = get(health, "/readyz");
-        if body.contains("breaker:mtproto-dc2") && body.contains("open after") {
+        if body.contains(&format!("breaker:mtproto-dc{HOME_DC}")) && body.contains("open after") {
             assert_eq!(code, 503, "an open breaker fails readiness: {body}");
             let (_, metrics) = get(health, "/metrics");
             assert_eq!(
-                metric(&metrics, "tg_breaker_state{dc=\"2\",state=\"open\"}"),
+                metric(
+                    &metrics,
+                    &format!("tg_breaker_state{{dc=\"{HOME_DC}\",state=\"open\"}}")
+                ),
                 Some(1.0),
                 "{metrics}"
             );
@@ -242,6 +248,7 @@ async fn injected_500s_and_timeouts_open_the_breaker_readiness_shows_it_and_it_c
     })
     .await
     .unwrap();
+    assert_eq!(fake.info.home_dc, HOME_DC);
     let env = telegram_env_with(&fake, &format!("{NO_PACING}{FAST_BREAKER}"));
     let health = env.health_addr();
     let (first, second) = (fake.info.channels[0].clone(), fake.info.channels[1].clone());
@@ -275,7 +282,14 @@ async fn injected_500s_and_timeouts_open_the_breaker_readiness_shows_it_and_it_c
     wait_breaker_closed(&env, health).await;
 
     let (_, metrics) = get(health, "/metrics");
-    assert!(metric(&metrics, "tg_breaker_opened_total{dc=\"2\"}").unwrap() >= 2.0);
+    assert!(
+        metric(
+            &metrics,
+            &format!("tg_breaker_opened_total{{dc=\"{HOME_DC}\"}}")
+        )
+        .unwrap()
+            >= 2.0
+    );
     assert!(metric(&metrics, "tg_request_timeouts_total").unwrap() >= 5.0);
     assert!(metric(&metrics, "tg_request_failures_total").unwrap() >= 10.0);
     assert_exact(&env, &fake);

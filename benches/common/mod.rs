@@ -71,6 +71,7 @@ pub async fn logged_in(
             address: fake.info.mtproto,
             auth_key_file: dir.join("auth_key.hex"),
         }),
+        proxy: None,
         guard: tgparser::guard::GuardConfig {
             pacing: Default::default(),
             ..Default::default()

@@ -130,7 +130,7 @@ fn server_ceiling(fake: &FakeTelegram, gzip: bool) -> f64 {
         }
         offset = page.last().map(|p| p.id).unwrap_or(0);
         total += page.len();
-        let bytes = fake_telegram::mtproto::page_bytes(ch, &page);
+        let bytes = fake_telegram::mtproto::page_bytes(ch, &page, 1);
         let body = if gzip {
             let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
             std::io::Write::write_all(&mut enc, &bytes).unwrap();

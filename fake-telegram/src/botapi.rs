@@ -405,10 +405,23 @@ impl BotApi {
                     .await;
                 }
             }
-            "sendmessage" | "senddocument" => {
+            "sendmessage" | "senddocument" | "sendphoto" => {
                 let Some(chat_id) = param_i64(&p, "chat_id") else {
                     return fail(400, "Bad Request: chat_id is empty");
                 };
+                // A photo must be an image Telegram can read (PNG, JPEG, WebP here).
+                if method == "sendphoto" {
+                    let head = p
+                        .get("photo")
+                        .and_then(|f| f["head_hex"].as_str())
+                        .unwrap_or_default();
+                    let image = head.starts_with("89504e470d0a1a0a")
+                        || head.starts_with("ffd8ff")
+                        || (head.starts_with("52494646") && head.get(16..24) == Some("57454250"));
+                    if !image {
+                        return fail(400, "Bad Request: IMAGE_PROCESS_FAILED");
+                    }
+                }
                 let text = if method == "sendmessage" {
                     match param_str(&p, "text") {
                         Some(t) if !t.is_empty() => Some(t.to_string()),
@@ -456,6 +469,15 @@ impl BotApi {
                         "mime_type": doc["mime_type"].clone(),
                         "file_size": doc["file_size"].clone(),
                     });
+                }
+                if p.get("photo").is_some() {
+                    msg["photo"] = json!([{
+                        "file_id": format!("AgAC-photo-{message_id}"),
+                        "file_unique_id": format!("photo{message_id}"),
+                        "width": 320,
+                        "height": 320,
+                        "file_size": p["photo"]["file_size"].clone(),
+                    }]);
                 }
                 if let Some(markup) = json_param(&p, "reply_markup") {
                     msg["reply_markup"] = markup;
@@ -600,7 +622,7 @@ async fn read_params(req: Request, state: &Arc<BotApi>) -> Result<Map<String, Va
                 Some(f) => {
                     params.insert(
                         name,
-                        json!({"file_name": f, "mime_type": mime.unwrap_or_else(|| "application/octet-stream".into()), "file_size": data.len(), "content": String::from_utf8_lossy(&data)}),
+                        json!({"file_name": f, "mime_type": mime.unwrap_or_else(|| "application/octet-stream".into()), "file_size": data.len(), "content": String::from_utf8_lossy(&data), "head_hex": hex::encode(&data[..data.len().min(16)])}),
                     );
                 }
                 None => {

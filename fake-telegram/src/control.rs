@@ -9,6 +9,8 @@
 //! | `POST /private` | `{channel, private}` | `{ok}` |
 //! | `POST /revoke` | `{phone?}` | `{revoked}` (a ban: no new login) |
 //! | `POST /terminate` | `{phone?}` | `{terminated}` (sessions ended; logging in again works) |
+//! | `POST /qr/accept` | `{token, phone}` (`token`: the base64url token or the whole `tg://login?token=` URL) | `{ok}` (the phone accepts a QR login) |
+//! | `POST /accounts` | `{phone, first_name?, code?, password?, dc?, delivery?, email?, frozen?, unoccupied?, banned?}` | `{user_id}` (created or changed) |
 //! | `POST /bot/updates` | `{user_id, text?, kind?, data?, message_id?, chat_id?}` | the update |
 //! | `POST /bot/users` | `{id, first_name, username?, blocked?}` | `{ok}` |
 //! | `GET /bot/sent[?all=1]` | | what the bot called |
@@ -116,6 +118,8 @@ impl Control {
             .route("/private", post(private))
             .route("/revoke", post(revoke))
             .route("/terminate", post(terminate))
+            .route("/accounts", post(accounts))
+            .route("/qr/accept", post(qr_accept))
             .route("/bot/updates", post(bot_updates))
             .route("/bot/users", post(bot_users))
             .route("/bot/sent", get(bot_sent))
@@ -207,6 +211,34 @@ async fn terminate(State(c): State<Control>, Json(r): Json<RevokeReq>) -> Answer
     };
     let n = c.shared.log_out_user(user);
     (StatusCode::OK, Json(json!({"terminated": n})))
+}
+
+async fn accounts(State(c): State<Control>, Json(spec): Json<crate::world::AccountSpec>) -> Answer {
+    match c.shared.world.upsert_account(&spec) {
+        Ok(id) => (StatusCode::OK, Json(json!({"user_id": id}))),
+        Err(e) => bad(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct QrAccept {
+    token: String,
+    phone: String,
+}
+
+async fn qr_accept(State(c): State<Control>, Json(r): Json<QrAccept>) -> Answer {
+    use base64::Engine as _;
+    let text = r.token.trim();
+    let text = text.strip_prefix("tg://login?token=").unwrap_or(text);
+    let Ok(token) =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text.trim_end_matches('='))
+    else {
+        return bad("the token is not base64url");
+    };
+    match crate::mtproto::qr::accept(&c.shared, &token, &r.phone) {
+        Ok(()) => (StatusCode::OK, Json(json!({"ok": true}))),
+        Err(e) => bad(e),
+    }
 }
 
 async fn bot_updates(State(c): State<Control>, Json(m): Json<UserMessage>) -> Answer {

@@ -20,6 +20,9 @@ pub enum FaultKind {
     Latency { ms: u64 },
     /// MTProto: the answer is replaced by a frame with a broken checksum.
     MalformedFrame,
+    /// MTProto: 420 `FLOOD_WAIT_<secs>`, and the account must then wait that long: a call of
+    /// the method during the wait is counted (and in strict mode banned) as for a quota.
+    FloodWait { secs: u32 },
     /// Bot API: 429 Too Many Requests with this `retry_after`.
     TooMany { retry_after: u32 },
     /// Bot API: this HTTP status (500, 502, 503...).

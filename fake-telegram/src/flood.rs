@@ -87,9 +87,29 @@ impl Flood {
     }
 
     /// Counts a call of `method` by `account` and says whether it may proceed.
+    /// Makes `account` wait `secs` before calling `method` again, as a FLOOD_WAIT Telegram
+    /// decided on does (the `flood_wait` fault): calls during the wait count as violations.
+    pub fn impose(&self, account: i64, method: &str, secs: u32) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let s = state.entry((account, method.to_string())).or_default();
+        s.wait_until = Some(Instant::now() + Duration::from_secs(u64::from(secs)));
+    }
+
     pub fn check(&self, account: i64, method: &str) -> Verdict {
         let mode = *self.mode.lock().unwrap_or_else(|p| p.into_inner());
         if mode == QuotaMode::Off {
+            // No quotas, but a wait imposed by a fault still holds.
+            let now = Instant::now();
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(s) = state.get_mut(&(account, method.to_string()))
+                && let Some(until) = s.wait_until
+                && now < until
+            {
+                s.violations += 1;
+                return Verdict::WaitAgain(
+                    until.duration_since(now).as_secs_f64().ceil().max(1.0) as u32
+                );
+            }
             return Verdict::Allow;
         }
         let Some(quota) = self

@@ -77,8 +77,8 @@ pub const COMMANDS: &[Command] = &[
     Command {
         name: "login",
         role: Role::Admin,
-        args: "[phone number]",
-        about: "log the parsing account in (phone, code, 2FA password)",
+        args: "[phone number | qr]",
+        about: "log the parsing account in (phone, code, 2FA password; or qr: a QR code to scan)",
     },
     Command {
         name: "logout",

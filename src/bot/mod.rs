@@ -142,6 +142,50 @@ fn bot_commands(role: Role) -> Vec<BotCommand> {
         .collect()
 }
 
+/// Checks through the guard whether the Bot API answers, after `getUpdates` failed: teloxide's
+/// polling waits and retries on its own, out of the guard's sight, so without this a Bot API
+/// out of reach (a proxy down, a network cut) would show nowhere. Each failed `getMe` counts
+/// against the Bot API breaker (`breaker:botapi` in readiness); the first success closes it and
+/// ends the probe.
+struct ReachProbe {
+    bot: Bot,
+    guard: BotGuard,
+    cancel: tokio_util::sync::CancellationToken,
+    running: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ReachProbe {
+    fn start(&self) {
+        use std::sync::atomic::Ordering;
+        if self.running.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let (bot, guard, cancel, running) = (
+            self.bot.clone(),
+            self.guard.clone(),
+            self.cancel.clone(),
+            self.running.clone(),
+        );
+        tokio::spawn(async move {
+            loop {
+                let call = guard.call(None, || bot.get_me().send());
+                let reached = tokio::select! {
+                    r = call => r.is_ok(),
+                    _ = cancel.cancelled() => true,
+                };
+                if reached {
+                    break;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+                    _ = cancel.cancelled() => break,
+                }
+            }
+            running.store(false, Ordering::SeqCst);
+        });
+    }
+}
+
 pub async fn run(
     ctx: PartContext,
     cfg: BotConfig,
@@ -155,7 +199,32 @@ pub async fn run(
     if let Some((_, secret)) = token.split_once(':') {
         crate::logging::hide(secret);
     }
-    let mut bot = Bot::new(token.as_str());
+    let mut bot = match &cfg.proxy {
+        None => Bot::new(token.as_str()),
+        Some(p) => {
+            let url = crate::parser::client::proxy_url("bot", p)
+                .await
+                .map_err(|e| match e {
+                    crate::parser::client::ConnectError::Config(c) => {
+                        PartError::Fatal(c.to_string())
+                    }
+                    other => PartError::Retry(other.to_string()),
+                })?;
+            let client = reqwest::Proxy::all(url.as_str())
+                .and_then(|proxy| {
+                    teloxide::net::default_reqwest_settings()
+                        .proxy(proxy)
+                        .build()
+                })
+                .map_err(|_| {
+                    PartError::Fatal(format!(
+                        "bot.proxy {}: the HTTP client refused it",
+                        p.shown()
+                    ))
+                })?;
+            Bot::with_client(token.as_str(), client)
+        }
+    };
     if let Some(url) = &cfg.api_url {
         let base = if url.ends_with('/') {
             url.clone()
@@ -247,6 +316,12 @@ pub async fn run(
     let mut running = tokio::spawn({
         let dispatcher = dispatcher.clone();
         let token = token.clone();
+        let probe = ReachProbe {
+            bot: bot.clone(),
+            guard: guard.clone(),
+            cancel: ctx.cancel.child_token(),
+            running: Arc::default(),
+        };
         async move {
             let updates = listener.as_stream();
             futures::pin_mut!(updates);
@@ -255,12 +330,16 @@ pub async fn run(
             while let Some(update) = updates.next().await {
                 match update {
                     Ok(update) => dispatch_update(&dispatcher, update).await,
-                    Err(e) => tracing::warn!(
-                        error = %redact(&e.to_string(), &token),
-                        "getUpdates failed; polling again after a pause"
-                    ),
+                    Err(e) => {
+                        tracing::warn!(
+                            error = %redact(&e.to_string(), &token),
+                            "getUpdates failed; polling again after a pause"
+                        );
+                        probe.start();
+                    }
                 }
             }
+            probe.cancel.cancel();
             dispatcher.finish().await;
         }
     });

@@ -14,7 +14,9 @@ use zeroize::Zeroizing;
 
 use crate::config::{Config, ConfigError, TelegramConfig};
 use crate::parser::client::{self, Connected};
-use crate::parser::login::{self, LoginError, Step};
+use grammers_client::client::PasswordToken;
+
+use crate::parser::login::{self, Account, CodeToken, Delivery, LoginError, QrStep, Step};
 use crate::store::{StateLock, Store};
 use crate::vault::{Vault, VaultKey};
 
@@ -112,18 +114,14 @@ pub async fn login(cfg: &Config, phone: Option<String>) -> anyhow::Result<ExitCo
             Err(e) => return Err(anyhow!("{e}")),
         }
     };
+    if token.delivery == Delivery::SetupEmail {
+        token = setup_email(&conn, &token).await?;
+    }
     let mut attempts = 0;
     let step = loop {
         attempts += 1;
-        let digits = token
-            .length
-            .map(|n| format!(" ({n} digits)"))
-            .unwrap_or_default();
-        let code = ask(
-            &format!("Login code Telegram sent to your app{digits}: "),
-            false,
-        )
-        .await?;
+        eprintln!("{}", token.delivery.prompt(&token.phone, token.length));
+        let code = ask("Login code: ", false).await?;
         match login::submit_code(&conn, &token, &code).await {
             Ok(step) => break step,
             Err(e) if attempts >= ATTEMPTS => {
@@ -135,6 +133,9 @@ pub async fn login(cfg: &Config, phone: Option<String>) -> anyhow::Result<ExitCo
                 token = login::request_code(&conn, &phone)
                     .await
                     .map_err(|e| anyhow!("{e}"))?;
+                if token.delivery == Delivery::SetupEmail {
+                    token = setup_email(&conn, &token).await?;
+                }
             }
             Err(LoginError::FloodWait(s)) => pause_for(s).await,
             Err(e) => return Err(anyhow!("{e}")),
@@ -142,38 +143,147 @@ pub async fn login(cfg: &Config, phone: Option<String>) -> anyhow::Result<ExitCo
     };
     let account = match step {
         Step::Done(a) => a,
-        Step::Password(mut pt) => {
-            let mut attempts = 0;
-            loop {
-                attempts += 1;
-                let hint = pt
-                    .hint()
-                    .map(|h| format!(" (hint: {h})"))
-                    .unwrap_or_default();
-                let pw = ask(&format!("Two-step verification password{hint}: "), true).await?;
-                match login::submit_password(&conn, pt, &pw).await {
-                    Ok(a) => break a,
-                    Err((LoginError::PasswordInvalid, Some(fresh))) if attempts < ATTEMPTS => {
-                        eprintln!("That password is wrong; try again.");
-                        pt = fresh;
-                    }
-                    Err((e, _)) => return Err(anyhow!("{e}")),
-                }
-            }
-        }
+        Step::Password(pt) => password(&conn, pt).await?,
     };
+    logged_in(store, conn, account, "code").await
+}
+
+/// The 2FA step: the password asked for (without echo on a terminal) until it is right.
+async fn password(conn: &Connected, mut pt: PasswordToken) -> anyhow::Result<Account> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let hint = pt
+            .hint()
+            .map(|h| format!(" (hint: {h})"))
+            .unwrap_or_default();
+        let pw = ask(&format!("Two-step verification password{hint}: "), true).await?;
+        match login::submit_password(conn, pt, &pw).await {
+            Ok(a) => return Ok(a),
+            Err((LoginError::PasswordInvalid, Some(fresh))) if attempts < ATTEMPTS => {
+                eprintln!("That password is wrong; try again.");
+                pt = fresh;
+            }
+            Err((e, _)) => return Err(anyhow!("{e}")),
+        }
+    }
+}
+
+async fn logged_in(
+    store: Store,
+    conn: Connected,
+    account: Account,
+    how: &str,
+) -> anyhow::Result<ExitCode> {
     conn.session.flush().await.context("saving the session")?;
     store
         .audit(
             "cli",
             "login",
-            serde_json::json!({"user_id": account.user_id}),
+            serde_json::json!({"user_id": account.user_id, "with": how}),
         )
         .await?;
     println!("logged in as {} (id {})", account.name, account.user_id);
     drop(conn);
     store.close().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// QR codes shown before giving up (each lives about 30 seconds).
+const QR_CODES: usize = 10;
+
+/// `tgparser login --qr`: a QR code in the terminal, renewed as it expires, until Telegram on a
+/// phone where the account is logged in scans and accepts it.
+pub async fn login_qr(cfg: &Config) -> anyhow::Result<ExitCode> {
+    let (_lock, store, mut conn) = open(cfg).await?;
+    if let Some(a) = login::current_account(&conn)
+        .await
+        .map_err(|e| anyhow!("{e}"))?
+    {
+        println!(
+            "already logged in as {} (id {}); run `tgparser logout` to switch accounts",
+            a.name, a.user_id
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut updates = conn
+        .updates
+        .take()
+        .ok_or_else(|| anyhow!("the connection gives no updates to wait on"))?;
+    let mut shown = 0;
+    let account = loop {
+        match login::qr_login_token(&conn).await {
+            Ok(QrStep::Show { url, expires }) => {
+                if shown == QR_CODES {
+                    return Err(anyhow!(
+                        "no QR code was scanned in {QR_CODES} tries; run `tgparser login --qr` again"
+                    ));
+                }
+                shown += 1;
+                eprintln!(
+                    "{}\nScan this with Telegram on a phone where the account is logged in: \
+                     Settings → Devices → Link Desktop Device. It is renewed as it expires.\n\
+                     On a device where the account is logged in, this link works too: {url}",
+                    login::render_terminal(&url).map_err(|e| anyhow!("{e}"))?
+                );
+                if !login::qr_wait(&mut updates, expires).await {
+                    eprintln!("That QR code expired; here is a new one.");
+                }
+            }
+            Ok(QrStep::Done(a)) => break a,
+            Ok(QrStep::Password(pt)) => break password(&conn, pt).await?,
+            Err(LoginError::CodeExpired) => eprintln!("That QR code expired; here is a new one."),
+            Err(LoginError::FloodWait(s)) => pause_for(s).await,
+            Err(e) => return Err(anyhow!("{e}")),
+        }
+    };
+    logged_in(store, conn, account, "qr").await
+}
+
+/// Telegram sends this account no code until it has a login email: ask for the address, then
+/// for the code sent there. Returns the token of the login code Telegram sends after that.
+async fn setup_email(conn: &Connected, token: &CodeToken) -> anyhow::Result<CodeToken> {
+    eprintln!(
+        "Telegram asks this account to set up a login email before it sends a login code; \
+         from now on, login codes go to that address."
+    );
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let email = ask("Login email address: ", false).await?;
+        let sent = match login::setup_email(conn, token, &email).await {
+            Ok(sent) => sent,
+            Err(e @ LoginError::EmailInvalid(_)) if attempts < ATTEMPTS => {
+                eprintln!("{e}");
+                continue;
+            }
+            Err(LoginError::FloodWait(s)) if attempts < ATTEMPTS => {
+                pause_for(s).await;
+                continue;
+            }
+            Err(e) => return Err(anyhow!("{e}")),
+        };
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let code = ask(
+                &format!(
+                    "Code Telegram sent to {} ({} digits): ",
+                    sent.pattern, sent.length
+                ),
+                false,
+            )
+            .await?;
+            match login::verify_email(conn, token, &sent, &code).await {
+                Ok(next) => return Ok(next),
+                Err(LoginError::CodeInvalid) if tries < ATTEMPTS => {
+                    eprintln!("That code is wrong; try again.")
+                }
+                Err(LoginError::FloodWait(s)) if tries < ATTEMPTS => pause_for(s).await,
+                Err(e) => return Err(anyhow!("{e}")),
+            }
+        }
+    }
 }
 
 pub async fn logout(cfg: &Config, forget: bool) -> anyhow::Result<ExitCode> {

@@ -83,8 +83,12 @@ pub enum Command {
     /// input, so it can be scripted. Stop the daemon first.
     Login {
         /// Phone number in international format (asked for when missing).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "qr")]
         phone: Option<String>,
+        /// Log in by scanning a QR code with Telegram on a phone where the account is logged
+        /// in (Settings → Devices → Link Desktop Device): no code is typed.
+        #[arg(long)]
+        qr: bool,
     },
     /// Log the parsing account out.
     Logout {
@@ -277,9 +281,13 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 Duration::from_secs(*timeout),
             ))
         }
-        Command::Login { phone } => {
+        Command::Login { phone, qr } => {
             let cfg = load_config(&cli)?;
-            login::login(&cfg, phone.clone()).await
+            if *qr {
+                login::login_qr(&cfg).await
+            } else {
+                login::login(&cfg, phone.clone()).await
+            }
         }
         Command::Logout { forget } => {
             let cfg = load_config(&cli)?;

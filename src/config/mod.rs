@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub mod proxy;
 mod validate;
 
 use validate::Validator;
@@ -90,6 +91,9 @@ struct RawTelegram {
     api_id: Option<i32>,
     api_hash_file: Option<PathBuf>,
     server: Option<RawTelegramServer>,
+    /// `socks5://[user@]host:port`.
+    proxy: Option<String>,
+    proxy_password_file: Option<PathBuf>,
     #[serde(default)]
     guard: RawGuard,
     /// Method name → "calls/window" or "off"; merged over the built-in pacing.
@@ -121,6 +125,9 @@ struct RawTelegramServer {
 struct RawBot {
     token_file: Option<PathBuf>,
     api_url: Option<String>,
+    /// `socks5://[user@]host:port` (or `socks5h://`).
+    proxy: Option<String>,
+    proxy_password_file: Option<PathBuf>,
     #[serde(default)]
     admins: Vec<i64>,
     #[serde(default)]
@@ -190,6 +197,8 @@ pub struct TelegramConfig {
     pub api_id: i32,
     pub api_hash_file: PathBuf,
     pub server: Option<TelegramServerConfig>,
+    /// A SOCKS5 proxy every MTProto connection goes through.
+    pub proxy: Option<proxy::ProxyConfig>,
     pub guard: crate::guard::GuardConfig,
 }
 
@@ -203,6 +212,8 @@ pub struct TelegramServerConfig {
 pub struct BotConfig {
     pub token_file: PathBuf,
     pub api_url: Option<String>,
+    /// A SOCKS5 proxy every Bot API request goes through.
+    pub proxy: Option<proxy::ProxyConfig>,
     pub admins: Vec<i64>,
     pub open: bool,
     pub guard: crate::guard::botapi::BotGuardConfig,

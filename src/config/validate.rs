@@ -148,6 +148,47 @@ impl Validator<'_> {
         }
     }
 
+    /// `<table>.proxy` and `<table>.proxy_password_file`.
+    fn proxy(
+        &mut self,
+        table: &str,
+        url: Option<&str>,
+        password_file: Option<PathBuf>,
+    ) -> Result<Option<super::proxy::ProxyConfig>, ConfigError> {
+        let key = format!("{table}.proxy");
+        let Some(url) = url else {
+            if password_file.is_some() {
+                return Err(self.err(
+                    &format!("{table}.proxy_password_file"),
+                    format!("is set but {key} is not"),
+                ));
+            }
+            return Ok(None);
+        };
+        let (scheme, host, port, user) = super::proxy::parse(url).map_err(|e| self.err(&key, e))?;
+        let password_file = match password_file {
+            None => None,
+            Some(_) if user.is_none() => {
+                return Err(self.err(
+                    &format!("{table}.proxy_password_file"),
+                    format!("a password needs a user: write {key} as socks5://user@host:port"),
+                ));
+            }
+            Some(p) => {
+                let p = self.secret_path(p);
+                self.check_secret_file(&format!("{table}.proxy_password_file"), &p)?;
+                Some(p)
+            }
+        };
+        Ok(Some(super::proxy::ProxyConfig {
+            scheme,
+            host,
+            port,
+            user,
+            password_file,
+        }))
+    }
+
     /// A secret file must exist, be a readable regular file and not be empty. Loose permissions
     /// are a warning (systemd credentials are already 0400 in a private directory).
     fn check_secret_file(&mut self, key: &str, p: &Path) -> Result<(), ConfigError> {
@@ -287,10 +328,13 @@ impl Validator<'_> {
                         }
                         let hash = self.secret_path(hash);
                         self.check_secret_file("telegram.api_hash_file", &hash)?;
+                        let proxy =
+                            self.proxy("telegram", t.proxy.as_deref(), t.proxy_password_file)?;
                         Some(TelegramConfig {
                             api_id,
                             api_hash_file: hash,
                             server,
+                            proxy,
                             guard: self.guard_config(t.guard, t.pacing)?,
                         })
                     }
@@ -357,9 +401,11 @@ impl Validator<'_> {
                         }
                         guard.call_timeout = Duration::from_secs_f64(t);
                     }
+                    let proxy = self.proxy("bot", b.proxy.as_deref(), b.proxy_password_file)?;
                     Some(BotConfig {
                         token_file,
                         api_url: b.api_url,
+                        proxy,
                         admins: b.admins,
                         open: b.open,
                         guard,

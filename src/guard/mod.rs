@@ -77,6 +77,14 @@ pub enum GuardError {
     /// The session is no longer valid: nothing will work until someone logs in again.
     #[error("Telegram revoked the session ({0}); log in again with `tgparser login`")]
     Revoked(String),
+    /// Telegram froze the account (420 FROZEN_METHOD_INVALID): almost every method is refused
+    /// until the freeze is lifted, so nothing is retried.
+    #[error(
+        "Telegram froze the parsing account ({0}): it can no longer read channels. Open Telegram \
+         with this account to see why and to appeal; once the freeze is lifted, restart the \
+         daemon, or log in with another account"
+    )]
+    Frozen(String),
     /// The DC's breaker is open: no call is made until `retry_in` has passed.
     #[error("Telegram DC {dc} is unreachable ({last}); next attempt in {} s", retry_in.as_secs())]
     Unavailable {
@@ -102,6 +110,7 @@ impl GuardError {
 enum Failure {
     Flood(u32),
     Revoked(String),
+    Frozen(String),
     /// Network, timeout, 5xx: counts against the DC's breaker, retried with backoff.
     Transient(String),
     Answer(GuardError),
@@ -110,7 +119,14 @@ enum Failure {
 fn classify(e: InvocationError) -> Failure {
     match e {
         InvocationError::Rpc(r) => {
-            if r.code == 420 || r.name == "FLOOD_WAIT" || r.name == "FLOOD_PREMIUM_WAIT" {
+            if r.name.starts_with("FROZEN_") {
+                // 420 too, but not a wait: retrying it every second would be a storm that
+                // never ends (TDLib turns it into a 406 for the same reason).
+                Failure::Frozen(r.name)
+            } else if r.name == "FLOOD_WAIT"
+                || r.name == "FLOOD_PREMIUM_WAIT"
+                || (r.code == 420 && r.value.is_some())
+            {
                 Failure::Flood(r.value.unwrap_or(1).max(1))
             } else if matches!(
                 r.name.as_str(),
@@ -201,7 +217,7 @@ impl Guard {
         (gate, turn)
     }
 
-    /// Calls `req` on the home DC `dc` through the guard. Waits out pacing and FLOOD_WAIT (never
+    /// Calls `req` on DC `dc` (the home DC, but for a login being copied) through the guard. Waits out pacing and FLOOD_WAIT (never
     /// skipping the call); retries network errors, timeouts and 5xx with backoff until the DC's
     /// breaker opens, then answers `Unavailable`.
     pub async fn invoke<R: RemoteCall + Identifiable>(
@@ -235,7 +251,9 @@ impl Guard {
                 InFlight(gate.clone())
             };
             self.0.stats.calls.fetch_add(1, Ordering::Relaxed);
-            let result = tokio::time::timeout(self.0.config.call_timeout, client.invoke(req)).await;
+            let result =
+                tokio::time::timeout(self.0.config.call_timeout, client.invoke_in_dc(dc, req))
+                    .await;
             drop(in_flight);
             let failure = match result {
                 Ok(Ok(answer)) => {
@@ -268,6 +286,10 @@ impl Guard {
                 Failure::Revoked(name) => {
                     self.breaker_success(dc);
                     return Err(GuardError::Revoked(name));
+                }
+                Failure::Frozen(name) => {
+                    self.breaker_success(dc);
+                    return Err(GuardError::Frozen(name));
                 }
                 Failure::Answer(e) => {
                     if !matches!(e, GuardError::Local(_)) {

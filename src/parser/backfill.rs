@@ -25,6 +25,9 @@ pub enum BackfillError {
     /// again.
     #[error("Telegram revoked the session ({0}); log in again with `tgparser login`")]
     Revoked(String),
+    /// The account is frozen (Telegram's error name): the parser stops for good.
+    #[error("Telegram froze the parsing account ({0})")]
+    Frozen(String),
     /// Telegram is unreachable for now (the guard's breaker is open).
     #[error("{message}")]
     Unavailable { retry_in: Duration, message: String },
@@ -36,6 +39,7 @@ impl BackfillError {
     pub fn from_guard(ch: &ChannelRecord, e: GuardError) -> BackfillError {
         match e {
             GuardError::Revoked(name) => BackfillError::Revoked(name),
+            GuardError::Frozen(name) => BackfillError::Frozen(name),
             GuardError::Unavailable { retry_in, .. } => BackfillError::Unavailable {
                 retry_in,
                 message: e.to_string(),
@@ -105,12 +109,7 @@ pub async fn fetch_page(
         }
         Err(e) => return Err(BackfillError::from_guard(ch, e)),
     };
-    let messages = match answer {
-        tl::enums::messages::Messages::Messages(m) => m.messages,
-        tl::enums::messages::Messages::Slice(m) => m.messages,
-        tl::enums::messages::Messages::ChannelMessages(m) => m.messages,
-        tl::enums::messages::Messages::NotModified(_) => Vec::new(),
-    };
+    let messages = page_messages(conn, ch, answer).await;
     let page_min = messages.iter().map(message_id).min();
     let mut rows: Vec<_> = messages.iter().filter_map(convert::message_row).collect();
     let mut done = messages.is_empty() || page_min.is_some_and(|m| m <= 1);
@@ -357,12 +356,7 @@ pub async fn refill(
             .invoke(&req)
             .await
             .map_err(|e| BackfillError::from_guard(ch, e))?;
-        let messages = match answer {
-            tl::enums::messages::Messages::Messages(m) => m.messages,
-            tl::enums::messages::Messages::Slice(m) => m.messages,
-            tl::enums::messages::Messages::ChannelMessages(m) => m.messages,
-            tl::enums::messages::Messages::NotModified(_) => Vec::new(),
-        };
+        let messages = page_messages(conn, ch, answer).await;
         let Some(page_min) = messages.iter().map(message_id).min() else {
             break;
         };
@@ -379,6 +373,30 @@ pub async fn refill(
         offset_id = page_min;
     }
     Ok(stored)
+}
+
+/// A history page's messages. A channel's page also carries the channel's pts, which becomes
+/// the follower's first bookmark for a channel that has none: what happened after it is caught
+/// up with getChannelDifference, what came before is in history.
+async fn page_messages(
+    conn: &Connected,
+    ch: &ChannelRecord,
+    answer: tl::enums::messages::Messages,
+) -> Vec<tl::enums::Message> {
+    match answer {
+        tl::enums::messages::Messages::Messages(m) => m.messages,
+        tl::enums::messages::Messages::Slice(m) => m.messages,
+        tl::enums::messages::Messages::ChannelMessages(m) => {
+            if conn.session.channel_pts(ch.id).is_none()
+                && m.pts > 0
+                && let Err(e) = conn.session.set_channel_pts(ch.id, m.pts).await
+            {
+                tracing::warn!(channel = %ch.display_name(), error = %e, "cannot save the channel's update state");
+            }
+            m.messages
+        }
+        tl::enums::messages::Messages::NotModified(_) => Vec::new(),
+    }
 }
 
 fn message_id(m: &tl::enums::Message) -> i32 {

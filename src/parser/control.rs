@@ -24,11 +24,6 @@ impl SessionControl {
         self.gate.clone().lock_owned().await
     }
 
-    /// `None` if a login dialog holds the session now.
-    pub fn try_hold(&self) -> Option<OwnedMutexGuard<()>> {
-        self.gate.clone().try_lock_owned().ok()
-    }
-
     pub fn login_finished(&self) {
         self.logged_in.notify_one();
     }

@@ -6,12 +6,14 @@
 //!   Telegram itself);
 //! - [`login`]: the login flow (phone → code → 2FA), shared by `tgparser login` and the bot;
 //! - [`resolve`]: a channel reference to a channel, through Telegram;
-//! - [`backfill`], [`part`]: reading history and following channels in the daemon.
+//! - [`backfill`], [`part`]: reading history and running the parser in the daemon;
+//! - `follow`: every change to a followed channel, pushed or caught up from its saved pts.
 
 pub mod backfill;
 pub mod client;
 pub mod control;
 pub mod convert;
+mod follow;
 pub mod login;
 pub mod part;
 pub mod resolve;

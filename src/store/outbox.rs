@@ -45,6 +45,31 @@ const OUTBOX_DUE: &str = "SELECT id, chat_id, kind, payload, attempts, created_m
      ORDER BY id LIMIT ?";
 
 impl Store {
+    /// Queues a plain message to `chat` (a `notice`), once per `dedupe_key`.
+    pub async fn queue_notice(
+        &self,
+        chat: i64,
+        dedupe_key: &str,
+        text: &str,
+    ) -> Result<(), StoreError> {
+        let now = crate::time::unix_now();
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT OR IGNORE INTO outbox (dedupe_key, chat_id, kind, payload, next_attempt_at, created_at) \
+             VALUES (?, ?, 'notice', ?, ?, ?)",
+        )
+        .bind(dedupe_key)
+        .bind(chat)
+        .bind(serde_json::json!({ "text": text }).to_string())
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.alerts.wake.notify_one();
+        Ok(())
+    }
+
     /// Wakes when alerts were queued by this process.
     pub async fn outbox_woken(&self) {
         self.alerts.wake.notified().await;

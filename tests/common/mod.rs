@@ -272,11 +272,7 @@ pub fn telegram_env_with(fake: &fake_telegram::FakeTelegram, extra: &str) -> Env
     use std::os::unix::fs::PermissionsExt;
     let env = Env::new();
     std::fs::write(env.path("api_hash"), "a3406de8d171bb422bb6ddf3bbd800e2\n").unwrap();
-    std::fs::write(
-        env.path("auth_key.hex"),
-        format!("{}\n", fake.info.auth_key),
-    )
-    .unwrap();
+    std::fs::write(env.path("auth_key.hex"), fake.info.auth_key_file()).unwrap();
     for f in ["api_hash", "auth_key.hex"] {
         std::fs::set_permissions(env.path(f), std::fs::Permissions::from_mode(0o600)).unwrap();
     }
@@ -285,6 +281,38 @@ pub fn telegram_env_with(fake: &fake_telegram::FakeTelegram, extra: &str) -> Env
         fake.info.mtproto
     ));
     env.keygen();
+    env
+}
+
+/// A daemon's environment with the parser and the bot on `fake`, `admins` as the bot's admins,
+/// logging at `log_level`.
+pub fn bot_env_for(fake: &fake_telegram::FakeTelegram, admins: &[i64], log_level: &str) -> Env {
+    let admins: Vec<String> = admins.iter().map(i64::to_string).collect();
+    let env = telegram_env_with(
+        fake,
+        &format!(
+            "{NO_PACING}[bot]\ntoken_file = \"bot_token\"\napi_url = \"http://{}\"\nadmins = [{}]\nopen = false\n",
+            fake.info.bot_api,
+            admins.join(", ")
+        ),
+    );
+    std::fs::write(env.path("bot_token"), format!("{}\n", fake.info.bot_token)).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            env.path("bot_token"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+    }
+    if log_level != "info" {
+        let cfg = std::fs::read_to_string(env.path("config.toml")).unwrap();
+        std::fs::write(
+            env.path("config.toml"),
+            cfg.replace("level = \"info\"", &format!("level = \"{log_level}\"")),
+        )
+        .unwrap();
+    }
     env
 }
 

@@ -66,14 +66,15 @@ pub fn user(a: &Account, is_self: bool) -> enums::User {
     .into()
 }
 
-pub fn chat(ch: &Channel) -> enums::Chat {
+/// `ch` as account `viewer` sees it (its own access hash).
+pub fn chat(ch: &Channel, viewer: i64) -> enums::Chat {
     if ch.private {
         return types::ChannelForbidden {
             broadcast: !ch.megagroup,
             megagroup: ch.megagroup,
             monoforum: false,
             id: ch.id,
-            access_hash: ch.access_hash,
+            access_hash: ch.hash_for(viewer),
             title: ch.title.clone(),
             until_date: None,
         }
@@ -109,7 +110,7 @@ pub fn chat(ch: &Channel) -> enums::Chat {
         monoforum: false,
         forum_tabs: false,
         id: ch.id,
-        access_hash: Some(ch.access_hash),
+        access_hash: Some(ch.hash_for(viewer)),
         title: ch.title.clone(),
         username: ch.username.clone(),
         photo: enums::ChatPhoto::Empty,
@@ -441,7 +442,9 @@ pub fn message(ch: &Channel, p: &Post) -> enums::Message {
     .into()
 }
 
-pub fn config(this_dc: i32, ip: &str, port: u16) -> enums::Config {
+/// `help.getConfig`'s answer on `this_dc`, listing every DC at its address. The options are
+/// `static` (clients keep only those: grammers filters on it).
+pub fn config(this_dc: i32, dcs: &[(i32, std::net::SocketAddr)]) -> enums::Config {
     let now = crate::world::unix_now();
     types::Config {
         default_p2p_contacts: false,
@@ -453,21 +456,24 @@ pub fn config(this_dc: i32, ip: &str, port: u16) -> enums::Config {
         expires: now + 3600,
         test_mode: false,
         this_dc,
-        dc_options: vec![
-            types::DcOption {
-                ipv6: false,
-                media_only: false,
-                tcpo_only: false,
-                cdn: false,
-                r#static: false,
-                this_port_only: false,
-                id: this_dc,
-                ip_address: ip.to_string(),
-                port: port as i32,
-                secret: None,
-            }
-            .into(),
-        ],
+        dc_options: dcs
+            .iter()
+            .map(|(id, addr)| {
+                types::DcOption {
+                    ipv6: addr.is_ipv6(),
+                    media_only: false,
+                    tcpo_only: false,
+                    cdn: false,
+                    r#static: true,
+                    this_port_only: false,
+                    id: *id,
+                    ip_address: addr.ip().to_string(),
+                    port: i32::from(addr.port()),
+                    secret: None,
+                }
+                .into()
+            })
+            .collect(),
         dc_txt_domain_name: "localhost".into(),
         chat_size_max: 200,
         megagroup_size_max: 200_000,

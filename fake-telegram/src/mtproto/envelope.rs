@@ -44,6 +44,8 @@ pub enum Out {
 
 /// What the reader learns and the writer needs.
 pub struct Conn {
+    /// The DC whose listener accepted the connection.
+    pub dc: i32,
     pub key: std::sync::OnceLock<AuthKey>,
     pub session_id: AtomicI64,
     pub salt: AtomicI64,
@@ -51,9 +53,10 @@ pub struct Conn {
     pub no_updates: AtomicBool,
 }
 
-pub async fn connection(stream: TcpStream, shared: Arc<Shared>) -> Result<(), WireError> {
+pub async fn connection(stream: TcpStream, shared: Arc<Shared>, dc: i32) -> Result<(), WireError> {
     let (mut rd, wr) = stream.into_split();
     let conn = Arc::new(Conn {
+        dc,
         key: std::sync::OnceLock::new(),
         session_id: AtomicI64::new(0),
         salt: AtomicI64::new(0),
@@ -92,7 +95,9 @@ async fn read_loop(
         }
         let key = {
             let keys = shared.keys.lock().unwrap_or_else(|p| p.into_inner());
-            keys.get(&key_id).map(|(k, _)| k.clone())
+            keys.get(&key_id)
+                .filter(|(_, s)| s.dc == conn.dc)
+                .map(|(k, _)| k.clone())
         }
         .ok_or_else(|| WireError::UnknownKey(hex::encode(key_id)))?;
         let _ = conn.key.set(key.clone());
@@ -110,7 +115,7 @@ async fn read_loop(
         conn.salt.store(salt, Ordering::Relaxed);
         conn.session_id.store(session_id, Ordering::Relaxed);
         if pusher.is_none() {
-            *pusher = Some(tokio::spawn(super::rpc::push_loop(
+            *pusher = Some(tokio::spawn(super::updates::push_loop(
                 shared.clone(),
                 conn.clone(),
                 key_id,

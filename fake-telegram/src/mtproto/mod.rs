@@ -6,12 +6,17 @@
 //! dropped; every other connection keeps being served. Transport error -404 is never sent: it
 //! would make a client throw its key away and try a key exchange that cannot work here.
 
+mod auth;
+mod channels;
 pub mod convert;
+pub mod dcs;
 mod envelope;
+pub mod qr;
 mod rpc;
+mod updates;
 pub mod wire;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,12 +35,19 @@ pub struct SentCode {
     pub phone: String,
     pub at: Instant,
     pub used: bool,
+    /// How it was delivered (what `auth.signIn` must carry).
+    pub delivery: crate::world::CodeDelivery,
 }
 
 /// What the server knows about one auth key: who is logged in with it, and login in progress.
 #[derive(Default)]
 pub struct KeyState {
+    /// The DC the key belongs to: on Telegram an auth key is made with one DC and known only
+    /// there, so another DC's listener does not know it.
+    pub dc: i32,
     pub user_id: Option<i64>,
+    /// A login email being set up (`account.sendVerifyEmailCode`): phone, email, code sent at.
+    pub email_setup: Option<(String, String, Instant)>,
     pub codes: HashMap<String, SentCode>,
     /// Signed in with a code, waiting for the 2FA password.
     pub password_for: Option<i64>,
@@ -49,8 +61,18 @@ pub struct Shared {
     pub flood: Flood,
     pub faults: Arc<Faults>,
     pub keys: Mutex<HashMap<[u8; 8], (AuthKey, KeyState)>>,
+    /// The DC a new client is pointed at (`Info::dc_id`).
     pub dc_id: i32,
-    pub public_addr: Mutex<SocketAddr>,
+    /// Every DC's listener, as `help.getConfig` lists them.
+    pub dcs: Mutex<BTreeMap<i32, SocketAddr>>,
+    /// `auth.exportAuthorization` results not yet imported: bytes → (user, target DC, when).
+    pub exports: Mutex<HashMap<Vec<u8>, (i64, i32, Instant)>>,
+    /// QR login tokens (`auth.exportLoginToken`), by token.
+    pub login_tokens: Mutex<HashMap<Vec<u8>, qr::LoginToken>>,
+    /// A QR login token is valid this long.
+    pub qr_ttl: Mutex<Duration>,
+    /// Updates for the sessions of one auth key, logged in or not (`updateLoginToken`).
+    pub key_events: tokio::sync::broadcast::Sender<([u8; 8], Vec<u8>)>,
     /// gzip results larger than this many bytes (None: never).
     pub gzip_over: Option<usize>,
     /// A login code is valid this long.
@@ -74,7 +96,11 @@ impl Shared {
             faults,
             keys: Mutex::new(HashMap::new()),
             dc_id,
-            public_addr: Mutex::new(SocketAddr::from(([127, 0, 0, 1], 0))),
+            dcs: Mutex::new(BTreeMap::new()),
+            exports: Mutex::new(HashMap::new()),
+            login_tokens: Mutex::new(HashMap::new()),
+            qr_ttl: Mutex::new(Duration::from_secs(30)),
+            key_events: tokio::sync::broadcast::channel(1024).0,
             gzip_over,
             code_ttl: Mutex::new(Duration::from_secs(300)),
             too_long_after: 500,
@@ -82,11 +108,18 @@ impl Shared {
         }
     }
 
-    pub fn add_key(&self, key: AuthKey) {
-        self.keys
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key.id, (key, KeyState::default()));
+    /// Registers a pre-shared key of DC `dc`.
+    pub fn add_key(&self, key: AuthKey, dc: i32) {
+        self.keys.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            key.id,
+            (
+                key,
+                KeyState {
+                    dc,
+                    ..KeyState::default()
+                },
+            ),
+        );
     }
 
     pub fn with_key<T>(&self, id: &[u8; 8], f: impl FnOnce(&mut KeyState) -> T) -> Option<T> {
@@ -112,7 +145,10 @@ impl Shared {
         let mut n = 0;
         for (_, s) in keys.values_mut() {
             if s.user_id.is_some() && (user_id.is_none() || s.user_id == user_id) {
-                *s = KeyState::default();
+                *s = KeyState {
+                    dc: s.dc,
+                    ..KeyState::default()
+                };
                 n += 1;
             }
         }
@@ -150,16 +186,21 @@ pub fn history_page<'a>(
     ch: &'a crate::world::Channel,
     req: &grammers_tl_types::functions::messages::GetHistory,
 ) -> Vec<&'a crate::world::Post> {
-    rpc::history(ch, req)
+    channels::history(ch, req)
 }
 
-/// The serialized `messages.channelMessages` answer for a page (for benchmarks).
-pub fn page_bytes(ch: &crate::world::Channel, page: &[&crate::world::Post]) -> Vec<u8> {
-    rpc::page_bytes(ch, page)
+/// The serialized `messages.channelMessages` answer for a page as account `viewer` sees it
+/// (for benchmarks).
+pub fn page_bytes(
+    ch: &crate::world::Channel,
+    page: &[&crate::world::Post],
+    viewer: i64,
+) -> Vec<u8> {
+    channels::page_bytes(ch, page, viewer)
 }
 
-/// Accepts connections until the listener fails or the task is dropped.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+/// Accepts connections to DC `dc` until the listener fails or the task is dropped.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, dc: i32) {
     loop {
         let Ok((stream, peer)) = listener.accept().await else {
             continue;
@@ -168,7 +209,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         shared.world.lock().stats.connections += 1;
         let shared = shared.clone();
         tokio::spawn(async move {
-            if let Err(e) = envelope::connection(stream, shared.clone()).await {
+            if let Err(e) = envelope::connection(stream, shared.clone(), dc).await {
                 tracing::debug!(%peer, error = %e, "mtproto connection closed");
                 if !matches!(e, wire::WireError::Closed) {
                     shared.world.lock().stats.bad_frames += 1;

@@ -22,20 +22,31 @@ pub struct Connected {
 }
 
 pub fn connect(fake: &FakeTelegram) -> Connected {
-    let port = fake.info.mtproto.port();
+    connect_with(&fake.info)
+}
+
+/// A client whose session holds the DCs and keys `info` lists.
+pub fn connect_with(info: &fake_telegram::Info) -> Connected {
     let mut data = SessionData {
-        home_dc: fake.info.dc_id,
+        home_dc: info.dc_id,
         ..Default::default()
     };
-    data.dc_options.insert(
-        fake.info.dc_id,
-        DcOption {
-            id: fake.info.dc_id,
-            ipv4: SocketAddrV4::new(Ipv4Addr::LOCALHOST, port),
-            ipv6: SocketAddrV6::new(Ipv6Addr::LOCALHOST, port, 0, 0),
-            auth_key: Some(fake.auth_key.data),
-        },
-    );
+    // Every DC's pre-shared key: a login follows PHONE_MIGRATE to the account's DC, whose
+    // address grammers learns from help.getConfig.
+    for (&id, dc) in &info.dcs {
+        let mut key = [0u8; 256];
+        hex::decode_to_slice(&dc.auth_key, &mut key).expect("a hex key");
+        let port = dc.address.port();
+        data.dc_options.insert(
+            id,
+            DcOption {
+                id,
+                ipv4: SocketAddrV4::new(Ipv4Addr::LOCALHOST, port),
+                ipv6: SocketAddrV6::new(Ipv6Addr::LOCALHOST, port, 0, 0),
+                auth_key: Some(key),
+            },
+        );
+    }
     let session = Arc::new(MemorySession::from(data));
     let pool = SenderPool::with_configuration(
         session,

@@ -17,10 +17,15 @@ API_HASH = "a3406de8d171bb422bb6ddf3bbd800e2"
 
 
 def session(info):
-    key = bytes.fromhex(info["auth_key"])
-    host, port = info["mtproto"].rsplit(":", 1)
+    # Telethon answers PHONE_MIGRATE by dropping its key and making a new one by key exchange,
+    # which the fake cannot do (its keys are pre-shared), so it starts on the account's home DC
+    # with that DC's key, as a Telethon session that has been there before does.
+    dc = info["home_dc"]
+    home = info["dcs"][str(dc)]
+    key = bytes.fromhex(home["auth_key"])
+    host, port = home["address"].rsplit(":", 1)
     ip = ipaddress.ip_address(host).packed
-    data = struct.pack(">B{}sH256s".format(len(ip)), info["dc_id"], ip, int(port), key)
+    data = struct.pack(">B{}sH256s".format(len(ip)), dc, ip, int(port), key)
     return StringSession("1" + base64.urlsafe_b64encode(data).decode("ascii"))
 
 

@@ -3,12 +3,10 @@
 //! (added, removed, paused from the CLI or the bot) are picked up from the database without a
 //! restart.
 //!
-//! Gaps the update stream cannot fill are refilled from history: grammers fills a pts gap with
-//! getChannelDifference, but drops the posts of a `channelDifferenceTooLong` answer, and posts
-//! made while the daemon was stopped are only seen if the saved updates state survived. So the
-//! parser also watches message ids: a live post whose id jumps past the newest stored one queues
-//! a refill of the ids in between, and every start queues a top-up of each channel from its
-//! newest stored post.
+//! Updates are the follower's (`parser::follow`): pushed or caught up from each channel's saved
+//! pts. Posts it cannot get that way are refilled from history: a post whose id jumps past the
+//! newest stored one queues a refill of the ids in between, and a start tops up each channel
+//! that has no saved pts from its newest stored post.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,15 +24,12 @@ use crate::store::{ChannelRecord, Store};
 use crate::supervisor::{PartContext, PartError, PartState};
 use crate::vault::Vault;
 
-mod live;
 mod stats;
 
-use live::{follow_live, gap_watch, watch_raw};
 pub use stats::LiveStats;
 
 const IDLE: Duration = Duration::from_secs(2);
 const LOGIN_POLL: Duration = Duration::from_secs(5);
-const FOLLOWED_REFRESH: Duration = Duration::from_secs(2);
 
 fn is_revoked(e: &InvocationError) -> bool {
     matches!(e, InvocationError::Rpc(r) if r.name == "AUTH_KEY_UNREGISTERED" || r.name == "SESSION_REVOKED" || r.name == "USER_DEACTIVATED" || r.name == "USER_DEACTIVATED_BAN")
@@ -43,21 +38,32 @@ fn is_revoked(e: &InvocationError) -> bool {
 /// Posts of `channel` with ids strictly between `after` and `before` (0: up to the newest) to
 /// fetch from history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Refill {
-    channel: i64,
-    after: i32,
-    before: i32,
+pub(crate) struct Refill {
+    pub channel: i64,
+    pub after: i32,
+    pub before: i32,
 }
 
-pub async fn run(
-    ctx: PartContext,
-    tg: TelegramConfig,
-    store: Store,
-    vault: Arc<Vault>,
-    guard: Guard,
-    stats: Arc<LiveStats>,
-    control: Arc<SessionControl>,
-) -> Result<(), PartError> {
+/// What the parser part works with, made once for the daemon's life.
+pub struct Deps {
+    pub store: Store,
+    pub vault: Arc<Vault>,
+    pub guard: Guard,
+    pub stats: Arc<LiveStats>,
+    pub control: Arc<SessionControl>,
+    /// Bot admins, told when the account stops working for good.
+    pub admins: Vec<i64>,
+}
+
+pub async fn run(ctx: PartContext, tg: TelegramConfig, deps: Deps) -> Result<(), PartError> {
+    let Deps {
+        store,
+        vault,
+        guard,
+        stats,
+        control,
+        admins,
+    } = deps;
     let connect = || async {
         // Not while the bot's login dialog is writing the session.
         let _gate = control.hold().await;
@@ -120,6 +126,10 @@ pub async fn run(
             tracing::info!("logged in again after the session was revoked; parsing resumes");
         }
         match logged_in(&ctx, conn, &store, &stats, &control, tg.guard.heartbeat).await {
+            Err(PartError::Fatal(reason)) if reason.starts_with(FROZEN) => {
+                tell_admins(&store, &admins, "account_frozen", &reason).await;
+                return Err(PartError::Fatal(reason));
+            }
             Err(PartError::Fatal(reason)) if reason.starts_with(REVOKED) => {
                 tracing::error!("{reason}");
                 ctx.registry.set(
@@ -149,13 +159,16 @@ async fn logged_in(
     tracing::info!("parser running");
 
     let (refill_tx, refill_rx) = mpsc::unbounded_channel();
-    // Posts made while the daemon was not following: top up every channel already being read.
+    // Posts made while the daemon was not following. A channel with a saved pts is caught up
+    // by the follower (posts, edits and deletions); one without (its pts was never read) is
+    // topped up from history above its newest stored post.
     for ch in store
         .channels()
         .await
         .map_err(|e| PartError::Retry(e.to_string()))?
     {
         if ch.state == "active"
+            && conn.session.channel_pts(ch.id).is_none()
             && let Ok(Some(newest)) = store.newest_id(ch.id).await
         {
             let _ = refill_tx.send(Refill {
@@ -165,24 +178,16 @@ async fn logged_in(
             });
         }
     }
-    // Raw updates pass a watcher on their way to grammers: a post Telegram pushed that grammers
-    // never hands over (its gap handling dropped it) is refilled from history.
-    let (raw_tx, raw_rx) = mpsc::channel(client::UPDATES_CAPACITY);
-    let (seen_tx, seen_rx) = mpsc::unbounded_channel();
-    let watcher = conn
-        .updates
-        .take()
-        .map(|from| tokio::spawn(watch_raw(from, raw_tx, seen_tx)));
-    let gaps = tokio::spawn(gap_watch(store.clone(), seen_rx, refill_tx.clone()));
-    let follow = tokio::spawn(follow_live(
-        conn.client.clone(),
-        watcher.is_some().then_some(raw_rx),
+    let updates = conn.updates.take();
+    let conn = Arc::new(conn);
+    let follow = tokio::spawn(super::follow::follow(
+        conn.clone(),
+        updates,
         store.clone(),
         ctx.cancel.clone(),
         refill_tx,
         stats.clone(),
     ));
-    let conn = Arc::new(conn);
     let requests = tokio::spawn(requests_loop(
         conn.clone(),
         store.clone(),
@@ -217,10 +222,7 @@ async fn logged_in(
     requests.abort();
     heartbeat.abort();
     follow.abort();
-    gaps.abort();
-    if let Some(w) = watcher {
-        w.abort();
-    }
+    // What the follower stored is covered by the pts it saved: written now, not in a second.
     let _ = conn.session.flush().await;
     if let Some(answer) = logout {
         // Asked through the bot: log out with our own connection, then wait for a new login
@@ -266,6 +268,7 @@ async fn heartbeat(
         {
             Ok(_) => {}
             Err(crate::guard::GuardError::Revoked(e)) => return Err(revoked(&store, &e).await),
+            Err(crate::guard::GuardError::Frozen(e)) => return Err(frozen(&store, &e).await),
             // The guard counts it (breaker, readiness); the heartbeat goes on.
             Err(e) => tracing::debug!(error = %e, "heartbeat failed"),
         }
@@ -324,6 +327,10 @@ async fn requests_loop(
                     error: crate::guard::GuardError::Revoked(e),
                     ..
                 }) => return Err(revoked(&store, &e).await),
+                Err(super::resolve::ResolveError::Telegram {
+                    error: crate::guard::GuardError::Frozen(e),
+                    ..
+                }) => return Err(frozen(&store, &e).await),
                 Err(e) if e.is_temporary() => {
                     tracing::warn!(reference = %r.reference, error = %e, "channel request postponed");
                     continue;
@@ -361,6 +368,44 @@ async fn revoked(store: &Store, error: &str) -> PartError {
     PartError::Fatal(revoked_reason(store, error).await)
 }
 
+/// The error a revoked session or a frozen account stops the parser with (audited).
+pub(crate) async fn fatal(store: &Store, e: crate::guard::GuardError) -> PartError {
+    match e {
+        crate::guard::GuardError::Frozen(name) => frozen(store, &name).await,
+        crate::guard::GuardError::Revoked(name) => revoked(store, &name).await,
+        other => PartError::Retry(other.to_string()),
+    }
+}
+
+/// How the error a frozen account stops the parser with begins.
+const FROZEN: &str = "Telegram froze the parsing account";
+
+/// Audits a frozen account; the error stops the part for good (nothing is retried: every
+/// call would be refused again, and a storm of refused calls does the account no good).
+async fn frozen(store: &Store, error: &str) -> PartError {
+    let _ = store
+        .audit(
+            "daemon",
+            "account_frozen",
+            serde_json::json!({ "error": error }),
+        )
+        .await;
+    PartError::Fatal(crate::guard::GuardError::Frozen(error.to_string()).to_string())
+}
+
+/// Queues `text` to every admin through the bot, once a day per `what`.
+async fn tell_admins(store: &Store, admins: &[i64], what: &str, text: &str) {
+    let day = crate::time::unix_now() / 86_400;
+    for &chat in admins {
+        if let Err(e) = store
+            .queue_notice(chat, &format!("notice:{what}:{day}:{chat}"), text)
+            .await
+        {
+            tracing::warn!(error = %e, "cannot queue the notice to the admins");
+        }
+    }
+}
+
 /// What to do with a failed page or refill: go on, wait, or stop the part.
 async fn handle(
     err: BackfillError,
@@ -373,6 +418,7 @@ async fn handle(
             Ok(())
         }
         BackfillError::Revoked(e) => Err(revoked(store, &e).await),
+        BackfillError::Frozen(e) => Err(frozen(store, &e).await),
         BackfillError::Unavailable { retry_in, message } => {
             tracing::warn!(retry_in_s = retry_in.as_secs(), "{message}");
             tokio::select! {

@@ -52,7 +52,7 @@ fn label(s: &str) -> String {
 }
 
 impl LiveStats {
-    pub(super) fn delivered(&self, channel: i64, name: &str, lag: f64) {
+    pub(crate) fn delivered(&self, channel: i64, name: &str, lag: f64) {
         lock(&self.lag).observe(lag);
         let mut chs = lock(&self.channels);
         let c = chs.entry(channel).or_default();
@@ -61,7 +61,7 @@ impl LiveStats {
         c.live_posts += 1;
     }
 
-    pub(super) fn refilled(&self, channel: i64, name: &str, n: usize) {
+    pub(crate) fn refilled(&self, channel: i64, name: &str, n: usize) {
         let mut chs = lock(&self.channels);
         let c = chs.entry(channel).or_default();
         c.name = name.to_string();
@@ -91,7 +91,7 @@ impl LiveStats {
             (
                 "tg_channel_refilled_posts_total",
                 "counter",
-                "Posts recovered by refilling a gap, per channel.",
+                "Posts recovered after a gap (caught up with getChannelDifference or refilled from history), per channel.",
                 |c| c.refilled_posts.to_string(),
             ),
         ];

@@ -225,13 +225,17 @@ impl StoreSession {
         })
     }
 
-    /// Points `dc_id` at a test server with a pre-shared key (the fake Telegram, or Telegram's
-    /// test DCs), unless the session already holds a key for that address.
+    /// Points the session at a test server with pre-shared keys (the fake Telegram, or
+    /// Telegram's test DCs): `entry_dc` at `address`, and a key for each DC in `keys`. The other
+    /// DCs' addresses come from the server's `help.getConfig`, which grammers stores as it
+    /// connects. A session that already holds these keys is left as it is (its home DC may have
+    /// moved since); one made with another server (another key for the entry DC, or another
+    /// address) starts over on `entry_dc`.
     pub async fn use_test_server(
         &self,
-        dc_id: i32,
+        entry_dc: i32,
         address: std::net::SocketAddr,
-        key: [u8; 256],
+        keys: &std::collections::BTreeMap<i32, [u8; 256]>,
     ) -> Result<(), SessionError> {
         let (ipv4, ipv6) = match address {
             std::net::SocketAddr::V4(a) => (
@@ -240,23 +244,62 @@ impl StoreSession {
             ),
             std::net::SocketAddr::V6(a) => (SocketAddrV4::new(Ipv4Addr::LOCALHOST, a.port()), a),
         };
-        let current = self.data()?.dc_options.get(&dc_id).cloned();
-        let keep = current
-            .as_ref()
-            .is_some_and(|c| c.ipv4 == ipv4 && c.auth_key.is_some());
-        if !keep {
+        let same_server = {
+            let data = self.data()?;
+            data.dc_options.get(&entry_dc).is_some_and(|c| {
+                c.ipv4 == ipv4 && c.auth_key.is_some() && c.auth_key == keys.get(&entry_dc).copied()
+            })
+        };
+        for (&dc, key) in keys {
+            let current = self.data()?.dc_options.get(&dc).cloned();
+            if same_server && current.as_ref().is_some_and(|c| c.auth_key == Some(*key)) {
+                continue;
+            }
+            let (v4, v6) = match current {
+                _ if dc == entry_dc => (ipv4, ipv6),
+                // Known once the server's help.getConfig has been read.
+                Some(c) if same_server => (c.ipv4, c.ipv6),
+                _ => (
+                    SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+                    SocketAddrV6::new(std::net::Ipv6Addr::UNSPECIFIED, 0, 0, 0),
+                ),
+            };
             self.store_dc(&DcOption {
-                id: dc_id,
-                ipv4,
-                ipv6,
-                auth_key: Some(key),
+                id: dc,
+                ipv4: v4,
+                ipv6: v6,
+                auth_key: Some(*key),
             })
             .await?;
         }
-        if self.data()?.home_dc != dc_id {
-            self.store_home(dc_id).await?;
+        if !same_server && self.data()?.home_dc != entry_dc {
+            self.store_home(entry_dc).await?;
         }
         Ok(())
+    }
+
+    /// The saved pts of channel `id`: the follower's bookmark in its updates.
+    pub fn channel_pts(&self, id: i64) -> Option<i32> {
+        let data = self.data().ok()?;
+        data.updates_state
+            .channels
+            .iter()
+            .find(|c| c.id == id)
+            .map(|c| c.pts)
+    }
+
+    /// Saves channel `id`'s pts (batched: durable within a second, or at the next flush).
+    pub async fn set_channel_pts(&self, id: i64, pts: i32) -> Result<(), SessionError> {
+        grammers_session::Session::set_update_state(
+            self,
+            grammers_session::types::UpdateState::Channel { id, pts },
+        )
+        .await
+    }
+
+    /// The DC the account lives on (where calls go).
+    pub fn home_dc(&self) -> Result<i32, SessionError> {
+        Ok(self.data()?.home_dc)
     }
 
     async fn store_home(&self, dc_id: i32) -> Result<(), SessionError> {

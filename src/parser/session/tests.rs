@@ -5,6 +5,7 @@ use crate::config::StoreConfig;
 use crate::vault::VaultKey;
 use grammers_session::Session;
 use grammers_session::types::UpdateState;
+use std::collections::BTreeMap;
 
 async fn open(dir: &std::path::Path, key: &VaultKey) -> (Store, StoreSession) {
     let store = Store::open(&StoreConfig {
@@ -25,7 +26,9 @@ async fn everything_written_is_read_back_after_reopening() {
     let key = VaultKey::generate();
     let (store, s) = open(dir.path(), &key).await;
     let addr: std::net::SocketAddr = "127.0.0.1:4430".parse().unwrap();
-    s.use_test_server(2, addr, [7u8; 256]).await.unwrap();
+    s.use_test_server(2, addr, &BTreeMap::from([(2, [7u8; 256])]))
+        .await
+        .unwrap();
     s.cache_peer(PeerInfo::User {
         id: 42,
         auth: Some(PeerAuth::from_hash(99)),
@@ -94,9 +97,13 @@ async fn everything_written_is_read_back_after_reopening() {
 async fn a_sealed_key_under_another_vault_key_is_refused_not_replaced() {
     let dir = tempfile::tempdir().unwrap();
     let (store, s) = open(dir.path(), &VaultKey::generate()).await;
-    s.use_test_server(2, "127.0.0.1:1".parse().unwrap(), [1u8; 256])
-        .await
-        .unwrap();
+    s.use_test_server(
+        2,
+        "127.0.0.1:1".parse().unwrap(),
+        &BTreeMap::from([(2, [1u8; 256])]),
+    )
+    .await
+    .unwrap();
     drop(s);
     let vault = Arc::new(Vault::new(&VaultKey::generate()));
     match StoreSession::open(store.clone(), vault).await {
@@ -105,4 +112,48 @@ async fn a_sealed_key_under_another_vault_key_is_refused_not_replaced() {
         Ok(_) => panic!("opened with the wrong key"),
     }
     store.close().await;
+}
+
+/// A session that followed PHONE_MIGRATE_4 to the account's home DC stays there at the next
+/// start against the same server; one pointed at another server starts over on the entry DC.
+#[tokio::test]
+async fn the_home_dc_survives_a_restart_and_a_new_server_starts_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = VaultKey::generate();
+    let addr: std::net::SocketAddr = "127.0.0.1:4430".parse().unwrap();
+    let keys = BTreeMap::from([(2, [2u8; 256]), (4, [4u8; 256])]);
+    {
+        let (store, s) = open(dir.path(), &key).await;
+        s.use_test_server(2, addr, &keys).await.unwrap();
+        assert_eq!(s.home_dc().unwrap(), 2);
+        assert_eq!(s.dc_option(4).unwrap().unwrap().auth_key, Some([4u8; 256]));
+        // What grammers does on PHONE_MIGRATE_4, and its getConfig's address for DC 4.
+        s.set_home_dc_id(4).await.unwrap();
+        let mut dc4 = s.dc_option(4).unwrap().unwrap();
+        dc4.ipv4 = "127.0.0.1:4434".parse().unwrap();
+        s.set_dc_option(&dc4).await.unwrap();
+        store.close().await;
+    }
+    {
+        let (store, s) = open(dir.path(), &key).await;
+        s.use_test_server(2, addr, &keys).await.unwrap();
+        assert_eq!(s.home_dc().unwrap(), 4, "the migration is kept");
+        let dc4 = s.dc_option(4).unwrap().unwrap();
+        assert_eq!(dc4.ipv4.to_string(), "127.0.0.1:4434");
+        assert_eq!(dc4.auth_key, Some([4u8; 256]));
+        store.close().await;
+    }
+    {
+        let (store, s) = open(dir.path(), &key).await;
+        let other = BTreeMap::from([(2, [9u8; 256]), (4, [8u8; 256])]);
+        s.use_test_server(2, addr, &other).await.unwrap();
+        assert_eq!(
+            s.home_dc().unwrap(),
+            2,
+            "another server: back to the entry DC"
+        );
+        assert_eq!(s.dc_option(4).unwrap().unwrap().auth_key, Some([8u8; 256]));
+        assert_eq!(s.dc_option(4).unwrap().unwrap().ipv4.port(), 0);
+        store.close().await;
+    }
 }

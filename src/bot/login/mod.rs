@@ -21,8 +21,16 @@ use tokio::sync::OwnedMutexGuard;
 use zeroize::Zeroizing;
 
 use super::{App, BotError};
+
+mod email;
+mod qr;
+
 use crate::parser::client::{self, Connected};
-use crate::parser::login::{self, Account, CodeToken, LoginError, Step};
+use crate::parser::login::{
+    self, Account, CodeToken, Delivery, EmailCodeSent, LoginError, QrStep, Step,
+};
+use email::{on_email, on_email_code};
+use qr::qr_task;
 
 /// Wrong answers tolerated per step before the dialog ends.
 const ATTEMPTS: u32 = 5;
@@ -30,6 +38,12 @@ const ATTEMPTS: u32 = 5;
 enum Waiting {
     Phone,
     Code(CodeToken),
+    /// The login email to set up (Telegram sends no code before).
+    Email(CodeToken),
+    /// The code sent to that email.
+    EmailCode(CodeToken, EmailCodeSent),
+    /// A QR code to scan; a task shows and renews it (`qr_task`).
+    Qr,
     Password(PasswordToken),
 }
 
@@ -41,7 +55,15 @@ pub struct Dialog {
     attempts: u32,
     phone: String,
     conn: Arc<Connected>,
+    /// Stops the QR task when the dialog ends, however it ends.
+    stop: tokio_util::sync::CancellationToken,
     _gate: OwnedMutexGuard<()>,
+}
+
+impl Drop for Dialog {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
 }
 
 /// Open dialogs, by chat.
@@ -101,14 +123,25 @@ impl Dialogs {
     }
 }
 
+const SPACED: &str = "Send it here with spaces between the digits, like 1 2 3 4 5: Telegram cancels a code that is sent in a chat as it is. I delete your message as soon as I have read it. /cancel stops.";
+
 fn code_prompt(token: &CodeToken) -> String {
-    let digits = token
-        .length
-        .map(|n| format!(" ({n} digits)"))
-        .unwrap_or_default();
+    if token.delivery == Delivery::SetupEmail {
+        return "Telegram asks this account to set up a login email before it sends a login code; from now on login codes go to that address. Send the email address to use. /cancel stops.".into();
+    }
     format!(
-        "Telegram sent a login code{digits} to the account's Telegram app. Send it here with spaces between the digits, like 1 2 3 4 5: Telegram cancels a code that is sent in a chat as it is. I delete your message as soon as I have read it. /cancel stops."
+        "{} {SPACED}",
+        token.delivery.prompt(&token.phone, token.length)
     )
+}
+
+/// The step a code token waits at: the code, or first a login email.
+fn waiting_for(token: CodeToken) -> (Waiting, &'static str) {
+    if token.delivery == Delivery::SetupEmail {
+        (Waiting::Email(token), "email address")
+    } else {
+        (Waiting::Code(token), "code")
+    }
 }
 
 /// `/login [phone]` (admins, private chat).
@@ -134,10 +167,17 @@ pub async fn start(
         return say("A login is already in progress here; send /cancel to start over.".into())
             .await;
     }
-    let Some(gate) = app.account.control.try_hold() else {
+    // The parser holds the gate for a moment each time it opens the session; a login dialog
+    // holds it for minutes.
+    let held = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        app.account.control.hold(),
+    )
+    .await;
+    let Ok(gate) = held else {
         return say("Another login is in progress; try again in a few minutes.".into()).await;
     };
-    let conn = match client::connect(
+    let (conn, updates) = match client::connect(
         tg,
         app.store.clone(),
         app.account.vault.clone(),
@@ -145,7 +185,10 @@ pub async fn start(
     )
     .await
     {
-        Ok(c) => Arc::new(c),
+        Ok(mut c) => {
+            let updates = c.updates.take();
+            (Arc::new(c), updates)
+        }
         Err(e) => return say(format!("Cannot open the session: {e}")).await,
     };
     match login::current_account(&conn).await {
@@ -159,15 +202,30 @@ pub async fn start(
         Ok(None) => {}
         Err(e) => return say(format!("Cannot reach Telegram: {e}")).await,
     }
+    let stop = tokio_util::sync::CancellationToken::new();
     let d = Dialog {
         user: user_id,
         waiting: Waiting::Phone,
         generation: 0,
         attempts: 0,
         phone: String::new(),
-        conn,
+        conn: conn.clone(),
+        stop: stop.clone(),
         _gate: gate,
     };
+    if args.trim().eq_ignore_ascii_case("qr") {
+        let Some(updates) = updates else {
+            return say(
+                "The session gives no updates to wait on; log in with a code instead.".into(),
+            )
+            .await;
+        };
+        let mut d = d;
+        d.waiting = Waiting::Qr;
+        app.logins.park(app, bot, chat.0, d, "QR code scan");
+        tokio::spawn(qr_task(bot.clone(), app.clone(), chat, conn, updates, stop));
+        return Ok(());
+    }
     let phone = args.trim();
     if phone.is_empty() {
         app.logins.park(app, bot, chat.0, d, "phone number");
@@ -202,7 +260,10 @@ pub async fn on_message(
         return Ok(false);
     }
     let text = Zeroizing::new(msg.text().unwrap_or_default().trim().to_string());
-    let secret_step = matches!(d.waiting, Waiting::Code(_) | Waiting::Password(_));
+    let secret_step = matches!(
+        d.waiting,
+        Waiting::Code(_) | Waiting::EmailCode(..) | Waiting::Password(_)
+    );
     if secret_step {
         // Read; now gone from the chat, whatever it holds.
         delete(bot, app, chat, msg.id).await;
@@ -210,7 +271,9 @@ pub async fn on_message(
     if text.starts_with('/') {
         let what = match d.waiting {
             Waiting::Phone => "the phone number",
-            Waiting::Code(_) => "the code (with spaces)",
+            Waiting::Code(_) | Waiting::EmailCode(..) => "the code (with spaces)",
+            Waiting::Email(_) => "the email address",
+            Waiting::Qr => "nothing: scan the QR code,",
             Waiting::Password(_) => "the password",
         };
         if text.split(['@', ' ']).next() == Some("/cancel") {
@@ -232,6 +295,12 @@ pub async fn on_message(
     match d.waiting {
         Waiting::Phone => on_phone(bot, app, chat, d, &text).await?,
         Waiting::Code(_) => on_code(bot, app, chat, d, &text).await?,
+        Waiting::Email(_) => on_email(bot, app, chat, d, &text).await?,
+        Waiting::EmailCode(..) => on_email_code(bot, app, chat, d, &text).await?,
+        Waiting::Qr => {
+            app.logins.park(app, bot, chat.0, d, "QR code scan");
+            super::handlers::send(bot, app, chat, "Scan the QR code I sent with Telegram on a phone where the parsing account is logged in (it is renewed as it expires), or /cancel.").await?;
+        }
         Waiting::Password(_) => on_password(bot, app, chat, d, &text).await?,
     }
     Ok(true)
@@ -265,8 +334,9 @@ async fn on_phone(
             d.phone = phone;
             d.attempts = 0;
             let prompt = code_prompt(&token);
-            d.waiting = Waiting::Code(token);
-            app.logins.park(app, bot, chat.0, d, "code");
+            let (waiting, step) = waiting_for(token);
+            d.waiting = waiting;
+            app.logins.park(app, bot, chat.0, d, step);
             super::handlers::send(bot, app, chat, prompt).await
         }
         Err(e @ LoginError::PhoneInvalid(_)) if d.attempts + 1 < ATTEMPTS => {
@@ -346,9 +416,11 @@ async fn on_code(
         }
         Err(LoginError::CodeExpired) => match login::request_code(&d.conn, &d.phone).await {
             Ok(fresh) => {
-                d.waiting = Waiting::Code(fresh);
-                app.logins.park(app, bot, chat.0, d, "code");
-                super::handlers::send(bot, app, chat, "That code has expired; Telegram sent a new one. Send it with spaces between the digits.").await
+                let prompt = format!("That code has expired; a new one was requested. {}", code_prompt(&fresh));
+                let (waiting, step) = waiting_for(fresh);
+                d.waiting = waiting;
+                app.logins.park(app, bot, chat.0, d, step);
+                super::handlers::send(bot, app, chat, prompt).await
             }
             Err(e) => end(bot, app, chat, d, format!("The code expired and a new one could not be requested: {e}. /login starts again.")).await,
         },

@@ -1,0 +1,340 @@
+//! Updates: the common state (`updates.getState`, `updates.getDifference`), a channel's
+//! difference since a pts (`updates.getChannelDifference`: new posts, edits, deletions;
+//! `channelDifferenceTooLong` past what the event log keeps), and the pushes a logged-in session
+//! on its home DC receives as channels change.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use grammers_tl_types as tl;
+use tl::{Identifiable, Serializable, enums, functions, types};
+use tokio::sync::mpsc;
+
+use super::Shared;
+use super::channels::{accessible, input_channel};
+use super::convert;
+use super::envelope::{Conn, Out};
+use super::rpc::{Ctx, R, err, parse};
+use crate::world::{Channel, ChannelEvent, unix_now};
+
+/// An updates method for account `viewer`.
+pub(super) fn call(ctx: &Ctx, c: u32, body: &[u8], viewer: i64) -> R {
+    use functions as f;
+    let shared = &ctx.shared;
+    match c {
+        f::updates::GetState::CONSTRUCTOR_ID => {
+            let pts = shared.world.lock().pts;
+            Ok(enums::updates::State::State(types::updates::State {
+                pts,
+                qts: 0,
+                date: unix_now(),
+                seq: 0,
+                unread_count: 0,
+            })
+            .to_bytes())
+        }
+        f::updates::GetDifference::CONSTRUCTOR_ID => Ok(enums::updates::Difference::Empty(
+            types::updates::DifferenceEmpty {
+                date: unix_now(),
+                seq: 0,
+            },
+        )
+        .to_bytes()),
+        f::updates::GetChannelDifference::CONSTRUCTOR_ID => {
+            let req: f::updates::GetChannelDifference = parse(body)?;
+            let w = shared.world.lock();
+            let ch = accessible(input_channel(&w.channels, &req.channel, viewer)?)?;
+            Ok(channel_difference(
+                ch,
+                req.pts,
+                req.limit,
+                shared.too_long_after,
+                viewer,
+            ))
+        }
+        _ => Err(err(400, "INPUT_METHOD_INVALID")),
+    }
+}
+
+fn channel_difference(
+    ch: &Channel,
+    pts: i32,
+    limit: i32,
+    too_long_after: i32,
+    viewer: i64,
+) -> Vec<u8> {
+    use enums::updates::ChannelDifference as CD;
+    if pts >= ch.pts {
+        return CD::Empty(types::updates::ChannelDifferenceEmpty {
+            r#final: true,
+            pts: ch.pts,
+            timeout: Some(30),
+        })
+        .to_bytes();
+    }
+    let first_known = ch.events.first().map(|(p, _)| *p).unwrap_or(i32::MAX);
+    if ch.pts - pts > too_long_after || first_known > pts + 1 {
+        let top = ch.posts.keys().next_back().copied().unwrap_or(0);
+        let messages = ch
+            .posts
+            .values()
+            .rev()
+            .take(limit.clamp(1, 100) as usize)
+            .map(|p| convert::message(ch, p))
+            .collect();
+        return CD::TooLong(types::updates::ChannelDifferenceTooLong {
+            r#final: true,
+            timeout: Some(30),
+            dialog: types::Dialog {
+                pinned: false,
+                unread_mark: false,
+                view_forum_as_messages: false,
+                peer: convert::peer_channel(ch.id),
+                top_message: top,
+                read_inbox_max_id: top,
+                read_outbox_max_id: top,
+                unread_count: 0,
+                unread_mentions_count: 0,
+                unread_reactions_count: 0,
+                unread_poll_votes_count: 0,
+                notify_settings: types::PeerNotifySettings {
+                    show_previews: None,
+                    silent: None,
+                    mute_until: None,
+                    ios_sound: None,
+                    android_sound: None,
+                    other_sound: None,
+                    stories_muted: None,
+                    stories_hide_sender: None,
+                    stories_ios_sound: None,
+                    stories_android_sound: None,
+                    stories_other_sound: None,
+                }
+                .into(),
+                pts: Some(ch.pts),
+                draft: None,
+                folder_id: None,
+                ttl_period: None,
+            }
+            .into(),
+            messages,
+            chats: vec![convert::chat(ch, viewer)],
+            users: vec![],
+        })
+        .to_bytes();
+    }
+    let limit = limit.clamp(1, 1000) as usize;
+    let events: Vec<&(i32, ChannelEvent)> = ch
+        .events
+        .iter()
+        .filter(|(p, _)| *p > pts)
+        .take(limit)
+        .collect();
+    let new_pts = events.last().map(|(p, _)| *p).unwrap_or(ch.pts);
+    let mut new_messages = Vec::new();
+    let mut other_updates = Vec::new();
+    for (p, e) in events {
+        match e {
+            ChannelEvent::New(id) => {
+                if let Some(post) = ch.posts.get(id) {
+                    new_messages.push(convert::message(ch, post));
+                }
+            }
+            ChannelEvent::Edit(id) => {
+                if let Some(post) = ch.posts.get(id) {
+                    other_updates.push(
+                        types::UpdateEditChannelMessage {
+                            message: convert::message(ch, post),
+                            pts: *p,
+                            pts_count: 1,
+                        }
+                        .into(),
+                    );
+                }
+            }
+            ChannelEvent::Delete(ids) => other_updates.push(
+                types::UpdateDeleteChannelMessages {
+                    channel_id: ch.id,
+                    messages: ids.clone(),
+                    pts: *p,
+                    pts_count: 1,
+                }
+                .into(),
+            ),
+        }
+    }
+    CD::Difference(types::updates::ChannelDifference {
+        r#final: new_pts >= ch.pts,
+        pts: new_pts,
+        timeout: Some(30),
+        new_messages,
+        other_updates,
+        chats: vec![convert::chat(ch, viewer)],
+        users: vec![],
+    })
+    .to_bytes()
+}
+
+/// Pushes channel changes to this connection while its key is logged in.
+pub async fn push_loop(
+    shared: Arc<Shared>,
+    conn: Arc<Conn>,
+    key_id: [u8; 8],
+    tx: mpsc::UnboundedSender<Out>,
+) {
+    let mut rx = shared.world.subscribe();
+    let mut for_key = shared.key_events.subscribe();
+    loop {
+        let push = tokio::select! {
+            p = rx.recv() => p,
+            e = for_key.recv() => {
+                // An update for this key's sessions whether logged in or not (a QR login).
+                if let Ok((k, body)) = e
+                    && k == key_id
+                    && tx
+                        .send(Out::Message {
+                            body,
+                            response: false,
+                            content: true,
+                        })
+                        .is_err()
+                {
+                    return;
+                }
+                continue;
+            }
+        };
+        let push = match push {
+            Ok(p) => p,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(_) => return,
+        };
+        // Updates go to the account's home DC only (an imported authorization elsewhere is
+        // for files).
+        let viewer = shared
+            .with_key(&key_id, |k| (k.user_id, k.revoked))
+            .and_then(|(uid, revoked)| uid.filter(|_| !revoked))
+            .filter(|uid| {
+                shared
+                    .world
+                    .lock()
+                    .accounts
+                    .iter()
+                    .any(|a| a.user_id == *uid && a.home_dc == conn.dc)
+            });
+        let Some(viewer) = viewer else { continue };
+        if conn.no_updates.load(Ordering::Relaxed) {
+            continue;
+        }
+        let bytes = {
+            let w = shared.world.lock();
+            let Some(ch) = w.channels.get(&push.channel_id) else {
+                continue;
+            };
+            if ch.private {
+                continue;
+            }
+            let update: enums::Update = match &push.event {
+                ChannelEvent::New(id) => match ch.posts.get(id) {
+                    Some(p) => types::UpdateNewChannelMessage {
+                        message: convert::message(ch, p),
+                        pts: push.pts,
+                        pts_count: 1,
+                    }
+                    .into(),
+                    None => continue,
+                },
+                ChannelEvent::Edit(id) => match ch.posts.get(id) {
+                    Some(p) => types::UpdateEditChannelMessage {
+                        message: convert::message(ch, p),
+                        pts: push.pts,
+                        pts_count: 1,
+                    }
+                    .into(),
+                    None => continue,
+                },
+                ChannelEvent::Delete(ids) => types::UpdateDeleteChannelMessages {
+                    channel_id: ch.id,
+                    messages: ids.clone(),
+                    pts: push.pts,
+                    pts_count: 1,
+                }
+                .into(),
+            };
+            enums::Updates::Updates(types::Updates {
+                updates: vec![update],
+                users: vec![],
+                chats: vec![convert::chat(ch, viewer)],
+                date: unix_now(),
+                seq: 0,
+            })
+            .to_bytes()
+        };
+        if tx
+            .send(Out::Message {
+                body: bytes,
+                response: false,
+                content: true,
+            })
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::world::World;
+    use tl::{Cursor, Deserializable};
+
+    #[test]
+    fn channel_difference_replays_a_small_gap_and_gives_up_on_a_big_one() {
+        let w = World::new();
+        let ch_id = w.add_channel(Some("diff"), "D", "", 1);
+        let start = w.lock().channels[&ch_id].pts;
+        let a = w.post(ch_id, "one").unwrap();
+        w.edit(ch_id, a, "one, edited").unwrap();
+        let b = w.post(ch_id, "two").unwrap();
+        w.delete(ch_id, &[b]).unwrap();
+        let guard = w.lock();
+        let ch = &guard.channels[&ch_id];
+        let bytes = channel_difference(ch, start, 100, 500, 1);
+        let mut cur = Cursor::from_slice(&bytes);
+        match enums::updates::ChannelDifference::deserialize(&mut cur).unwrap() {
+            enums::updates::ChannelDifference::Difference(d) => {
+                assert!(d.r#final);
+                assert_eq!(d.pts, ch.pts);
+                assert_eq!(
+                    d.new_messages.len(),
+                    1,
+                    "the deleted post is gone, the edited one current"
+                );
+                assert_eq!(d.other_updates.len(), 2, "one edit, one deletion");
+            }
+            other => panic!("{other:?}"),
+        }
+        let bytes = channel_difference(ch, start, 2, 500, 1);
+        let mut cur = Cursor::from_slice(&bytes);
+        match enums::updates::ChannelDifference::deserialize(&mut cur).unwrap() {
+            enums::updates::ChannelDifference::Difference(d) => {
+                assert!(!d.r#final, "limited: more to come");
+                assert_eq!(d.pts, start + 2);
+            }
+            other => panic!("{other:?}"),
+        }
+        let bytes = channel_difference(ch, start, 100, 2, 1);
+        let mut cur = Cursor::from_slice(&bytes);
+        assert!(matches!(
+            enums::updates::ChannelDifference::deserialize(&mut cur).unwrap(),
+            enums::updates::ChannelDifference::TooLong(_)
+        ));
+        let bytes = channel_difference(ch, ch.pts, 100, 500, 1);
+        let mut cur = Cursor::from_slice(&bytes);
+        assert!(matches!(
+            enums::updates::ChannelDifference::deserialize(&mut cur).unwrap(),
+            enums::updates::ChannelDifference::Empty(_)
+        ));
+    }
+}

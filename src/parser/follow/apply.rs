@@ -1,0 +1,125 @@
+//! Channel updates into the store: new posts (through `ingest_live`, which queues alerts), edits
+//! (the old text kept as a version) and deletions (soft). Shared by pushed updates and by
+//! `updates.getChannelDifference` answers, so both store the same way.
+
+use grammers_client::tl::enums::{Message, Update};
+
+use super::Ctx;
+use crate::parser::convert;
+use crate::parser::part::Refill;
+use crate::store::StoreError;
+
+/// The channel, pts and pts_count of an update that moves a channel's pts
+/// (core.telegram.org/api/updates#event-sequences).
+pub(super) fn channel_pts(u: &Update) -> Option<(i64, i32, i32)> {
+    let channel_of = |m: &Message| match m {
+        Message::Message(x) => peer_channel(&x.peer_id),
+        Message::Service(x) => peer_channel(&x.peer_id),
+        Message::Empty(x) => x.peer_id.as_ref().and_then(peer_channel),
+    };
+    match u {
+        Update::NewChannelMessage(x) => Some((channel_of(&x.message)?, x.pts, x.pts_count)),
+        Update::EditChannelMessage(x) => Some((channel_of(&x.message)?, x.pts, x.pts_count)),
+        Update::DeleteChannelMessages(x) => Some((x.channel_id, x.pts, x.pts_count)),
+        Update::ChannelWebPage(x) => Some((x.channel_id, x.pts, x.pts_count)),
+        Update::PinnedChannelMessages(x) => Some((x.channel_id, x.pts, x.pts_count)),
+        _ => None,
+    }
+}
+
+fn peer_channel(p: &grammers_client::tl::enums::Peer) -> Option<i64> {
+    match p {
+        grammers_client::tl::enums::Peer::Channel(c) => Some(c.channel_id),
+        _ => None,
+    }
+}
+
+/// Stores what one update says about channel `ch`. `live`: pushed now (its delivery lag is
+/// measured) rather than recovered from a difference.
+pub(super) async fn apply(
+    ctx: &mut Ctx,
+    ch: i64,
+    u: &Update,
+    live: bool,
+) -> Result<(), StoreError> {
+    match u {
+        Update::NewChannelMessage(x) => {
+            new_posts(ctx, ch, std::slice::from_ref(&x.message), live).await
+        }
+        Update::EditChannelMessage(x) => {
+            if let Some(row) = convert::message_row(&x.message) {
+                let id = row.id;
+                if let Err(e) = ctx.store.ingest(ch, &[row], None).await {
+                    // Not lost: fetched again from history once the store recovers.
+                    ctx.refill(Refill {
+                        channel: ch,
+                        after: id - 1,
+                        before: id + 1,
+                    });
+                    return Err(e);
+                }
+            }
+            Ok(())
+        }
+        Update::DeleteChannelMessages(x) => {
+            ctx.store.mark_deleted(ch, &x.messages).await.map(|_| ())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// New posts of `ch`, oldest first. A post whose id jumps past the newest stored one queues a
+/// refill of the ids between (posts Telegram never sent us, or deleted before we saw them).
+pub(super) async fn new_posts(
+    ctx: &mut Ctx,
+    ch: i64,
+    messages: &[Message],
+    live: bool,
+) -> Result<(), StoreError> {
+    let mut rows: Vec<_> = messages.iter().filter_map(convert::message_row).collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    rows.sort_by_key(|r| r.id);
+    let name = ctx.name(ch);
+    let known = match ctx.newest.get(&ch) {
+        Some(n) => Some(*n),
+        None => ctx
+            .store
+            .newest_id(ch)
+            .await
+            .ok()
+            .flatten()
+            .and_then(|n| i32::try_from(n).ok()),
+    };
+    if let (Some(k), Some(first)) = (known, rows.first())
+        && first.id > k + 1
+    {
+        tracing::info!(channel = %name, after = k, before = first.id, "posts missing before a new post; refilling");
+        ctx.refill(Refill {
+            channel: ch,
+            after: k,
+            before: first.id,
+        });
+    }
+    let top = rows.iter().map(|r| r.id).max().unwrap_or(0);
+    ctx.newest.insert(ch, known.map_or(top, |k| k.max(top)));
+    if live {
+        for r in &rows {
+            let lag = (crate::time::unix_now() - r.date).max(0) as f64;
+            ctx.stats.delivered(ch, &name, lag);
+        }
+    } else {
+        ctx.stats.refilled(ch, &name, rows.len());
+    }
+    let (low, high) = (rows[0].id, top);
+    if let Err(e) = ctx.store.ingest_live(ch, &rows).await {
+        ctx.refill(Refill {
+            channel: ch,
+            after: low - 1,
+            before: high + 1,
+        });
+        return Err(e);
+    }
+    Ok(())
+}

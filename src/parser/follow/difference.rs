@@ -1,0 +1,114 @@
+//! Catching one channel up with `updates.getChannelDifference`, from the pts saved for it,
+//! until Telegram says `final` (core.telegram.org/api/updates#recovering-gaps). Every call goes
+//! through the guard: pacing, FLOOD_WAIT pauses (no call during one) and the breaker.
+//!
+//! - `channelDifferenceEmpty`: nothing happened since; the pts is saved as Telegram gives it.
+//! - `channelDifference`: new posts, edits and deletions, stored in order, then the pts saved;
+//!   again until `final`.
+//! - `channelDifferenceTooLong`: too much happened; Telegram gives the newest posts and the
+//!   channel's current pts. The posts are stored, the ids between the newest stored post and
+//!   them are refilled from history (as for any id jump), and the pts saved. (Edits and deletions of older posts in
+//!   that stretch cannot be recovered: Telegram no longer has them as events.)
+//!
+//! The pts is saved only after what it covers is stored, so a crash between the two replays
+//! the same events, which store idempotently.
+
+use grammers_client::tl;
+
+use super::{Ctx, apply};
+use crate::guard::GuardError;
+
+/// At most this many events per answer: what Telegram advises ordinary users to ask.
+const LIMIT: i32 = 100;
+/// Answers per catch-up before the channel yields to the others (it is caught up on the next
+/// round): a very busy channel must not starve the rest.
+const MAX_ROUNDS: usize = 50;
+
+/// Why a channel could not be caught up.
+#[derive(Debug)]
+pub(super) enum CatchUpError {
+    /// The session or the account is gone: the parser stops.
+    Fatal(GuardError),
+    /// Telegram refused this channel (private, banned, a stale access hash): it is skipped
+    /// until its state changes.
+    Refused(String),
+    /// Worth trying again later (network, breaker, a store write that failed).
+    Later(String),
+}
+
+/// Catches `ch` up from `pts`. Returns how many posts were recovered.
+pub(super) async fn catch_up(ctx: &mut Ctx, ch: i64, mut pts: i32) -> Result<usize, CatchUpError> {
+    let Some(record) = ctx.channels.get(&ch).cloned() else {
+        return Ok(0);
+    };
+    let channel: tl::enums::InputChannel = tl::types::InputChannel {
+        channel_id: ch,
+        access_hash: record.access_hash.unwrap_or(0),
+    }
+    .into();
+    let mut recovered = 0;
+    for _ in 0..MAX_ROUNDS {
+        let req = tl::functions::updates::GetChannelDifference {
+            force: false,
+            channel: channel.clone(),
+            filter: tl::enums::ChannelMessagesFilter::Empty,
+            pts,
+            limit: LIMIT,
+        };
+        let answer = match ctx.conn.invoke(&req).await {
+            Ok(a) => a,
+            Err(e @ (GuardError::Revoked(_) | GuardError::Frozen(_))) => {
+                return Err(CatchUpError::Fatal(e));
+            }
+            Err(GuardError::Rpc {
+                code: 400, name, ..
+            }) => {
+                return Err(CatchUpError::Refused(name));
+            }
+            Err(e) => return Err(CatchUpError::Later(e.to_string())),
+        };
+        let later = |e: crate::store::StoreError| CatchUpError::Later(e.to_string());
+        use tl::enums::updates::ChannelDifference as CD;
+        match answer {
+            CD::Empty(d) => {
+                ctx.save_pts(ch, d.pts).await;
+                return Ok(recovered);
+            }
+            CD::Difference(d) => {
+                apply::new_posts(ctx, ch, &d.new_messages, false)
+                    .await
+                    .map_err(later)?;
+                recovered += d.new_messages.len();
+                for u in &d.other_updates {
+                    apply::apply(ctx, ch, u, false).await.map_err(later)?;
+                }
+                ctx.save_pts(ch, d.pts).await;
+                pts = d.pts;
+                if d.r#final {
+                    return Ok(recovered);
+                }
+            }
+            CD::TooLong(d) => {
+                let tl::enums::Dialog::Dialog(dialog) = &d.dialog else {
+                    return Err(CatchUpError::Later(
+                        "channelDifferenceTooLong without a channel dialog".into(),
+                    ));
+                };
+                let Some(new_pts) = dialog.pts else {
+                    return Err(CatchUpError::Later(
+                        "channelDifferenceTooLong without the channel's pts".into(),
+                    ));
+                };
+                // The ids between the newest stored post and these are refilled by new_posts.
+                apply::new_posts(ctx, ch, &d.messages, false)
+                    .await
+                    .map_err(later)?;
+                recovered += d.messages.len();
+                tracing::info!(channel = %ctx.name(ch), "too much happened since the last look; refilling from history");
+                ctx.save_pts(ch, new_pts).await;
+                return Ok(recovered);
+            }
+        }
+    }
+    Ok(recovered)
+}

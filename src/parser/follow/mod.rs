@@ -1,0 +1,229 @@
+//! The follower: every change to a followed channel — new posts, edits, deletions — into the
+//! store, whether Telegram pushed it or not, and nothing twice.
+//!
+//! Each channel's pts (core.telegram.org/api/updates) is the follower's bookmark: it is saved
+//! in the session (sealed with the rest, durable within a few seconds and at shutdown) after
+//! the changes it covers are stored. A pushed update whose `pts - pts_count` is the saved pts
+//! is applied; one already covered is skipped; one that leaves a gap, an
+//! `updateChannelTooLong`, a reconnect (grammers' `ConnectionClosed`) and every start send the
+//! channel to `updates.getChannelDifference` from its saved pts (`difference.rs`), which brings
+//! posts, edits and deletions made meanwhile, however long the daemon was away.
+//!
+//! The follower reads the raw updates itself instead of grammers' update stream, whose gap
+//! recovery called `getChannelDifference` outside the guard; here every call is the guard's.
+//! A channel's first pts comes from the first history page the backfill or a refill reads
+//! (`messages.channelMessages` carries it), or from its first pushed update.
+
+mod apply;
+mod difference;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use grammers_client::tl::enums::{Update, Updates};
+use grammers_session::updates::UpdatesLike;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::parser::client::Connected;
+use crate::parser::part::{LiveStats, Refill};
+use crate::store::{ChannelRecord, Store};
+use crate::supervisor::PartError;
+use difference::CatchUpError;
+
+/// How often the followed channels are read again (`channels add/pause/remove` reach a running
+/// daemon this fast).
+const FOLLOWED_REFRESH: Duration = Duration::from_secs(2);
+/// A channel whose catch-up failed for a passing reason is tried again after this long.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// What the follower works with.
+pub(super) struct Ctx {
+    conn: Arc<Connected>,
+    store: Store,
+    stats: Arc<LiveStats>,
+    refills: mpsc::UnboundedSender<Refill>,
+    /// The followed (active) channels.
+    channels: HashMap<i64, ChannelRecord>,
+    /// The newest post id seen per channel, to notice posts that never arrived.
+    newest: HashMap<i64, i32>,
+}
+
+impl Ctx {
+    fn name(&self, ch: i64) -> String {
+        self.channels
+            .get(&ch)
+            .map(ChannelRecord::display_name)
+            .unwrap_or_else(|| ch.to_string())
+    }
+
+    fn refill(&self, r: Refill) {
+        let _ = self.refills.send(r);
+    }
+
+    fn pts(&self, ch: i64) -> Option<i32> {
+        self.conn.session.channel_pts(ch)
+    }
+
+    async fn save_pts(&self, ch: i64, pts: i32) {
+        if let Err(e) = self.conn.session.set_channel_pts(ch, pts).await {
+            tracing::warn!(channel = ch, error = %e, "cannot save the channel's update state");
+        }
+    }
+}
+
+/// Follows the followed channels until cancelled or the session is gone.
+pub(crate) async fn follow(
+    conn: Arc<Connected>,
+    updates: Option<mpsc::Receiver<UpdatesLike>>,
+    store: Store,
+    cancel: CancellationToken,
+    refills: mpsc::UnboundedSender<Refill>,
+    stats: Arc<LiveStats>,
+) -> Result<(), PartError> {
+    let Some(mut updates) = updates else {
+        return Ok(());
+    };
+    let mut ctx = Ctx {
+        conn,
+        store,
+        stats,
+        refills,
+        channels: HashMap::new(),
+        newest: HashMap::new(),
+    };
+    // Channels to catch up, and when each may be tried (a failed one waits).
+    let mut behind: HashMap<i64, Instant> = HashMap::new();
+    let mut refreshed: Option<Instant> = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        if refreshed.is_none_or(|t| t.elapsed() > FOLLOWED_REFRESH) {
+            refresh(&mut ctx, &mut behind).await;
+            refreshed = Some(Instant::now());
+        }
+        tokio::select! {
+            u = updates.recv() => match u {
+                Some(u) => on_updates(&mut ctx, &u, &mut behind).await,
+                None => return Ok(()),
+            },
+            _ = tick.tick() => catch_up_due(&mut ctx, &mut behind, &cancel).await?,
+            _ = cancel.cancelled() => return Ok(()),
+        }
+    }
+}
+
+/// Reads the followed channels again. Newly followed ones with a saved pts are caught up (at
+/// the first read: every one, for what happened while the daemon was stopped).
+async fn refresh(ctx: &mut Ctx, behind: &mut HashMap<i64, Instant>) {
+    let Ok(chs) = ctx.store.channels().await else {
+        return;
+    };
+    let now: HashMap<i64, ChannelRecord> = chs
+        .into_iter()
+        .filter(|c| c.state == "active")
+        .map(|c| (c.id, c))
+        .collect();
+    for id in now.keys() {
+        if !ctx.channels.contains_key(id) && ctx.pts(*id).is_some() {
+            behind.entry(*id).or_insert_with(Instant::now);
+        }
+    }
+    behind.retain(|id, _| now.contains_key(id));
+    ctx.newest.retain(|id, _| now.contains_key(id));
+    ctx.channels = now;
+}
+
+async fn on_updates(ctx: &mut Ctx, u: &UpdatesLike, behind: &mut HashMap<i64, Instant>) {
+    let list: &[Update] = match u {
+        UpdatesLike::Updates(Updates::Updates(x)) => &x.updates,
+        UpdatesLike::Updates(Updates::Combined(x)) => &x.updates,
+        UpdatesLike::Updates(Updates::UpdateShort(x)) => std::slice::from_ref(&x.update),
+        // Telegram says too much happened, or the connection was lost (updates may have been
+        // missed), or updates came that could not be read: every channel catches up.
+        UpdatesLike::Updates(Updates::TooLong)
+        | UpdatesLike::ConnectionClosed
+        | UpdatesLike::MalformedUpdates => {
+            let now = Instant::now();
+            for id in ctx.channels.keys() {
+                if ctx.pts(*id).is_some() {
+                    behind.entry(*id).or_insert(now);
+                }
+            }
+            return;
+        }
+        _ => return,
+    };
+    for update in list {
+        if let Update::ChannelTooLong(t) = update {
+            if ctx.channels.contains_key(&t.channel_id) && ctx.pts(t.channel_id).is_some() {
+                behind.entry(t.channel_id).or_insert_with(Instant::now);
+            }
+            continue;
+        }
+        let Some((ch, pts, count)) = apply::channel_pts(update) else {
+            continue;
+        };
+        if !ctx.channels.contains_key(&ch) || behind.contains_key(&ch) {
+            // Not followed; or being caught up, which brings this update in order.
+            continue;
+        }
+        match ctx.pts(ch) {
+            Some(local) if pts <= local => {} // already stored
+            Some(local) if pts - count != local => {
+                tracing::debug!(channel = ch, local, pts, count, "update gap; catching up");
+                behind.insert(ch, Instant::now());
+            }
+            _ => match apply::apply(ctx, ch, update, true).await {
+                Ok(()) => ctx.save_pts(ch, pts).await,
+                Err(e) => {
+                    tracing::warn!(channel = %ctx.name(ch), error = %e, "storing a live update failed; catching up later");
+                    behind.insert(ch, Instant::now() + RETRY_AFTER);
+                }
+            },
+        }
+    }
+}
+
+/// Catches up the channels that are behind and due, oldest first.
+async fn catch_up_due(
+    ctx: &mut Ctx,
+    behind: &mut HashMap<i64, Instant>,
+    cancel: &CancellationToken,
+) -> Result<(), PartError> {
+    let now = Instant::now();
+    let due: BTreeSet<(Instant, i64)> = behind
+        .iter()
+        .filter(|(_, at)| **at <= now)
+        .map(|(id, at)| (*at, *id))
+        .collect();
+    for (_, ch) in due {
+        if cancel.is_cancelled() {
+            return Ok(());
+        }
+        let Some(pts) = ctx.pts(ch) else {
+            behind.remove(&ch);
+            continue;
+        };
+        match difference::catch_up(ctx, ch, pts).await {
+            Ok(n) => {
+                behind.remove(&ch);
+                if n > 0 {
+                    tracing::info!(channel = %ctx.name(ch), posts = n, "caught up");
+                }
+            }
+            Err(CatchUpError::Fatal(e)) => {
+                return Err(crate::parser::part::fatal(&ctx.store, e).await);
+            }
+            Err(CatchUpError::Refused(why)) => {
+                tracing::warn!(channel = %ctx.name(ch), %why, "Telegram refused to catch the channel up; it is skipped until it changes");
+                behind.remove(&ch);
+            }
+            Err(CatchUpError::Later(why)) => {
+                tracing::warn!(channel = %ctx.name(ch), %why, "catching up failed; trying again shortly");
+                behind.insert(ch, Instant::now() + RETRY_AFTER);
+            }
+        }
+    }
+    Ok(())
+}

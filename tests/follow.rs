@@ -1,0 +1,234 @@
+//! The follower against the fake: what happens while the daemon is stopped reaches the store at
+//! the next start (posts, edits as versions, deletions), caught up with getChannelDifference
+//! from the pts saved in the session, every call through the guard.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use fake_telegram::faults::{Fault, FaultKind};
+use fake_telegram::flood::QuotaMode;
+use fake_telegram::{FakeTelegram, Options};
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+async fn started(env: &Env) -> std::process::Child {
+    // A socket of an earlier start is in the way.
+    let _ = std::fs::remove_file(env.dir.path().join("notify.sock"));
+    let notify = NotifySocket::new(env.dir.path());
+    let child = spawn_daemon(env, Some(&notify));
+    notify.wait_for("READY=1", LIMIT).expect("READY=1");
+    child
+}
+
+fn stop(child: &mut std::process::Child) {
+    sigterm(child);
+    let (code, _) = wait_exit(child, Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{}", stderr_of(child));
+}
+
+/// `wait_until`, showing the daemon's log if it times out.
+async fn wait_daemon(child: &mut std::process::Child, what: &str, mut f: impl FnMut() -> bool) {
+    let t = std::time::Instant::now();
+    while !f() {
+        if t.elapsed() > LIMIT {
+            let _ = child.kill();
+            panic!(
+                "timed out waiting for {what}; the daemon's log:\n{}",
+                stderr_of(child)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn one(env: &Env, q: &str) -> String {
+    sql(env, q)
+}
+
+/// Every change the fake holds for `ch`, as the store must show it: (id, text, deleted).
+fn world_view(fake: &FakeTelegram, ch: i64) -> Vec<(i32, String)> {
+    fake.world.lock().channels[&ch]
+        .posts
+        .values()
+        .map(|p| (p.id, p.text.clone()))
+        .collect()
+}
+
+fn stored_view(env: &Env, ch: i64) -> Vec<(i32, String)> {
+    sql(
+        env,
+        &format!(
+            "SELECT id, hex(text) FROM messages WHERE channel_id = {ch} AND deleted_at IS NULL ORDER BY id"
+        ),
+    )
+    .lines()
+    .filter(|l| !l.is_empty())
+    .map(|l| {
+        let (id, hex_text) = l.split_once('|').unwrap();
+        let text = String::from_utf8(hex::decode(hex_text).unwrap()).unwrap();
+        (id.parse().unwrap(), text)
+    })
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posts_edits_and_deletions_made_while_the_daemon_was_stopped_all_reach_the_store() {
+    let fake = FakeTelegram::start(Options {
+        channels: 3,
+        posts: 120,
+        password: None,
+        quotas: QuotaMode::Off,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let env = telegram_env(&fake);
+    login_and_add(&env, &fake, &fake.info.channels.clone()).await;
+    let ids: Vec<i64> = fake
+        .info
+        .channels
+        .iter()
+        .map(|n| fake.world.channel_id(n).unwrap())
+        .collect();
+    let mut child = started(&env).await;
+    wait_daemon(&mut child, "the backfill", || {
+        one(
+            &env,
+            "SELECT count(*) FROM channels WHERE backfill_state != 'done'",
+        ) == "0"
+    })
+    .await;
+    stop(&mut child);
+
+    // While the daemon is stopped, each channel gets new posts, edits (of an old post and of a
+    // new one) and deletions.
+    let requests = |m: &str| fake.world.stats().requests.get(m).copied().unwrap_or(0);
+    let history_before = requests("messages.getHistory");
+    let mut edited = Vec::new();
+    for &ch in &ids {
+        let old: Vec<i32> = fake.world.lock().channels[&ch]
+            .posts
+            .keys()
+            .rev()
+            .skip(3)
+            .take(2)
+            .copied()
+            .collect();
+        let first = fake
+            .world
+            .post(ch, "Posted while the daemon was away")
+            .unwrap();
+        fake.world.post(ch, "Второй пост, пока демон спал").unwrap();
+        fake.world
+            .edit(ch, old[0], "An old post, edited meanwhile")
+            .unwrap();
+        fake.world
+            .edit(ch, first, "Posted while away, then edited")
+            .unwrap();
+        let deleted_text = fake.world.lock().channels[&ch].posts[&old[1]].text.clone();
+        fake.world.delete(ch, &[old[1]]).unwrap();
+        edited.push((ch, old[0], old[1], deleted_text));
+    }
+
+    let mut child = started(&env).await;
+    for &ch in &ids {
+        wait_daemon(&mut child, "every change made while stopped", || {
+            stored_view(&env, ch) == world_view(&fake, ch)
+        })
+        .await;
+    }
+    for (ch, old_edited, deleted, deleted_text) in edited {
+        // The edit is a new version, the text before it kept.
+        assert_eq!(
+            one(
+                &env,
+                &format!(
+                    "SELECT version FROM messages WHERE channel_id = {ch} AND id = {old_edited}"
+                )
+            ),
+            "2"
+        );
+        assert_eq!(
+            one(
+                &env,
+                &format!(
+                    "SELECT count(*) FROM message_versions WHERE channel_id = {ch} AND message_id = {old_edited} AND version = 1"
+                )
+            ),
+            "1"
+        );
+        // The deletion is soft: the row stays, with its text.
+        assert_eq!(
+            one(
+                &env,
+                &format!(
+                    "SELECT deleted_at IS NOT NULL FROM messages WHERE channel_id = {ch} AND id = {deleted}"
+                )
+            ),
+            "1"
+        );
+        assert_eq!(
+            one(
+                &env,
+                &format!("SELECT text FROM messages WHERE channel_id = {ch} AND id = {deleted}")
+            ),
+            deleted_text.trim()
+        );
+    }
+    // Caught up from the saved pts with getChannelDifference, not by reading history again.
+    assert!(requests("updates.getChannelDifference") >= ids.len() as u64);
+    assert_eq!(
+        requests("messages.getHistory"),
+        history_before,
+        "nothing read from history again"
+    );
+    stop(&mut child);
+    assert_eq!(one(&env, "PRAGMA integrity_check"), "ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_wait_during_catch_up_is_waited_out_without_a_call() {
+    let fake = FakeTelegram::start(Options {
+        channels: 1,
+        posts: 50,
+        password: None,
+        quotas: QuotaMode::Strict,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let env = telegram_env_with(&fake, "");
+    login_and_add(&env, &fake, &fake.info.channels.clone()).await;
+    let ch = fake.world.channel_id(&fake.info.channels[0]).unwrap();
+    let mut child = started(&env).await;
+    wait_daemon(&mut child, "the backfill", || {
+        one(&env, "SELECT backfill_state FROM channels") == "done"
+    })
+    .await;
+    stop(&mut child);
+    let id = fake
+        .world
+        .post(ch, "Posted while the daemon was away")
+        .unwrap();
+    fake.faults.add(Fault {
+        kind: FaultKind::FloodWait { secs: 3 },
+        method: Some("updates.getChannelDifference".into()),
+        count: 1,
+    });
+    let t = std::time::Instant::now();
+    let mut child = started(&env).await;
+    wait_daemon(&mut child, "the post made while stopped", || {
+        stored_ids(&env, ch).contains(&id)
+    })
+    .await;
+    assert!(
+        t.elapsed() >= Duration::from_secs(3),
+        "waited the FLOOD_WAIT out"
+    );
+    let stats = fake.world.stats();
+    assert_eq!(stats.calls_during_wait, 0, "no call during the wait");
+    assert_eq!(stats.bans, 0);
+    stop(&mut child);
+}
