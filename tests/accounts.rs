@@ -407,3 +407,79 @@ async fn a_login_while_the_parser_opens_the_session_is_not_refused_as_another_lo
     let (code, _) = wait_exit(&mut child, Duration::from_secs(10));
     assert_eq!(code, Some(0), "{}", stderr_of(&mut child));
 }
+
+/// The chat dialog, for an account whose code goes to an email it must set up first: the bot
+/// asks for the address, then the code sent there (deleted once read), then the login code
+/// Telegram sends to the new address, and names where each went.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bot_sets_up_a_login_email_when_telegram_asks_for_one() {
+    let fake = fake().await;
+    let phone = account(
+        &fake,
+        AccountSpec {
+            phone: "+999661110007".into(),
+            delivery: Some(CodeDelivery::SetupEmail),
+            ..Default::default()
+        },
+    );
+    let env = bot_env_for(&fake, &[ADMIN], "info");
+    let notify = NotifySocket::new(env.dir.path());
+    let mut child = spawn_daemon(&env, Some(&notify));
+    notify
+        .wait_for("READY=1", Duration::from_secs(20))
+        .expect("READY=1");
+    let health = env.health_addr();
+    wait_daemon(
+        &mut child,
+        "the bot to run",
+        Duration::from_secs(20),
+        || {
+            get(health, "/readyz").1.contains(
+                "\"part:bot\":[{\"componentType\":\"component\",\"observedValue\":\"running\"",
+            )
+        },
+    )
+    .await;
+    let sent = |fake: &FakeTelegram| -> Vec<String> {
+        fake.bot
+            .calls(false)
+            .iter()
+            .filter(|c| c.method == "sendmessage")
+            .filter_map(|c| c.params["text"].as_str().map(str::to_string))
+            .collect()
+    };
+    let mut answers = Vec::new();
+    for (say, expect) in [
+        ("/login", "phone number"),
+        (phone.as_str(), "set up a login email"),
+        ("me@example.net", "m***@example.net"),
+        ("1 2 3 4 5", "login email m***@example.net"),
+        ("1 2 3 4 5", "Logged in as"),
+    ] {
+        let before = sent(&fake).len();
+        fake.bot.user_message(&fake_telegram::botapi::UserMessage {
+            user_id: ADMIN,
+            text: Some(say.into()),
+            ..Default::default()
+        });
+        wait_daemon(&mut child, expect, Duration::from_secs(20), || {
+            sent(&fake).len() > before
+        })
+        .await;
+        let answer = sent(&fake)[before].clone();
+        assert!(answer.contains(expect), "after {say:?}: {answer}");
+        answers.push(answer);
+    }
+    // Both codes were deleted from the chat once read.
+    let deleted = fake
+        .bot
+        .calls(false)
+        .iter()
+        .filter(|c| c.method == "deletemessage")
+        .count();
+    assert_eq!(deleted, 2, "{answers:?}");
+    assert_eq!(sql(&env, "SELECT home_dc FROM session_state"), "4");
+    sigterm(&child);
+    let (code, _) = wait_exit(&mut child, Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{}", stderr_of(&mut child));
+}

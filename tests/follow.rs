@@ -232,3 +232,58 @@ async fn a_flood_wait_during_catch_up_is_waited_out_without_a_call() {
     assert_eq!(stats.bans, 0);
     stop(&mut child);
 }
+
+/// The server loses its sessions (it sends `new_session_created`, which grammers keeps to
+/// itself) and pushes meanwhile are lost; a quiet channel's edit and deletion still reach the
+/// store within a sweep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_pushed_to_a_session_the_server_lost_are_caught_up_by_the_sweep() {
+    let fake = FakeTelegram::start(Options {
+        channels: 1,
+        posts: 60,
+        password: None,
+        quotas: QuotaMode::Off,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let env = telegram_env(&fake);
+    let cfg = std::fs::read_to_string(env.path("config.toml")).unwrap();
+    std::fs::write(
+        env.path("config.toml"),
+        cfg.replacen("[telegram]\n", "[telegram]\nfollow_sweep_secs = 3\n", 1),
+    )
+    .unwrap();
+    login_and_add(&env, &fake, &fake.info.channels.clone()).await;
+    let ch = fake.world.channel_id(&fake.info.channels[0]).unwrap();
+    let mut child = started(&env).await;
+    wait_daemon(&mut child, "the backfill", || {
+        one(&env, "SELECT backfill_state FROM channels") == "done"
+    })
+    .await;
+    assert!(fake.shared.sessions.forget_all() >= 1);
+    let (edited, deleted) = {
+        let w = fake.world.lock();
+        let ids: Vec<i32> = w.channels[&ch]
+            .posts
+            .keys()
+            .rev()
+            .take(2)
+            .copied()
+            .collect();
+        (ids[0], ids[1])
+    };
+    fake.world
+        .edit(ch, edited, "Edited while the session was lost")
+        .unwrap();
+    fake.world.delete(ch, &[deleted]).unwrap();
+    wait_daemon(&mut child, "the edit and the deletion", || {
+        one(&env, &format!("SELECT text FROM messages WHERE channel_id = {ch} AND id = {edited}"))
+            == "Edited while the session was lost"
+            && one(&env, &format!("SELECT deleted_at IS NOT NULL FROM messages WHERE channel_id = {ch} AND id = {deleted}"))
+                == "1"
+    })
+    .await;
+    assert!(fake.world.stats().new_sessions >= 2);
+    stop(&mut child);
+}

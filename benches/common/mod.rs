@@ -72,6 +72,7 @@ pub async fn logged_in(
             auth_key_file: dir.join("auth_key.hex"),
         }),
         proxy: None,
+        follow_sweep: std::time::Duration::from_secs(900),
         guard: tgparser::guard::GuardConfig {
             pacing: Default::default(),
             ..Default::default()

@@ -10,6 +10,7 @@
 //! | `POST /revoke` | `{phone?}` | `{revoked}` (a ban: no new login) |
 //! | `POST /terminate` | `{phone?}` | `{terminated}` (sessions ended; logging in again works) |
 //! | `POST /qr/accept` | `{token, phone}` (`token`: the base64url token or the whole `tg://login?token=` URL) | `{ok}` (the phone accepts a QR login) |
+//! | `POST /sessions/forget` | `{}` | `{forgotten}` (the server loses every MTProto session: the next message of each gets `new_session_created`; pushes meanwhile are lost) |
 //! | `POST /accounts` | `{phone, first_name?, code?, password?, dc?, delivery?, email?, frozen?, unoccupied?, banned?}` | `{user_id}` (created or changed) |
 //! | `POST /bot/updates` | `{user_id, text?, kind?, data?, message_id?, chat_id?}` | the update |
 //! | `POST /bot/users` | `{id, first_name, username?, blocked?}` | `{ok}` |
@@ -120,6 +121,7 @@ impl Control {
             .route("/terminate", post(terminate))
             .route("/accounts", post(accounts))
             .route("/qr/accept", post(qr_accept))
+            .route("/sessions/forget", post(sessions_forget))
             .route("/bot/updates", post(bot_updates))
             .route("/bot/users", post(bot_users))
             .route("/bot/sent", get(bot_sent))
@@ -239,6 +241,11 @@ async fn qr_accept(State(c): State<Control>, Json(r): Json<QrAccept>) -> Answer 
         Ok(()) => (StatusCode::OK, Json(json!({"ok": true}))),
         Err(e) => bad(e),
     }
+}
+
+async fn sessions_forget(State(c): State<Control>) -> Answer {
+    let n = c.shared.sessions.forget_all();
+    (StatusCode::OK, Json(json!({"forgotten": n})))
 }
 
 async fn bot_updates(State(c): State<Control>, Json(m): Json<UserMessage>) -> Answer {

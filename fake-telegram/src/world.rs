@@ -228,6 +228,14 @@ pub struct Stats {
     pub bans: u64,
     pub connections: u64,
     pub bad_frames: u64,
+    /// Messages refused with `bad_msg_notification` (msg_id out of the time window).
+    pub bad_msgs: u64,
+    /// Messages refused with `bad_server_salt`.
+    pub bad_salts: u64,
+    /// `new_session_created` sent.
+    pub new_sessions: u64,
+    /// Connections closed for being silent.
+    pub idle_closed: u64,
 }
 
 pub struct WorldState {

@@ -94,6 +94,8 @@ struct RawTelegram {
     /// `socks5://[user@]host:port`.
     proxy: Option<String>,
     proxy_password_file: Option<PathBuf>,
+    /// How often every followed channel is caught up even when nothing says it is behind.
+    follow_sweep_secs: Option<f64>,
     #[serde(default)]
     guard: RawGuard,
     /// Method name → "calls/window" or "off"; merged over the built-in pacing.
@@ -199,6 +201,8 @@ pub struct TelegramConfig {
     pub server: Option<TelegramServerConfig>,
     /// A SOCKS5 proxy every MTProto connection goes through.
     pub proxy: Option<proxy::ProxyConfig>,
+    /// Every followed channel is caught up this often, whatever the pushes say.
+    pub follow_sweep: Duration,
     pub guard: crate::guard::GuardConfig,
 }
 

@@ -330,11 +330,24 @@ impl Validator<'_> {
                         self.check_secret_file("telegram.api_hash_file", &hash)?;
                         let proxy =
                             self.proxy("telegram", t.proxy.as_deref(), t.proxy_password_file)?;
+                        let follow_sweep = match t.follow_sweep_secs {
+                            None => Duration::from_secs(900),
+                            Some(v) if v.is_finite() && (1.0..=86_400.0).contains(&v) => {
+                                Duration::from_secs_f64(v)
+                            }
+                            Some(v) => {
+                                return Err(self.err(
+                                    "telegram.follow_sweep_secs",
+                                    format!("found {v}; expected seconds between 1 and 86400"),
+                                ));
+                            }
+                        };
                         Some(TelegramConfig {
                             api_id,
                             api_hash_file: hash,
                             server,
                             proxy,
+                            follow_sweep,
                             guard: self.guard_config(t.guard, t.pacing)?,
                         })
                     }

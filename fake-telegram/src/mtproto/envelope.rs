@@ -13,7 +13,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
 
 use super::wire::{self, AuthKey, WireError};
-use super::{Shared, rpc};
+use super::{Shared, rpc, session};
 use crate::faults::FaultKind;
 
 const MSG_CONTAINER: u32 = 0x73f1_f8dc;
@@ -83,8 +83,20 @@ async fn read_loop(
 ) -> Result<(), WireError> {
     let mut seq = 0i32;
     let mut drop_after: Option<u32> = None;
+    // Telegram closes a connection that stays silent: after the delay a ping_delay_disconnect
+    // asked for, or after a while without any message.
+    let idle = *shared.idle_close.lock().unwrap_or_else(|p| p.into_inner());
+    let mut deadline = tokio::time::Instant::now() + idle;
     loop {
-        let payload = wire::read_frame(rd, &mut seq).await?;
+        let payload = match tokio::time::timeout_at(deadline, wire::read_frame(rd, &mut seq)).await
+        {
+            Ok(p) => p?,
+            Err(_) => {
+                shared.world.lock().stats.idle_closed += 1;
+                return Err(WireError::Closed);
+            }
+        };
+        deadline = tokio::time::Instant::now() + idle;
         let key_id = wire::key_id_of(&payload).ok_or(WireError::BadPayload(payload.len()))?;
         if key_id == [0u8; 8] {
             // A plain (unencrypted) message starts a key exchange, which this server cannot do:
@@ -108,12 +120,41 @@ async fn read_loop(
         let salt = i64::from_le_bytes(plain[0..8].try_into().unwrap_or_default());
         let session_id = i64::from_le_bytes(plain[8..16].try_into().unwrap_or_default());
         let msg_id = i64::from_le_bytes(plain[16..24].try_into().unwrap_or_default());
+        let seqno = i32::from_le_bytes(plain[24..28].try_into().unwrap_or_default());
         let len = u32::from_le_bytes(plain[28..32].try_into().unwrap_or_default()) as usize;
         let body = plain
             .get(32..32 + len)
             .ok_or(WireError::BadPayload(plain.len()))?;
-        conn.salt.store(salt, Ordering::Relaxed);
+        // The server's own messages carry the server's salt.
+        conn.salt
+            .store(shared.sessions.current_salt(), Ordering::Relaxed);
         conn.session_id.store(session_id, Ordering::Relaxed);
+        if let Some(refusal) = shared.sessions.check(salt, msg_id) {
+            let body = match refusal {
+                session::Refusal::BadMsg { code } => {
+                    shared.world.lock().stats.bad_msgs += 1;
+                    session::bad_msg_notification(msg_id, seqno, code)
+                }
+                session::Refusal::BadSalt => {
+                    shared.world.lock().stats.bad_salts += 1;
+                    session::bad_server_salt(msg_id, seqno, shared.sessions.current_salt())
+                }
+            };
+            let _ = tx.send(Out::Message {
+                body,
+                response: true,
+                content: false,
+            });
+            continue;
+        }
+        if shared.sessions.created(key_id, session_id) {
+            shared.world.lock().stats.new_sessions += 1;
+            let _ = tx.send(Out::Message {
+                body: session::new_session_created(msg_id, shared.sessions.current_salt()),
+                response: false,
+                content: true,
+            });
+        }
         if pusher.is_none() {
             *pusher = Some(tokio::spawn(super::updates::push_loop(
                 shared.clone(),
@@ -139,9 +180,22 @@ async fn read_loop(
         let mut flat = Vec::new();
         flatten(msg_id, body, &mut flat, 0);
         for (msg_id, body) in flat {
+            if let Some(delay) = ping_disconnect_delay(&body) {
+                deadline = tokio::time::Instant::now() + delay;
+            }
             handle(shared, conn, key_id, tx, msg_id, &body).await;
         }
     }
+}
+
+/// The `disconnect_delay` of a `ping_delay_disconnect`: the connection is closed if nothing
+/// else arrives within it.
+fn ping_disconnect_delay(body: &[u8]) -> Option<std::time::Duration> {
+    if body.get(..4)? != PING_DELAY_DISCONNECT.to_le_bytes() {
+        return None;
+    }
+    let secs = i32::from_le_bytes(body.get(12..16)?.try_into().ok()?);
+    Some(std::time::Duration::from_secs(secs.clamp(1, 3600) as u64))
 }
 
 /// Unpacks containers and gzip into a flat list of `(msg_id, body)`.
@@ -219,15 +273,22 @@ async fn handle(
         }
         GET_FUTURE_SALTS => {
             let now = crate::world::unix_now();
-            let salt = conn.salt.load(Ordering::Relaxed);
+            let num = body
+                .get(4..8)
+                .map(|b| i32::from_le_bytes(b.try_into().unwrap_or_default()))
+                .unwrap_or(1)
+                .clamp(1, 64) as usize;
+            let salts = shared.sessions.future_salts(num);
             let mut out = Vec::new();
             FUTURE_SALTS.serialize(&mut out);
             msg_id.serialize(&mut out);
             now.serialize(&mut out);
-            1i32.serialize(&mut out);
-            now.serialize(&mut out);
-            (now + 3600).serialize(&mut out);
-            salt.serialize(&mut out);
+            (salts.len() as i32).serialize(&mut out);
+            for (since, until, salt) in salts {
+                since.serialize(&mut out);
+                until.serialize(&mut out);
+                salt.serialize(&mut out);
+            }
             send(out, true);
         }
         DESTROY_SESSION => {

@@ -13,6 +13,7 @@ pub mod dcs;
 mod envelope;
 pub mod qr;
 mod rpc;
+pub mod session;
 mod updates;
 pub mod wire;
 
@@ -73,6 +74,10 @@ pub struct Shared {
     pub qr_ttl: Mutex<Duration>,
     /// Updates for the sessions of one auth key, logged in or not (`updateLoginToken`).
     pub key_events: tokio::sync::broadcast::Sender<([u8; 8], Vec<u8>)>,
+    /// Known sessions and the salts (`session.rs`).
+    pub sessions: session::Sessions,
+    /// A connection with no message for this long is closed.
+    pub idle_close: Mutex<Duration>,
     /// gzip results larger than this many bytes (None: never).
     pub gzip_over: Option<usize>,
     /// A login code is valid this long.
@@ -101,6 +106,8 @@ impl Shared {
             login_tokens: Mutex::new(HashMap::new()),
             qr_ttl: Mutex::new(Duration::from_secs(30)),
             key_events: tokio::sync::broadcast::channel(1024).0,
+            sessions: session::Sessions::default(),
+            idle_close: Mutex::new(Duration::from_secs(300)),
             gzip_over,
             code_ttl: Mutex::new(Duration::from_secs(300)),
             too_long_after: 500,

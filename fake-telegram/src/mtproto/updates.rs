@@ -223,7 +223,12 @@ pub async fn push_loop(
                     .any(|a| a.user_id == *uid && a.home_dc == conn.dc)
             });
         let Some(viewer) = viewer else { continue };
-        if conn.no_updates.load(Ordering::Relaxed) {
+        // A session the server forgot gets nothing until the client speaks in it again.
+        if conn.no_updates.load(Ordering::Relaxed)
+            || !shared
+                .sessions
+                .knows(key_id, conn.session_id.load(Ordering::Relaxed))
+        {
             continue;
         }
         let bytes = {

@@ -37,6 +37,8 @@ use difference::CatchUpError;
 const FOLLOWED_REFRESH: Duration = Duration::from_secs(2);
 /// A channel whose catch-up failed for a passing reason is tried again after this long.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
+/// Channels caught up per round before pushed updates are read again.
+const CATCH_UPS_PER_ROUND: usize = 16;
 
 /// What the follower works with.
 pub(super) struct Ctx {
@@ -74,6 +76,10 @@ impl Ctx {
 }
 
 /// Follows the followed channels until cancelled or the session is gone.
+/// Every `sweep`, every followed channel is caught up too: Telegram's pushes are not reliable
+/// (a server that lost the session sends `new_session_created`, which grammers keeps to
+/// itself, and the pushes meanwhile are gone), so a quiet channel's edits and deletions are
+/// still seen within a sweep.
 pub(crate) async fn follow(
     conn: Arc<Connected>,
     updates: Option<mpsc::Receiver<UpdatesLike>>,
@@ -81,6 +87,7 @@ pub(crate) async fn follow(
     cancel: CancellationToken,
     refills: mpsc::UnboundedSender<Refill>,
     stats: Arc<LiveStats>,
+    sweep: Duration,
 ) -> Result<(), PartError> {
     let Some(mut updates) = updates else {
         return Ok(());
@@ -96,11 +103,21 @@ pub(crate) async fn follow(
     // Channels to catch up, and when each may be tried (a failed one waits).
     let mut behind: HashMap<i64, Instant> = HashMap::new();
     let mut refreshed: Option<Instant> = None;
+    let mut swept = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         if refreshed.is_none_or(|t| t.elapsed() > FOLLOWED_REFRESH) {
             refresh(&mut ctx, &mut behind).await;
             refreshed = Some(Instant::now());
+        }
+        if swept.elapsed() >= sweep {
+            let now = Instant::now();
+            for id in ctx.channels.keys() {
+                if ctx.pts(*id).is_some() {
+                    behind.entry(*id).or_insert(now);
+                }
+            }
+            swept = now;
         }
         tokio::select! {
             u = updates.recv() => match u {
@@ -197,6 +214,8 @@ async fn catch_up_due(
         .filter(|(_, at)| **at <= now)
         .map(|(id, at)| (*at, *id))
         .collect();
+    // A few at a time, so pushed updates are read between them.
+    let due = due.into_iter().take(CATCH_UPS_PER_ROUND);
     for (_, ch) in due {
         if cancel.is_cancelled() {
             return Ok(());

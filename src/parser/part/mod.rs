@@ -125,7 +125,17 @@ pub async fn run(ctx: PartContext, tg: TelegramConfig, deps: Deps) -> Result<(),
         if revoked_by.take().is_some() {
             tracing::info!("logged in again after the session was revoked; parsing resumes");
         }
-        match logged_in(&ctx, conn, &store, &stats, &control, tg.guard.heartbeat).await {
+        match logged_in(
+            &ctx,
+            conn,
+            &store,
+            &stats,
+            &control,
+            tg.guard.heartbeat,
+            tg.follow_sweep,
+        )
+        .await
+        {
             Err(PartError::Fatal(reason)) if reason.starts_with(FROZEN) => {
                 tell_admins(&store, &admins, "account_frozen", &reason).await;
                 return Err(PartError::Fatal(reason));
@@ -154,6 +164,7 @@ async fn logged_in(
     stats: &Arc<LiveStats>,
     control: &SessionControl,
     heartbeat_every: Duration,
+    follow_sweep: Duration,
 ) -> Result<(), PartError> {
     ctx.registry.set(ctx.name, PartState::Running);
     tracing::info!("parser running");
@@ -187,6 +198,7 @@ async fn logged_in(
         ctx.cancel.clone(),
         refill_tx,
         stats.clone(),
+        follow_sweep,
     ));
     let requests = tokio::spawn(requests_loop(
         conn.clone(),
