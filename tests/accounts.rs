@@ -361,23 +361,7 @@ async fn an_account_moved_to_another_dc_is_followed_there_while_the_daemon_runs(
 async fn a_login_while_the_parser_opens_the_session_is_not_refused_as_another_login() {
     let fake = fake().await;
     let env = bot_env_for(&fake, &[ADMIN], "info");
-    let notify = NotifySocket::new(env.dir.path());
-    let mut child = spawn_daemon(&env, Some(&notify));
-    notify
-        .wait_for("READY=1", Duration::from_secs(20))
-        .expect("READY=1");
-    let health = env.health_addr();
-    wait_daemon(
-        &mut child,
-        "the bot to run",
-        Duration::from_secs(20),
-        || {
-            get(health, "/readyz").1.contains(
-                "\"part:bot\":[{\"componentType\":\"component\",\"observedValue\":\"running\"",
-            )
-        },
-    )
-    .await;
+    let mut child = start_with_bot(&env).await;
     // At once: the parser is opening the session for the first time (it writes every DC's key).
     fake.bot.user_message(&fake_telegram::botapi::UserMessage {
         user_id: ADMIN,
@@ -423,23 +407,7 @@ async fn the_bot_sets_up_a_login_email_when_telegram_asks_for_one() {
         },
     );
     let env = bot_env_for(&fake, &[ADMIN], "info");
-    let notify = NotifySocket::new(env.dir.path());
-    let mut child = spawn_daemon(&env, Some(&notify));
-    notify
-        .wait_for("READY=1", Duration::from_secs(20))
-        .expect("READY=1");
-    let health = env.health_addr();
-    wait_daemon(
-        &mut child,
-        "the bot to run",
-        Duration::from_secs(20),
-        || {
-            get(health, "/readyz").1.contains(
-                "\"part:bot\":[{\"componentType\":\"component\",\"observedValue\":\"running\"",
-            )
-        },
-    )
-    .await;
+    let mut child = start_with_bot(&env).await;
     let sent = |fake: &FakeTelegram| -> Vec<String> {
         fake.bot
             .calls(false)

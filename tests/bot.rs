@@ -79,18 +79,7 @@ fn has(answer: &str, needle: &str) {
 
 async fn start(fake: &FakeTelegram, env: &Env) -> std::process::Child {
     login_and_add(env, fake, &fake.info.channels[..1]).await;
-    let notify = NotifySocket::new(env.dir.path());
-    let child = spawn_daemon(env, Some(&notify));
-    notify
-        .wait_for("READY=1", Duration::from_secs(20))
-        .expect("READY=1");
-    wait_until("the bot to run", Duration::from_secs(20), || {
-        get(env.health_addr(), "/readyz").1.contains(
-            "\"part:bot\":[{\"componentType\":\"component\",\"observedValue\":\"running\"",
-        )
-    })
-    .await;
-    child
+    start_with_bot(env).await
 }
 
 fn fake_opts() -> Options {
@@ -1218,21 +1207,6 @@ async fn a_revoked_session_no_longer_needs_a_daemon_restart_after_the_admin_logs
     assert_eq!(code, Some(0), "{}", stderr_of(&mut child));
 }
 
-async fn start_logged_out(env: &Env) -> std::process::Child {
-    let notify = NotifySocket::new(env.dir.path());
-    let child = spawn_daemon(env, Some(&notify));
-    notify
-        .wait_for("READY=1", Duration::from_secs(20))
-        .expect("READY=1");
-    wait_until("the bot to run", Duration::from_secs(20), || {
-        get(env.health_addr(), "/readyz").1.contains(
-            "\"part:bot\":[{\"componentType\":\"component\",\"observedValue\":\"running\"",
-        )
-    })
-    .await;
-    child
-}
-
 fn parser_running(env: &Env) -> bool {
     get(env.health_addr(), "/readyz")
         .1
@@ -1289,7 +1263,7 @@ async fn an_admin_logs_the_account_in_through_the_chat_and_the_code_and_password
         cfg.replace("open = false", "open = false\nlogin_step_timeout_secs = 3"),
     )
     .unwrap();
-    let mut child = start_logged_out(&env).await;
+    let mut child = start_with_bot(&env).await;
     wait_until(
         "the parser to wait for a login",
         Duration::from_secs(20),

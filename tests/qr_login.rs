@@ -131,18 +131,7 @@ async fn an_expired_qr_code_is_renewed() {
 async fn bot_qr_login_sends_the_code_as_a_photo_and_asks_for_the_password() {
     let fake = FakeTelegram::start(Options::default()).await.unwrap();
     let env = bot_env_for(&fake, &[ADMIN], "info");
-    let notify = NotifySocket::new(env.dir.path());
-    let mut child = spawn_daemon(&env, Some(&notify));
-    notify
-        .wait_for("READY=1", Duration::from_secs(20))
-        .expect("READY=1");
-    // Messages sent before the bot runs would be dropped with the webhook it deletes first.
-    wait_until("the bot to run", Duration::from_secs(20), || {
-        get(env.health_addr(), "/readyz").1.contains(
-            "\"part:bot\":[{\"componentType\":\"component\",\"observedValue\":\"running\"",
-        )
-    })
-    .await;
+    let mut child = start_with_bot(&env).await;
     let say = |text: &str| {
         fake.bot.user_message(&UserMessage {
             user_id: ADMIN,

@@ -316,6 +316,24 @@ pub fn bot_env_for(fake: &fake_telegram::FakeTelegram, admins: &[i64], log_level
     env
 }
 
+/// Starts the daemon and waits until it is ready and its bot runs (messages sent to the bot
+/// before that would be dropped with the webhook it deletes first).
+pub async fn start_with_bot(env: &Env) -> Child {
+    let _ = std::fs::remove_file(env.dir.path().join("notify.sock"));
+    let notify = NotifySocket::new(env.dir.path());
+    let child = spawn_daemon(env, Some(&notify));
+    notify
+        .wait_for("READY=1", Duration::from_secs(20))
+        .expect("READY=1");
+    wait_until("the bot to run", Duration::from_secs(20), || {
+        get(env.health_addr(), "/readyz").1.contains(
+            "\"part:bot\":[{\"componentType\":\"component\",\"observedValue\":\"running\"",
+        )
+    })
+    .await;
+    child
+}
+
 /// Runs `tgparser <args>` with `input` on stdin, off the async runtime (a fake may run on it).
 pub async fn run_with_input(env: &Env, args: &[&str], input: &str) -> Output {
     use std::io::Write;

@@ -260,6 +260,13 @@ pub(super) fn sign_in(ctx: &Ctx, req: functions::auth::SignIn) -> R {
         )
         .to_bytes());
     }
+    log_key_in(ctx, &account)?;
+    Ok(authorization(&account))
+}
+
+/// A login proven (a code, a QR code): the key is logged in as `account`, or, when the account
+/// has a 2FA password, waits for it (`SESSION_PASSWORD_NEEDED`).
+pub(super) fn log_key_in(ctx: &Ctx, account: &Account) -> Result<(), RpcErr> {
     ctx.shared.with_key(&ctx.key_id, |k| {
         if account.password.is_some() {
             k.password_for = Some(account.user_id);
@@ -270,7 +277,7 @@ pub(super) fn sign_in(ctx: &Ctx, req: functions::auth::SignIn) -> R {
     if account.password.is_some() {
         return Err(err(401, "SESSION_PASSWORD_NEEDED"));
     }
-    Ok(authorization(&account))
+    Ok(())
 }
 
 /// The login-setup purpose's phone and hash, checked against a code this key was sent.

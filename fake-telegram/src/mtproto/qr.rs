@@ -130,16 +130,7 @@ fn finish(ctx: &Ctx, token: &[u8], user: i64) -> R {
     {
         t.used = true;
     }
-    ctx.shared.with_key(&ctx.key_id, |k| {
-        if account.password.is_some() {
-            k.password_for = Some(account.user_id);
-        } else {
-            k.user_id = Some(account.user_id);
-        }
-    });
-    if account.password.is_some() {
-        return Err(err(401, "SESSION_PASSWORD_NEEDED"));
-    }
+    super::auth::log_key_in(ctx, &account)?;
     Ok(
         enums::auth::LoginToken::Success(types::auth::LoginTokenSuccess {
             authorization: super::auth::authorization_tl(&account),
