@@ -92,7 +92,7 @@ async fn backfill_and_the_bot_work_through_socks5_and_a_dead_proxy_opens_the_bre
     .unwrap();
     let proxy = free_port();
     let mut socks_child = socks(proxy).await;
-    let env = bot_env_for(&fake, &[ADMIN], "info");
+    let env = bot_env_for(&fake, &[ADMIN], "debug");
     write_secret(&env, "proxy_password", &format!("{PASSWORD}\n"));
     with_proxy(&env, proxy, "proxy_password");
     let out = run_with_input(&env, &["check-config"], "").await;
