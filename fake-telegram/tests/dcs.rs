@@ -105,13 +105,7 @@ async fn a_key_is_known_only_to_its_own_dc() {
 
 #[tokio::test]
 async fn an_exported_login_works_off_the_home_dc_only_for_files_and_only_once() {
-    let fake = start(Options {
-        password: None,
-        ..Default::default()
-    })
-    .await;
-    let c = connect(&fake).client;
-    login(&fake, &c).await;
+    let (_fake, c) = logged_in_client().await;
     // Exporting to the DC we are on is refused.
     let e = c
         .invoke(&tl::functions::auth::ExportAuthorization { dc_id: 4 })
@@ -156,13 +150,7 @@ async fn an_exported_login_works_off_the_home_dc_only_for_files_and_only_once() 
 
 #[tokio::test]
 async fn a_frozen_account_is_refused_with_420_frozen_method_invalid_but_for_a_few_methods() {
-    let fake = start(Options {
-        password: None,
-        ..Default::default()
-    })
-    .await;
-    let c = connect(&fake).client;
-    login(&fake, &c).await;
+    let (fake, c) = logged_in_client().await;
     fake.world
         .upsert_account(&AccountSpec {
             phone: fake.info.phone.clone(),

@@ -249,13 +249,7 @@ async fn over_quota_answers_flood_wait_with_the_real_remaining_time() {
 
 #[tokio::test]
 async fn unknown_method_is_a_400_naming_it() {
-    let fake = start(Options {
-        password: None,
-        ..Default::default()
-    })
-    .await;
-    let c = connect(&fake).client;
-    login(&fake, &c).await;
+    let (_fake, c) = logged_in_client().await;
     let err = c
         .invoke(&grammers_client::tl::functions::help::GetAppConfig { hash: 0 })
         .await

@@ -68,6 +68,18 @@ pub async fn start(opts: Options) -> FakeTelegram {
     FakeTelegram::start(opts).await.expect("fake starts")
 }
 
+/// A fake whose account has no 2FA password, and a client logged in to it.
+pub async fn logged_in_client() -> (FakeTelegram, Client) {
+    let fake = start(Options {
+        password: None,
+        ..Default::default()
+    })
+    .await;
+    let c = connect(&fake).client;
+    login(&fake, &c).await;
+    (fake, c)
+}
+
 pub async fn login(fake: &FakeTelegram, c: &Client) {
     let token = c
         .request_login_code(&fake.info.phone, API_HASH)
