@@ -287,3 +287,53 @@ async fn changes_pushed_to_a_session_the_server_lost_are_caught_up_by_the_sweep(
     assert!(fake.world.stats().new_sessions >= 2);
     stop(&mut child);
 }
+
+/// A followed channel gone private made its refill fail and go back to the queue forever;
+/// refills run before backfill, so a channel added meanwhile stored nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_gone_private_no_longer_refills_forever_and_the_others_go_on() {
+    let fake = FakeTelegram::start(Options {
+        channels: 2,
+        posts: 80,
+        password: None,
+        quotas: QuotaMode::Off,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let env = telegram_env(&fake);
+    let (first, second) = (fake.info.channels[0].clone(), fake.info.channels[1].clone());
+    login_and_add(&env, &fake, std::slice::from_ref(&first)).await;
+    let a = fake.world.channel_id(&first).unwrap();
+    let b = fake.world.channel_id(&second).unwrap();
+    let mut child = started(&env).await;
+    wait_daemon(&mut child, "the backfill", || {
+        one(&env, "SELECT backfill_state FROM channels") == "done"
+    })
+    .await;
+    stop(&mut child);
+    // As an archive from before the saved update state: the channel has no pts, so the next
+    // start tops it up from history, and Telegram refuses that now.
+    sql_write(&env, "DELETE FROM session_channel_state");
+    fake.world.set_private(a, true).unwrap();
+    let mut child = started(&env).await;
+    let out = run_with_input(&env, &["channels", "add", &second], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    wait_daemon(&mut child, "the other channel's backfill", || {
+        stored_ids(&env, b) == world_ids(&fake, b)
+    })
+    .await;
+    wait_daemon(&mut child, "the private channel marked", || {
+        one(
+            &env,
+            &format!("SELECT state || ' ' || last_error FROM channels WHERE id = {a}"),
+        ) == "private CHANNEL_PRIVATE"
+    })
+    .await;
+    // Nothing spins: no more history requests once both are settled.
+    let history = || fake.world.stats().requests["messages.getHistory"];
+    let before = history();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(history(), before, "history requests went on");
+    stop(&mut child);
+}

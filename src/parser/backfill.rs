@@ -99,15 +99,7 @@ pub async fn fetch_page(
     };
     let answer = match conn.invoke(&req).await {
         Ok(a) => a,
-        Err(GuardError::Rpc { name, .. })
-            if name == "CHANNEL_PRIVATE" || name == "CHANNEL_INVALID" =>
-        {
-            store
-                .set_channel_state(ch.id, "private", Some(&name))
-                .await?;
-            return Err(BackfillError::Private(ch.display_name()));
-        }
-        Err(e) => return Err(BackfillError::from_guard(ch, e)),
+        Err(e) => return Err(refused(store, ch, e).await),
     };
     let messages = page_messages(conn, ch, answer).await;
     let page_min = messages.iter().map(message_id).min();
@@ -352,10 +344,10 @@ pub async fn refill(
             min_id: after,
             hash: 0,
         };
-        let answer = conn
-            .invoke(&req)
-            .await
-            .map_err(|e| BackfillError::from_guard(ch, e))?;
+        let answer = match conn.invoke(&req).await {
+            Ok(a) => a,
+            Err(e) => return Err(refused(store, ch, e).await),
+        };
         let messages = page_messages(conn, ch, answer).await;
         let Some(page_min) = messages.iter().map(message_id).min() else {
             break;
@@ -373,6 +365,21 @@ pub async fn refill(
         offset_id = page_min;
     }
     Ok(stored)
+}
+
+/// A failed history request. A channel Telegram no longer lets the account read (private, or
+/// an access hash refused) is marked `private` with the reason, so backfill, refills and the
+/// follower leave it alone until someone resumes it, instead of asking again forever.
+async fn refused(store: &Store, ch: &ChannelRecord, e: GuardError) -> BackfillError {
+    match e {
+        GuardError::Rpc { name, .. } if name == "CHANNEL_PRIVATE" || name == "CHANNEL_INVALID" => {
+            if let Err(e) = store.set_channel_state(ch.id, "private", Some(&name)).await {
+                return BackfillError::Store(e);
+            }
+            BackfillError::Private(ch.display_name())
+        }
+        e => BackfillError::from_guard(ch, e),
+    }
 }
 
 /// A history page's messages. A channel's page also carries the channel's pts, which becomes

@@ -63,6 +63,13 @@ pub(super) async fn catch_up(ctx: &mut Ctx, ch: i64, mut pts: i32) -> Result<usi
             Err(GuardError::Rpc {
                 code: 400, name, ..
             }) => {
+                if name == "CHANNEL_PRIVATE" || name == "CHANNEL_INVALID" {
+                    // As the backfill does: left alone until someone resumes it.
+                    ctx.store
+                        .set_channel_state(ch, "private", Some(&name))
+                        .await
+                        .map_err(|e| CatchUpError::Later(e.to_string()))?;
+                }
                 return Err(CatchUpError::Refused(name));
             }
             Err(e) => return Err(CatchUpError::Later(e.to_string())),

@@ -37,7 +37,7 @@ fn is_revoked(e: &InvocationError) -> bool {
 
 /// Posts of `channel` with ids strictly between `after` and `before` (0: up to the newest) to
 /// fetch from history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Refill {
     pub channel: i64,
     pub after: i32,
@@ -260,6 +260,8 @@ async fn logged_in(
 }
 
 const REQUESTS_POLL: Duration = Duration::from_secs(1);
+/// A refill Telegram refuses (a 400) this many times is dropped.
+const REFILL_REFUSALS: u32 = 3;
 
 /// A cheap call (`updates.getState`) at an interval, so an idle parser still notices a revoked
 /// session or an unreachable DC (readiness shows either) instead of waiting for the next post.
@@ -466,6 +468,7 @@ async fn work_loop(
 ) -> Result<(), PartError> {
     let mut last_flush = Instant::now();
     let mut queued: Vec<Refill> = Vec::new();
+    let mut refused: std::collections::HashMap<Refill, u32> = std::collections::HashMap::new();
     let mut pipe = backfill::Pipeline::new(store.clone());
     loop {
         if cancel.is_cancelled() {
@@ -491,15 +494,29 @@ async fn work_loop(
                 };
                 match res {
                     Ok(n) => {
+                        refused.remove(&r);
                         if n > 0 {
                             tracing::info!(channel = %ch.display_name(), posts = n, after = r.after, "gap refilled from history");
                         }
                         stats.refilled(ch.id, &ch.display_name(), n);
                     }
                     Err(e) => {
-                        // Try again later, after the other work.
-                        if !matches!(e, BackfillError::Private(_)) {
+                        // Try again later, after the other work; a refusal (a 400) only a few
+                        // times, or a refill Telegram keeps refusing would run before every
+                        // backfill page forever.
+                        let tries = refused.entry(r).or_insert(0);
+                        let again = match &e {
+                            BackfillError::Private(_) => false,
+                            BackfillError::Telegram { .. } => {
+                                *tries += 1;
+                                *tries < REFILL_REFUSALS
+                            }
+                            _ => true,
+                        };
+                        if again {
                             queued.push(r);
+                        } else {
+                            refused.remove(&r);
                         }
                         handle(e, store, cancel).await?;
                     }
