@@ -109,6 +109,23 @@ fn ok(result: Value) -> (StatusCode, Value) {
     (StatusCode::OK, json!({"ok": true, "result": result}))
 }
 
+/// The description the Bot API gives with an HTTP status (what clients match on).
+fn status_description(code: u16) -> &'static str {
+    match code {
+        // Another getUpdates poller for the same token (core.telegram.org/bots/api#getupdates).
+        409 => {
+            "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"
+        }
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Internal Server Error",
+    }
+}
+
 fn fail(code: u16, description: &str) -> (StatusCode, Value) {
     (
         StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST),
@@ -716,7 +733,7 @@ async fn handle(
     });
     let (code, body) = match fault {
         Some(FaultKind::TooMany { retry_after }) => too_many(retry_after),
-        Some(FaultKind::Status { code }) => fail(code, "Internal Server Error"),
+        Some(FaultKind::Status { code }) => fail(code, status_description(code)),
         Some(FaultKind::Hang { ms }) => {
             tokio::time::sleep(Duration::from_millis(ms)).await;
             fail(504, "Gateway Timeout")

@@ -142,6 +142,78 @@ fn bot_commands(role: Role) -> Vec<BotCommand> {
         .collect()
 }
 
+/// What a `getUpdates` 409 means, and what to do about it.
+fn conflict(e: &teloxide::RequestError) -> Option<&'static str> {
+    match e {
+        teloxide::RequestError::Api(teloxide::ApiError::TerminatedByOtherGetUpdates) => Some(
+            "another process is reading this bot's updates (409 Conflict): two instances, or another program, use the same bot token; stop the other one, or give this daemon its own bot",
+        ),
+        teloxide::RequestError::Api(teloxide::ApiError::CantGetUpdates) => Some(
+            "a webhook is set for this bot's token (409 Conflict), so it cannot read updates: something else set it after the daemon removed it at start; stop that program, then restart the daemon",
+        ),
+        _ => None,
+    }
+}
+
+/// Readiness fails while `getUpdates` answers 409 (the bot receives nothing, and retrying
+/// alone never helps), and passes again once a while went by without one.
+struct Conflicts {
+    health: Option<Arc<Health>>,
+    last: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+}
+
+/// How long after the last 409 the check clears: longer than teloxide's pause between polls
+/// after a few errors, so a conflict that goes on is never shown as cleared.
+const CONFLICT_CLEARS: std::time::Duration = std::time::Duration::from_secs(40);
+
+impl Conflicts {
+    fn new(health: Option<Arc<Health>>) -> Conflicts {
+        Conflicts {
+            health,
+            last: Arc::default(),
+        }
+    }
+
+    /// Updates arrive again: whatever the conflict was, it is over.
+    fn over(&self) {
+        let was = self
+            .last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .is_some();
+        if was && let Some(h) = &self.health {
+            h.set_check("bot:getUpdates", None);
+        }
+    }
+
+    fn seen(&self, what: &'static str) {
+        let Some(h) = &self.health else { return };
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(std::time::Instant::now());
+        h.set_check(
+            "bot:getUpdates",
+            Some(crate::health::ExtraCheck {
+                component_type: "telegram",
+                status: crate::health::Status::Fail,
+                observed_value: None,
+                observed_unit: None,
+                output: what.to_string(),
+            }),
+        );
+        let (h, last) = (h.clone(), self.last.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(CONFLICT_CLEARS).await;
+            let quiet = last
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_some_and(|t| t.elapsed() >= CONFLICT_CLEARS);
+            if quiet {
+                h.set_check("bot:getUpdates", None);
+            }
+        });
+    }
+}
+
 /// Checks through the guard whether the Bot API answers, after `getUpdates` failed: teloxide's
 /// polling waits and retries on its own, out of the guard's sight, so without this a Bot API
 /// out of reach (a proxy down, a network cut) would show nowhere. Each failed `getMe` counts
@@ -316,6 +388,7 @@ pub async fn run(
     let mut running = tokio::spawn({
         let dispatcher = dispatcher.clone();
         let token = token.clone();
+        let conflicts = Conflicts::new(health.clone());
         let probe = ReachProbe {
             bot: bot.clone(),
             guard: guard.clone(),
@@ -329,12 +402,18 @@ pub async fn run(
             // Bot API and ends; every update taken is then handled before the part stops.
             while let Some(update) = updates.next().await {
                 match update {
-                    Ok(update) => dispatch_update(&dispatcher, update).await,
+                    Ok(update) => {
+                        conflicts.over();
+                        dispatch_update(&dispatcher, update).await
+                    }
                     Err(e) => {
                         tracing::warn!(
                             error = %redact(&e.to_string(), &token),
                             "getUpdates failed; polling again after a pause"
                         );
+                        if let Some(what) = conflict(&e) {
+                            conflicts.seen(what);
+                        }
                         probe.start();
                     }
                 }
