@@ -6,8 +6,8 @@ use std::sync::Arc;
 use teloxide::prelude::*;
 
 use super::{
-    ATTEMPTS, App, BotError, Dialog, LoginError, SPACED, Waiting, code_prompt, end, login,
-    read_code, waiting_for,
+    ATTEMPTS, App, BotError, Dialog, LoginError, SPACED, Waiting, code_prompt, login, read_code,
+    stopped, waiting_for,
 };
 
 pub(super) async fn on_email(
@@ -37,16 +37,7 @@ pub(super) async fn on_email(
             app.logins.park(app, bot, chat.0, d, "email address");
             super::super::handlers::send(bot, app, chat, format!("{e}, or /cancel.")).await
         }
-        Err(e) => {
-            end(
-                bot,
-                app,
-                chat,
-                d,
-                format!("The login stopped: {e}. /login starts again."),
-            )
-            .await
-        }
+        Err(e) => stopped(bot, app, chat, d, e).await,
     }
 }
 
@@ -93,15 +84,6 @@ pub(super) async fn on_email_code(
             )
             .await
         }
-        Err(e) => {
-            end(
-                bot,
-                app,
-                chat,
-                d,
-                format!("The login stopped: {e}. /login starts again."),
-            )
-            .await
-        }
+        Err(e) => stopped(bot, app, chat, d, e).await,
     }
 }

@@ -312,6 +312,24 @@ async fn delete(bot: &Bot, app: &App, chat: ChatId, id: MessageId) {
     }
 }
 
+/// Ends the dialog because of `e`, saying how to start again.
+async fn stopped(
+    bot: &Bot,
+    app: &App,
+    chat: ChatId,
+    d: Dialog,
+    e: impl std::fmt::Display,
+) -> Result<(), BotError> {
+    end(
+        bot,
+        app,
+        chat,
+        d,
+        format!("The login stopped: {e}. /login starts again."),
+    )
+    .await
+}
+
 /// Ends the dialog with `text`.
 async fn end(bot: &Bot, app: &App, chat: ChatId, d: Dialog, text: String) -> Result<(), BotError> {
     drop(d);
@@ -344,16 +362,7 @@ async fn on_phone(
             app.logins.park(app, bot, chat.0, d, "phone number");
             super::handlers::send(bot, app, chat, format!("{e}. Send it again, or /cancel.")).await
         }
-        Err(e) => {
-            end(
-                bot,
-                app,
-                chat,
-                d,
-                format!("The login stopped: {e}. /login starts again."),
-            )
-            .await
-        }
+        Err(e) => stopped(bot, app, chat, d, e).await,
     }
 }
 
@@ -424,7 +433,7 @@ async fn on_code(
             }
             Err(e) => end(bot, app, chat, d, format!("The code expired and a new one could not be requested: {e}. /login starts again.")).await,
         },
-        Err(e) => end(bot, app, chat, d, format!("The login stopped: {e}. /login starts again.")).await,
+        Err(e) => stopped(bot, app, chat, d, e).await,
     }
 }
 
@@ -452,16 +461,7 @@ async fn on_password(
             )
             .await
         }
-        Err((e, _)) => {
-            end(
-                bot,
-                app,
-                chat,
-                d,
-                format!("The login stopped: {e}. /login starts again."),
-            )
-            .await
-        }
+        Err((e, _)) => stopped(bot, app, chat, d, e).await,
     }
 }
 
