@@ -47,6 +47,14 @@ pub(super) fn check_frozen(ctx: &Ctx, name: &str, user_id: i64) -> Result<(), Rp
     Ok(())
 }
 
+/// How long a login code (or an email code) stays valid.
+fn code_ttl(ctx: &Ctx) -> std::time::Duration {
+    *ctx.shared
+        .code_ttl
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+}
+
 fn normalize_phone(p: &str) -> String {
     p.chars().filter(|c| c.is_ascii_digit()).collect()
 }
@@ -209,11 +217,7 @@ pub(super) fn sign_in(ctx: &Ctx, req: functions::auth::SignIn) -> R {
     if account.home_dc != ctx.conn.dc {
         return Err(err(303, format!("PHONE_MIGRATE_{}", account.home_dc)));
     }
-    let ttl = *ctx
-        .shared
-        .code_ttl
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let ttl = code_ttl(ctx);
     let sent = ctx
         .shared
         .with_key(&ctx.key_id, |k| {
@@ -281,7 +285,7 @@ pub(super) fn log_key_in(ctx: &Ctx, account: &Account) -> Result<(), RpcErr> {
 }
 
 /// The login-setup purpose's phone and hash, checked against a code this key was sent.
-fn login_setup(ctx: &Ctx, purpose: &enums::EmailVerifyPurpose) -> Result<(String, String), RpcErr> {
+fn login_setup(ctx: &Ctx, purpose: &enums::EmailVerifyPurpose) -> Result<String, RpcErr> {
     let enums::EmailVerifyPurpose::LoginSetup(p) = purpose else {
         return Err(err(400, "EMAIL_VERIFY_PURPOSE_INVALID"));
     };
@@ -297,12 +301,12 @@ fn login_setup(ctx: &Ctx, purpose: &enums::EmailVerifyPurpose) -> Result<(String
     if !known {
         return Err(err(400, "PHONE_CODE_EXPIRED"));
     }
-    Ok((phone, p.phone_code_hash.clone()))
+    Ok(phone)
 }
 
 /// `account.sendVerifyEmailCode` for a login email: the code goes to `email`.
 pub(super) fn send_verify_email_code(ctx: &Ctx, req: functions::account::SendVerifyEmailCode) -> R {
-    let (phone, _) = login_setup(ctx, &req.purpose)?;
+    let phone = login_setup(ctx, &req.purpose)?;
     let email = req.email.trim().to_string();
     let valid = email
         .split_once('@')
@@ -326,22 +330,17 @@ pub(super) fn send_verify_email_code(ctx: &Ctx, req: functions::account::SendVer
 /// `account.verifyEmail` for a login email: the email becomes the account's login email and the
 /// login code is sent to it (`account.emailVerifiedLogin` carries the new `auth.sentCode`).
 pub(super) fn verify_email(ctx: &Ctx, req: functions::account::VerifyEmail) -> R {
-    let (phone, _) = login_setup(ctx, &req.purpose)?;
+    let phone = login_setup(ctx, &req.purpose)?;
     let enums::EmailVerification::Code(code) = &req.verification else {
         return Err(err(400, "EMAIL_NOT_ALLOWED"));
     };
-    let ttl = *ctx
-        .shared
-        .code_ttl
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let ttl = code_ttl(ctx);
     let setup = ctx
         .shared
         .with_key(&ctx.key_id, |k| k.email_setup.clone())
         .flatten();
     let email = match setup {
         Some((p, email, at)) if p == phone && at.elapsed() <= ttl => email,
-        Some((p, _, _)) if p == phone => return Err(err(400, "EMAIL_VERIFY_EXPIRED")),
         _ => return Err(err(400, "EMAIL_VERIFY_EXPIRED")),
     };
     let mut account = account_for(ctx, &phone).ok_or_else(|| err(400, "PHONE_NUMBER_INVALID"))?;
