@@ -52,6 +52,9 @@ fn main() {
             posts,
             password: None,
             quotas: fake_telegram::flood::QuotaMode::Off,
+            // Memory, not delivery, is measured here: every post pushed, joined or not (the
+            // poll benchmark measures delivery with no pushes at all).
+            pushes: fake_telegram::world::PushMode::All,
             ..Default::default()
         })
         .await

@@ -246,8 +246,14 @@ async fn kill_9_at_random_moments_during_backfill_resumes_exactly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_channel_references_are_clear_and_write_nothing() {
     let (fake, env) = setup(Options::default()).await;
-    let private = fake.world.channel_id(&fake.info.channels[1]).unwrap();
-    fake.world.set_private(private, true).unwrap();
+    // Shut out: banned from the channel (a private one has no username to resolve).
+    fake.world
+        .change_channel(&fake_telegram::world::ChannelChange {
+            channel: fake.info.channels[1].clone(),
+            ban: Some(fake.info.phone.clone()),
+            ..Default::default()
+        })
+        .unwrap();
     let cases = [
         ("no!such name", "not a valid channel name"),
         ("@nosuchchannel", "there is no channel @nosuchchannel"),

@@ -52,6 +52,7 @@ pub fn channel(id: i64, username: &str, title: &str) -> NewChannel {
         since: None,
         last: None,
         added_by: None,
+        membership: "join",
     }
 }
 
@@ -73,6 +74,8 @@ pub async fn logged_in(
         }),
         proxy: None,
         follow_sweep: std::time::Duration::from_secs(900),
+        join: true,
+        follow_schedule: Default::default(),
         guard: tgparser::guard::GuardConfig {
             pacing: Default::default(),
             ..Default::default()

@@ -6,7 +6,10 @@
 //! | `POST /edits` | `{channel, id, text}` | `{ok}` |
 //! | `POST /deletes` | `{channel, ids}` | `{ok}` |
 //! | `POST /gap` | `{channel, count}` | `{ids}` (posted without being pushed) |
-//! | `POST /private` | `{channel, private}` | `{ok}` |
+//! | `POST /private` | `{channel, private}` | `{ok}` (private: the username goes; only members read it) |
+//! | `POST /channels` | `{channel, private?, deleted?, busy?, join_requests?, username?, title?, ban?, unban?, approve?, decline?}` (accounts by phone or user id; `busy`: pushes unreliable; a title change posts its service message) | `{id}` |
+//! | `GET /accounts/{phone or id}/channels` | | `{channels: [{id, username, title, state}]}` (`member` or `requested`) |
+//! | `POST /pushes` | `{mode?, reliable_up_to?, max_channels?, free_joins?}` (`mode`: `members`, `none`, `all`) | the settings now |
 //! | `POST /revoke` | `{phone?}` | `{revoked}` (a ban: no new login) |
 //! | `POST /terminate` | `{phone?}` | `{terminated}` (sessions ended; logging in again works) |
 //! | `POST /qr/accept` | `{token, phone}` (`token`: the base64url token or the whole `tg://login?token=` URL) | `{ok}` (the phone accepts a QR login) |
@@ -24,7 +27,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -117,6 +120,9 @@ impl Control {
             .route("/deletes", post(deletes))
             .route("/gap", post(gap))
             .route("/private", post(private))
+            .route("/channels", post(channels))
+            .route("/accounts/{key}/channels", get(account_channels))
+            .route("/pushes", post(pushes))
             .route("/revoke", post(revoke))
             .route("/terminate", post(terminate))
             .route("/accounts", post(accounts))
@@ -186,6 +192,57 @@ async fn private(State(c): State<Control>, Json(r): Json<PrivateReq>) -> Answer 
         Ok(()) => (StatusCode::OK, Json(json!({"ok": true}))),
         Err(e) => bad(e),
     }
+}
+
+async fn channels(State(c): State<Control>, Json(r): Json<crate::world::ChannelChange>) -> Answer {
+    match c.shared.world.change_channel(&r) {
+        Ok(id) => (StatusCode::OK, Json(json!({"id": id}))),
+        Err(e) => bad(e),
+    }
+}
+
+async fn account_channels(State(c): State<Control>, Path(key): Path<String>) -> Answer {
+    let Some(user) = c.shared.world.account_id(&key) else {
+        return bad(format!("no account {key:?}"));
+    };
+    let list: Vec<Value> = c
+        .shared
+        .world
+        .joined(user)
+        .into_iter()
+        .map(|(id, username, title, state)| {
+            json!({"id": id, "username": username, "title": title, "state": state})
+        })
+        .collect();
+    (StatusCode::OK, Json(json!({"channels": list})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PushesReq {
+    mode: Option<crate::world::PushMode>,
+    reliable_up_to: Option<usize>,
+    max_channels: Option<usize>,
+    free_joins: Option<usize>,
+}
+
+async fn pushes(State(c): State<Control>, Json(r): Json<PushesReq>) -> Answer {
+    let mut w = c.shared.world.lock();
+    if let Some(m) = r.mode {
+        w.push_mode = m;
+    }
+    let l = &mut w.join_limits;
+    if let Some(v) = r.reliable_up_to {
+        l.reliable_up_to = v;
+    }
+    if let Some(v) = r.max_channels {
+        l.max_channels = v;
+    }
+    if let Some(v) = r.free_joins {
+        l.free_joins = v;
+    }
+    let body = json!({"mode": w.push_mode, "limits": w.join_limits});
+    (StatusCode::OK, Json(body))
 }
 
 async fn revoke(State(c): State<Control>, Json(r): Json<RevokeReq>) -> Answer {

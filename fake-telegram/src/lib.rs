@@ -55,6 +55,8 @@ pub struct Options {
     pub dc_id: i32,
     /// The DC the test account lives on.
     pub home_dc: i32,
+    /// Who receives pushed channel updates (default: members, as Telegram).
+    pub pushes: world::PushMode,
 }
 
 impl Default for Options {
@@ -75,6 +77,7 @@ impl Default for Options {
             gzip_over: Some(16 * 1024),
             dc_id: mtproto::dcs::ENTRY_DC,
             home_dc: mtproto::dcs::TEST_ACCOUNT_DC,
+            pushes: world::PushMode::Members,
         }
     }
 }
@@ -144,6 +147,7 @@ impl FakeTelegram {
                 ..Default::default()
             })
             .map_err(std::io::Error::other)?;
+        world.lock().push_mode = opts.pushes;
         let faults = Arc::new(Faults::default());
         let shared = Arc::new(Shared::new(
             world.clone(),

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use clap::{Parser, Subcommand};
 use fake_telegram::faults::{Fault, FaultKind};
 use fake_telegram::flood::QuotaMode;
+use fake_telegram::world::PushMode;
 use fake_telegram::{FakeTelegram, Options};
 
 #[derive(Parser)]
@@ -54,6 +55,10 @@ enum Command {
         /// Answer the next N MTProto calls with rpc_error 500.
         #[arg(long)]
         rpc_errors: Option<u32>,
+        /// Who gets pushed channel updates: `members` (as Telegram: accounts that joined, and
+        /// not reliably past 100 channels), `none` (clients must poll), `all` (lenient).
+        #[arg(long, value_enum, default_value_t = PushMode::Members)]
+        pushes: PushMode,
         /// Inject a fault, as the control API's POST /faults takes it, e.g.
         /// '{"kind":"too_many","retry_after":5,"method":"sendMessage","count":3}'. Repeatable.
         #[arg(long = "fault", value_name = "JSON")]
@@ -80,6 +85,7 @@ async fn main() -> std::io::Result<()> {
         no_gzip,
         latency_ms,
         rpc_errors,
+        pushes,
         faults,
     } = Cli::parse().command;
     let mut parsed = Vec::new();
@@ -108,6 +114,7 @@ async fn main() -> std::io::Result<()> {
         },
         bot_limits: !no_bot_limits,
         gzip_over: if no_gzip { None } else { defaults.gzip_over },
+        pushes,
         ..defaults
     })
     .await?;

@@ -139,11 +139,17 @@ async fn resolve_and_page_through_10000_posts_getting_every_id_once() {
     assert!(err.is("USERNAME_INVALID"), "{err}");
 }
 
+/// The next update about messages (a join's `updateChannel` comes through as a raw update).
 async fn next(stream: &mut grammers_client::client::UpdateStream) -> Update {
-    tokio::time::timeout(Duration::from_secs(10), stream.next())
-        .await
-        .expect("update in time")
-        .unwrap()
+    loop {
+        let u = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("update in time")
+            .unwrap();
+        if !matches!(u, Update::Raw(_)) {
+            return u;
+        }
+    }
 }
 
 #[tokio::test]
@@ -168,7 +174,10 @@ async fn pushed_updates_and_a_gap_recovered_with_get_channel_difference() {
         .stream_updates(conn.updates.take().unwrap(), Default::default())
         .await
         .unwrap();
-    let _ = peer;
+    // Telegram pushes a channel's updates to its members only.
+    c.join_chat(peer.to_ref().await.unwrap().unwrap())
+        .await
+        .unwrap();
 
     let id = fake.world.post(channel_id, "Live post 🚀").unwrap();
     match next(&mut stream).await {
@@ -287,6 +296,88 @@ async fn strict_mode_bans_an_account_that_keeps_calling_during_its_wait() {
     assert!(e.is("AUTH_KEY_UNREGISTERED"), "{e}");
     assert!(!c.is_authorized().await.unwrap(), "the key stays revoked");
     assert_eq!(fake.world.stats().bans, 1);
+}
+
+#[tokio::test]
+async fn pushes_reach_members_only_and_joins_meet_telegrams_limits() {
+    let fake = start(Options {
+        channels: 3,
+        posts: 5,
+        quotas: QuotaMode::Strict,
+        ..Default::default()
+    })
+    .await;
+    let mut conn = connect(&fake);
+    let c = conn.client.clone();
+    login(&fake, &c).await;
+    let mut stream = c
+        .stream_updates(conn.updates.take().unwrap(), Default::default())
+        .await
+        .unwrap();
+    let ids: Vec<i64> = fake
+        .info
+        .channels
+        .iter()
+        .map(|u| fake.world.channel_id(u).unwrap())
+        .collect();
+    let mut refs = Vec::new();
+    for u in &fake.info.channels {
+        let p = c.resolve_username(u).await.unwrap().unwrap();
+        refs.push(p.to_ref().await.unwrap().unwrap());
+    }
+    // Not a member: nothing is pushed.
+    fake.world.post(ids[0], "nobody hears this").unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_secs(2), stream.next())
+            .await
+            .is_err(),
+        "a channel the account never joined pushes nothing"
+    );
+    // Joins: the second asks an admin; the account's list says so.
+    c.join_chat(refs[0]).await.unwrap();
+    let phone = fake.info.phone.clone();
+    fake.world
+        .change_channel(&fake_telegram::world::ChannelChange {
+            channel: ids[1].to_string(),
+            join_requests: Some(true),
+            ..Default::default()
+        })
+        .unwrap();
+    let err = c.join_chat(refs[1]).await.unwrap_err();
+    assert!(err.is("INVITE_REQUEST_SENT"), "{err}");
+    let user = fake.world.account_id(&phone).unwrap();
+    let joined = fake.world.joined(user);
+    let states: Vec<(i64, &str)> = joined.iter().map(|(id, _, _, s)| (*id, *s)).collect();
+    assert_eq!(states, vec![(ids[0], "member"), (ids[1], "requested")]);
+    // A member hears the post.
+    let id = fake.world.post(ids[0], "members hear this").unwrap();
+    match next(&mut stream).await {
+        Update::NewMessage(m) => assert_eq!(m.id(), id),
+        other => panic!("unexpected {other:?}"),
+    }
+    // The channel limit: CHANNELS_TOO_MUCH past it.
+    fake.world.lock().join_limits.max_channels = 1;
+    let err = c.join_chat(refs[2]).await.unwrap_err();
+    assert!(err.is("CHANNELS_TOO_MUCH"), "{err}");
+    // Joins past the free ones wait, longer each time; a call during the wait is a violation.
+    {
+        let mut w = fake.world.lock();
+        w.join_limits.max_channels = 500;
+        w.join_limits.free_joins = 1;
+    }
+    let err = c.join_chat(refs[2]).await.unwrap_err();
+    assert!(err.is("FLOOD_WAIT"), "{err}");
+    assert_eq!(fake.world.stats().calls_during_wait, 0);
+    // Banned: the channel is refused as private, and pushes stop.
+    fake.world
+        .change_channel(&fake_telegram::world::ChannelChange {
+            channel: ids[0].to_string(),
+            ban: Some(phone),
+            ..Default::default()
+        })
+        .unwrap();
+    let err = c.iter_messages(refs[0]).next().await.unwrap_err();
+    assert!(err.is("CHANNEL_PRIVATE"), "{err}");
 }
 
 #[tokio::test]

@@ -243,12 +243,13 @@ async fn status(app: &App) -> Result<String, BotError> {
 
 fn channel_line(c: &ChannelRecord) -> String {
     format!(
-        "{} - {} posts, backfill {:.0}%, newest {} ago, {}\n",
+        "{} - {} posts, backfill {:.0}%, newest {} ago, {}, {}\n",
         c.display_name(),
         c.stored,
         c.backfill_percent(),
         crate::time::ago(c.last_post_at),
-        c.state
+        c.state,
+        c.followed_by()
     )
 }
 
@@ -270,7 +271,7 @@ async fn channels(app: &App) -> Result<String, BotError> {
     Ok(out)
 }
 
-/// `/add <ref> [--since YYYY-MM-DD | --last N]`: the parser resolves it (through its session and
+/// `/add <ref> [--since YYYY-MM-DD | --last N] [--no-join]`: the parser resolves it (through its session and
 /// guard) and the answer comes back here.
 async fn add(
     bot: &Bot,
@@ -284,8 +285,12 @@ async fn add(
     let Some(reference) = words.next() else {
         return reply(bot, app, msg, usage_error(spec, "Which channel?")).await;
     };
-    let (mut since, mut last) = (None, None);
+    let (mut since, mut last, mut no_join) = (None, None, false);
     while let Some(flag) = words.next() {
+        if flag == "--no-join" {
+            no_join = true;
+            continue;
+        }
         match (flag, words.next()) {
             ("--since", Some(d)) => match crate::time::parse_date(d) {
                 Some(t) => since = Some(t),
@@ -348,7 +353,7 @@ async fn add(
     }
     let id = app
         .store
-        .request_channel(reference, since, last, &format!("bot:{user_id}"))
+        .request_channel(reference, since, last, &format!("bot:{user_id}"), no_join)
         .await?;
     let started = Instant::now();
     loop {

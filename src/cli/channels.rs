@@ -17,6 +17,7 @@ pub async fn add(
     reference: &str,
     since: Option<&str>,
     last: Option<i64>,
+    no_join: bool,
 ) -> anyhow::Result<ExitCode> {
     let since = match since {
         Some(s) => Some(
@@ -32,7 +33,7 @@ pub async fn add(
         Ok(x) => x,
         // The daemon runs and holds the session: hand the request to it.
         Err(e) if e.downcast_ref::<crate::store::Locked>().is_some() => {
-            return add_through_daemon(cfg, reference, since, last).await;
+            return add_through_daemon(cfg, reference, since, last, no_join).await;
         }
         Err(e) => return Err(e),
     };
@@ -40,9 +41,11 @@ pub async fn add(
         bail!("the parsing account is not logged in; run `tgparser login` first");
     }
     let c = resolve(&conn, reference).await?;
-    let new = store
-        .add_channel(&NewChannel::from_tl(&c, since, last))
-        .await?;
+    let mut row = NewChannel::from_tl(&c, since, last);
+    if no_join || cfg.telegram.as_ref().is_some_and(|t| !t.join) {
+        row = row.without_joining();
+    }
+    let new = store.add_channel(&row).await?;
     store
         .audit(
             "cli",
@@ -51,8 +54,9 @@ pub async fn add(
         )
         .await?;
     println!(
-        "{}; `tgparser backfill` reads its history",
-        crate::parser::resolve::added_line(&c, new)
+        "{}; {}; `tgparser backfill` reads its history",
+        crate::parser::resolve::added_line(&c, new),
+        crate::parser::resolve::membership_line(row.membership)
     );
     drop(conn);
     store.close().await;
@@ -68,9 +72,12 @@ async fn add_through_daemon(
     reference: &str,
     since: Option<i64>,
     last: Option<i64>,
+    no_join: bool,
 ) -> anyhow::Result<ExitCode> {
     let store = Store::open(&cfg.store).await?;
-    let id = store.request_channel(reference, since, last, "cli").await?;
+    let id = store
+        .request_channel(reference, since, last, "cli", no_join)
+        .await?;
     eprintln!("the daemon is running; asked it to add {reference}…");
     let started = std::time::Instant::now();
     loop {
@@ -127,13 +134,13 @@ pub async fn list(cfg: &Config) -> anyhow::Result<ExitCode> {
         println!("no channels yet; add one with `tgparser channels add @name`");
     } else {
         println!(
-            "{:<32} {:<22} {:>9} {:>9} {:<20} {:>8} {:<8}",
+            "{:<32} {:<22} {:>9} {:>9} {:<20} {:>8} {:<8} followed",
             "title", "username", "posts", "backfill", "newest post (UTC)", "lag", "state"
         );
         for c in &channels {
             let title: String = c.title.chars().take(31).collect();
             println!(
-                "{:<32} {:<22} {:>9} {:>8.1}% {:<20} {:>8} {:<8}",
+                "{:<32} {:<22} {:>9} {:>8.1}% {:<20} {:>8} {:<8} {}",
                 title,
                 c.username
                     .as_deref()
@@ -148,7 +155,8 @@ pub async fn list(cfg: &Config) -> anyhow::Result<ExitCode> {
                     ))
                     .unwrap_or_else(|| "-".into()),
                 crate::time::ago(c.last_post_at),
-                c.state
+                c.state,
+                c.followed_by()
             );
         }
     }

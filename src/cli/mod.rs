@@ -174,6 +174,10 @@ pub enum ChannelsCommand {
         /// Backfill only the newest N posts.
         #[arg(long)]
         last: Option<i64>,
+        /// Follow it without joining it (the account does not visibly subscribe; the
+        /// channel is polled, never pushed).
+        #[arg(long)]
+        no_join: bool,
     },
     /// List followed channels: posts stored, backfill progress, newest post, lag, state.
     List,
@@ -300,7 +304,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     channel,
                     since,
                     last,
-                } => channels::add(&cfg, channel, since.as_deref(), *last).await,
+                    no_join,
+                } => channels::add(&cfg, channel, since.as_deref(), *last, *no_join).await,
                 ChannelsCommand::List => channels::list(&cfg).await,
                 ChannelsCommand::Remove { channel, purge } => {
                     channels::set_state(&cfg, channel, "remove", *purge).await

@@ -94,8 +94,12 @@ struct RawTelegram {
     /// `socks5://[user@]host:port`.
     proxy: Option<String>,
     proxy_password_file: Option<PathBuf>,
-    /// How often every followed channel is caught up even when nothing says it is behind.
+    /// The longest a followed channel goes without being polled, however quiet it is.
     follow_sweep_secs: Option<f64>,
+    /// Join channels when they are added (Telegram pushes updates only to members).
+    join: Option<bool>,
+    /// `adaptive` (default) or `round_robin` (the plain reference the benchmark compares with).
+    follow_schedule: Option<String>,
     #[serde(default)]
     guard: RawGuard,
     /// Method name → "calls/window" or "off"; merged over the built-in pacing.
@@ -201,9 +205,23 @@ pub struct TelegramConfig {
     pub server: Option<TelegramServerConfig>,
     /// A SOCKS5 proxy every MTProto connection goes through.
     pub proxy: Option<proxy::ProxyConfig>,
-    /// Every followed channel is caught up this often, whatever the pushes say.
+    /// The longest a followed channel goes unpolled, however quiet.
     pub follow_sweep: Duration,
+    /// Join channels when they are added (`channels add --no-join` opts one out).
+    pub join: bool,
+    /// How polls are spread over the followed channels.
+    pub follow_schedule: FollowSchedule,
     pub guard: crate::guard::GuardConfig,
+}
+
+/// How the follower spreads its polls (`telegram.follow_schedule`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FollowSchedule {
+    /// Busy channels often, quiet ones rarely, within the quota (see `parser::follow::poll`).
+    #[default]
+    Adaptive,
+    /// Every channel in turn at the same cadence: the reference the benchmark compares with.
+    RoundRobin,
 }
 
 #[derive(Debug, Clone)]

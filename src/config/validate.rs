@@ -342,12 +342,26 @@ impl Validator<'_> {
                                 ));
                             }
                         };
+                        let follow_schedule = match t.follow_schedule.as_deref() {
+                            None | Some("adaptive") => super::FollowSchedule::Adaptive,
+                            Some("round_robin") => super::FollowSchedule::RoundRobin,
+                            Some(v) => {
+                                return Err(self.err(
+                                    "telegram.follow_schedule",
+                                    format!(
+                                        "found {v:?}; expected \"adaptive\" or \"round_robin\""
+                                    ),
+                                ));
+                            }
+                        };
                         Some(TelegramConfig {
                             api_id,
                             api_hash_file: hash,
                             server,
                             proxy,
                             follow_sweep,
+                            join: t.join.unwrap_or(true),
+                            follow_schedule,
                             guard: self.guard_config(t.guard, t.pacing)?,
                         })
                     }

@@ -57,6 +57,9 @@ pub struct Connected {
     /// Updates grammers received; taken by whoever follows them (the daemon's parser).
     pub updates: Option<tokio::sync::mpsc::Receiver<grammers_session::updates::UpdatesLike>>,
     runner: tokio::task::JoinHandle<()>,
+    /// One DC move at a time: several calls meet the same `USER_MIGRATE` at once (polls, the
+    /// joiner, the heartbeat), and the login must be copied once.
+    moving: tokio::sync::Mutex<()>,
 }
 
 impl Connected {
@@ -96,6 +99,8 @@ impl Connected {
     /// forwards updates only from a connection opened to the home DC, so the next call opens
     /// a new one.
     pub async fn move_home(&self, dc: i32, copy_login: bool) -> Result<(), GuardError> {
+        let _one = self.moving.lock().await;
+        // Another call may have moved it while this one waited.
         let old = self.dc();
         if old == dc {
             return Ok(());
@@ -216,6 +221,7 @@ pub async fn connect(
         sender,
         updates: Some(pool.updates),
         runner,
+        moving: tokio::sync::Mutex::new(()),
     })
 }
 

@@ -18,7 +18,9 @@ pub enum ResolveError {
     Invalid(String),
     #[error("there is no channel @{0}")]
     NoSuch(String),
-    #[error("@{name} ({title}) is a private channel: the account must join it first")]
+    #[error(
+        "@{name} ({title}) is a private channel, or one that banned this account: it cannot be read (a private channel is added by its invite link)"
+    )]
     Private { name: String, title: String },
     #[error("@{0} is not a channel (it is a user or a bot)")]
     NotAChannel(String),
@@ -52,6 +54,17 @@ pub fn added_line(c: &tl::types::Channel, added: bool) -> String {
         c.username.as_deref().unwrap_or("-"),
         c.id
     )
+}
+
+/// What `channels add` says about joining, from the channel's `membership`.
+pub fn membership_line(membership: &str) -> &'static str {
+    match membership {
+        "joined" => "the account is a member: Telegram pushes its posts, and it is polled too",
+        "no_join" => "followed without joining: it is polled",
+        _ => {
+            "the account joins it shortly (Telegram pushes updates to members); it is polled meanwhile"
+        }
+    }
 }
 
 pub async fn resolve(conn: &Connected, input: &str) -> Result<tl::types::Channel, ResolveError> {

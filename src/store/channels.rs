@@ -19,10 +19,21 @@ pub struct NewChannel {
     /// Backfill stops after this many posts.
     pub last: Option<i64>,
     pub added_by: Option<i64>,
+    /// `joined` (the account is a member), `join` (to be joined) or `no_join`.
+    pub membership: &'static str,
 }
 
 impl NewChannel {
-    /// From the channel object Telegram returned when resolving it.
+    /// Followed without joining (unless the account is a member already).
+    pub fn without_joining(mut self) -> NewChannel {
+        if self.membership != "joined" {
+            self.membership = "no_join";
+        }
+        self
+    }
+
+    /// From the channel object Telegram returned when resolving it (`left` is Telegram's flag
+    /// for "not a member").
     pub fn from_tl(
         c: &grammers_client::tl::types::Channel,
         since: Option<i64>,
@@ -45,6 +56,7 @@ impl NewChannel {
             since,
             last,
             added_by: None,
+            membership: if c.left { "join" } else { "joined" },
         }
     }
 }
@@ -65,6 +77,8 @@ pub struct ChannelRecord {
     pub last_post_at: Option<i64>,
     pub stored: i64,
     pub last_error: Option<String>,
+    /// `join`, `joined`, `requested`, `too_many`, `no_join` (docs/SCHEMA.md).
+    pub membership: String,
 }
 
 impl ChannelRecord {
@@ -83,6 +97,17 @@ impl ChannelRecord {
         }
     }
 
+    /// How the channel is followed, in words (`channels list`, `/channels`).
+    pub fn followed_by(&self) -> &'static str {
+        match self.membership.as_str() {
+            "joined" => "pushed+polled",
+            "join" => "polled, joining",
+            "requested" => "polled, join requested",
+            "too_many" => "polled, channel limit",
+            _ => "polled",
+        }
+    }
+
     pub fn display_name(&self) -> String {
         match &self.username {
             Some(u) => format!("@{u}"),
@@ -93,7 +118,7 @@ impl ChannelRecord {
 
 const SELECT: &str = "SELECT c.id, c.access_hash, c.username, c.title, c.state, c.backfill_state, c.backfill_since, \
     c.backfill_limit, c.backfill_cursor, c.backfill_top_id, c.backfill_done_count, c.last_post_at, \
-    c.post_count, c.last_error FROM channels c";
+    c.post_count, c.last_error, c.membership FROM channels c";
 
 fn record(r: &sqlx::sqlite::SqliteRow) -> Result<ChannelRecord, sqlx::Error> {
     Ok(ChannelRecord {
@@ -111,6 +136,7 @@ fn record(r: &sqlx::sqlite::SqliteRow) -> Result<ChannelRecord, sqlx::Error> {
         last_post_at: r.try_get(11)?,
         stored: r.try_get(12)?,
         last_error: r.try_get(13)?,
+        membership: r.try_get(14)?,
     })
 }
 
@@ -126,12 +152,14 @@ impl Store {
             .await?;
         sqlx::query(
             "INSERT INTO channels (id, access_hash, username, title, about, participants_count, kind, \
-             backfill_since, backfill_limit, added_at, added_by, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             backfill_since, backfill_limit, added_at, added_by, updated_at, membership) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (id) DO UPDATE SET access_hash = coalesce(excluded.access_hash, access_hash), \
              username = excluded.username, title = excluded.title, about = coalesce(excluded.about, about), \
              participants_count = coalesce(excluded.participants_count, participants_count), \
              state = CASE WHEN state IN ('removed', 'private') THEN 'active' ELSE state END, \
+             membership = CASE WHEN excluded.membership IN ('joined', 'no_join') THEN excluded.membership \
+                 WHEN membership = 'no_join' THEN 'join' ELSE membership END, \
              updated_at = excluded.updated_at",
         )
         .bind(c.id)
@@ -146,6 +174,7 @@ impl Store {
         .bind(now)
         .bind(c.added_by)
         .bind(now)
+        .bind(c.membership)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -203,6 +232,33 @@ impl Store {
         sqlx::query("UPDATE channels SET state = ?, last_error = ?, updated_at = ? WHERE id = ?")
             .bind(state)
             .bind(error)
+            .bind(crate::time::unix_now())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Posts per channel published since `since` (Unix seconds): how busy each channel is.
+    pub async fn posts_since(
+        &self,
+        since: i64,
+    ) -> Result<std::collections::HashMap<i64, i64>, StoreError> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT channel_id, count(*) FROM messages WHERE date >= ? GROUP BY channel_id",
+        )
+        .bind(since)
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Records whether the account is a member of a channel (`membership`, docs/SCHEMA.md).
+    pub async fn set_membership(&self, id: i64, membership: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE channels SET membership = ?, updated_at = ? WHERE id = ?")
+            .bind(membership)
             .bind(crate::time::unix_now())
             .bind(id)
             .execute(&mut *tx)

@@ -453,6 +453,7 @@ pub(crate) mod testing {
             since: None,
             last: None,
             added_by: None,
+            membership: "join",
         }
     }
 }

@@ -11,6 +11,8 @@ pub struct ChannelRequest {
     pub since: Option<i64>,
     pub last: Option<i64>,
     pub requested_by: String,
+    /// Follow without joining.
+    pub no_join: bool,
     pub state: String,
     pub channel_id: Option<i64>,
     pub outcome: Option<String>,
@@ -23,13 +25,14 @@ fn request(r: &sqlx::sqlite::SqliteRow) -> Result<ChannelRequest, sqlx::Error> {
         since: r.try_get("since")?,
         last: r.try_get("last")?,
         requested_by: r.try_get("requested_by")?,
+        no_join: r.try_get::<i64, _>("no_join")? != 0,
         state: r.try_get("state")?,
         channel_id: r.try_get("channel_id")?,
         outcome: r.try_get("outcome")?,
     })
 }
 
-const SELECT: &str = "SELECT id, reference, since, last, requested_by, state, channel_id, outcome FROM channel_requests";
+const SELECT: &str = "SELECT id, reference, since, last, requested_by, no_join, state, channel_id, outcome FROM channel_requests";
 
 impl Store {
     pub async fn request_channel(
@@ -38,15 +41,17 @@ impl Store {
         since: Option<i64>,
         last: Option<i64>,
         requested_by: &str,
+        no_join: bool,
     ) -> Result<i64, StoreError> {
         let mut tx = self.begin_write().await?;
         let id = sqlx::query(
-            "INSERT INTO channel_requests (reference, since, last, requested_by, requested_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO channel_requests (reference, since, last, requested_by, no_join, requested_at) VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(reference)
         .bind(since)
         .bind(last)
         .bind(requested_by)
+        .bind(no_join)
         .bind(crate::time::unix_now())
         .execute(&mut *tx)
         .await?

@@ -267,7 +267,8 @@ pub fn telegram_env(fake: &fake_telegram::FakeTelegram) -> Env {
     telegram_env_with(fake, NO_PACING)
 }
 
-/// As [`telegram_env`], with `extra` TOML after the `[telegram]` tables.
+/// As [`telegram_env`], with `extra` TOML after the `[telegram]` tables; keys before its first
+/// table header go into `[telegram]` itself.
 pub fn telegram_env_with(fake: &fake_telegram::FakeTelegram, extra: &str) -> Env {
     use std::os::unix::fs::PermissionsExt;
     let env = Env::new();
@@ -276,8 +277,17 @@ pub fn telegram_env_with(fake: &fake_telegram::FakeTelegram, extra: &str) -> Env
     for f in ["api_hash", "auth_key.hex"] {
         std::fs::set_permissions(env.path(f), std::fs::Permissions::from_mode(0o600)).unwrap();
     }
+    let split = if extra.starts_with('[') {
+        Some(0)
+    } else {
+        extra.find("\n[").map(|i| i + 1)
+    };
+    let (keys, tables) = match split {
+        Some(i) => extra.split_at(i),
+        None => (extra, ""),
+    };
     env.write_config(&format!(
-        "[telegram]\napi_id = 94575\napi_hash_file = \"api_hash\"\n[telegram.server]\naddress = \"{}\"\nauth_key_file = \"auth_key.hex\"\n{extra}",
+        "[telegram]\napi_id = 94575\napi_hash_file = \"api_hash\"\n{keys}\n[telegram.server]\naddress = \"{}\"\nauth_key_file = \"auth_key.hex\"\n{tables}",
         fake.info.mtproto
     ));
     env.keygen();
@@ -430,4 +440,78 @@ pub async fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+// The daemon as a process, and what it stored against what the fake holds.
+
+pub const LIMIT: Duration = Duration::from_secs(20);
+
+pub async fn started(env: &Env) -> std::process::Child {
+    // A socket of an earlier start is in the way.
+    let _ = std::fs::remove_file(env.dir.path().join("notify.sock"));
+    let notify = NotifySocket::new(env.dir.path());
+    let child = spawn_daemon(env, Some(&notify));
+    notify.wait_for("READY=1", LIMIT).expect("READY=1");
+    child
+}
+
+pub fn stop(child: &mut std::process::Child) {
+    sigterm(child);
+    let (code, _) = wait_exit(child, Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{}", stderr_of(child));
+}
+
+/// `wait_until`, showing the daemon's log if it times out.
+pub async fn wait_daemon(child: &mut std::process::Child, what: &str, f: impl FnMut() -> bool) {
+    wait_daemon_for(child, what, LIMIT, f).await
+}
+
+/// `wait_daemon` with its own time limit.
+pub async fn wait_daemon_for(
+    child: &mut std::process::Child,
+    what: &str,
+    limit: Duration,
+    mut f: impl FnMut() -> bool,
+) {
+    let t = std::time::Instant::now();
+    while !f() {
+        if t.elapsed() > limit {
+            let _ = child.kill();
+            panic!(
+                "timed out waiting for {what}; the daemon's log:\n{}",
+                stderr_of(child)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub fn one(env: &Env, q: &str) -> String {
+    sql(env, q)
+}
+
+/// Every change the fake holds for `ch`, as the store must show it: (id, text, deleted).
+pub fn world_view(fake: &fake_telegram::FakeTelegram, ch: i64) -> Vec<(i32, String)> {
+    fake.world.lock().channels[&ch]
+        .posts
+        .values()
+        .map(|p| (p.id, p.text.clone()))
+        .collect()
+}
+
+pub fn stored_view(env: &Env, ch: i64) -> Vec<(i32, String)> {
+    sql(
+        env,
+        &format!(
+            "SELECT id, hex(text) FROM messages WHERE channel_id = {ch} AND deleted_at IS NULL ORDER BY id"
+        ),
+    )
+    .lines()
+    .filter(|l| !l.is_empty())
+    .map(|l| {
+        let (id, hex_text) = l.split_once('|').unwrap();
+        let text = String::from_utf8(hex::decode(hex_text).unwrap()).unwrap();
+        (id.parse().unwrap(), text)
+    })
+    .collect()
 }

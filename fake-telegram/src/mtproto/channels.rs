@@ -52,7 +52,7 @@ pub(super) fn call(ctx: &Ctx, c: u32, body: &[u8], viewer: i64) -> R {
         f::channels::GetMessages::CONSTRUCTOR_ID => {
             let req: f::channels::GetMessages = parse(body)?;
             let w = shared.world.lock();
-            let ch = accessible(input_channel(&w.channels, &req.channel, viewer)?)?;
+            let ch = accessible(input_channel(&w.channels, &req.channel, viewer)?, viewer)?;
             let messages = req
                 .id
                 .iter()
@@ -85,7 +85,7 @@ pub(super) fn call(ctx: &Ctx, c: u32, body: &[u8], viewer: i64) -> R {
                     .ok_or_else(|| err(400, "CHANNEL_INVALID"))?,
                 _ => return Err(err(400, "PEER_ID_INVALID")),
             };
-            let ch = accessible(ch)?;
+            let ch = accessible(ch, viewer)?;
             Ok(page_bytes(ch, &history(ch, &req), viewer))
         }
         _ => Err(err(400, "INPUT_METHOD_INVALID")),
@@ -107,11 +107,13 @@ pub(super) fn input_channel<'a>(
     }
 }
 
-pub(super) fn accessible(ch: &Channel) -> Result<&Channel, RpcErr> {
-    if ch.private {
-        Err(err(400, "CHANNEL_PRIVATE"))
-    } else {
-        Ok(ch)
+/// The channel, if `viewer` may read it (a member, for a private channel; not banned; not
+/// deleted). Telegram answers `CHANNEL_PRIVATE` with code 406 on some methods and 400 on
+/// others; 400 is what history and differences give.
+pub(super) fn accessible(ch: &Channel, viewer: i64) -> Result<&Channel, RpcErr> {
+    match ch.refusal(viewer) {
+        Some(why) => Err(err(400, why)),
+        None => Ok(ch),
     }
 }
 

@@ -68,7 +68,7 @@ pub fn user(a: &Account, is_self: bool) -> enums::User {
 
 /// `ch` as account `viewer` sees it (its own access hash).
 pub fn chat(ch: &Channel, viewer: i64) -> enums::Chat {
-    if ch.private {
+    if ch.refusal(viewer).is_some() {
         return types::ChannelForbidden {
             broadcast: !ch.megagroup,
             megagroup: ch.megagroup,
@@ -82,7 +82,8 @@ pub fn chat(ch: &Channel, viewer: i64) -> enums::Chat {
     }
     types::Channel {
         creator: false,
-        left: false,
+        // Telegram's flag for "not a member": a previewed public channel.
+        left: !ch.is_member(viewer),
         broadcast: !ch.megagroup,
         verified: false,
         megagroup: ch.megagroup,

@@ -8,7 +8,7 @@ use tl::{Cursor, Deserializable, Identifiable, Serializable, enums, functions, t
 
 use super::Shared;
 use super::envelope::Conn;
-use super::{auth, channels, convert, dcs, updates};
+use super::{auth, channels, convert, dcs, joins, updates};
 use crate::faults::FaultKind;
 use crate::flood::Verdict;
 
@@ -274,6 +274,9 @@ fn dispatch(ctx: &Ctx, c: u32, name: &str, body: &[u8], user_id: Option<i64>) ->
         | f::channels::GetMessages::CONSTRUCTOR_ID
         | f::messages::GetHistory::CONSTRUCTOR_ID => {
             channels::call(ctx, c, body, user_id.unwrap_or(0))
+        }
+        f::channels::JoinChannel::CONSTRUCTOR_ID | f::channels::LeaveChannel::CONSTRUCTOR_ID => {
+            joins::call(ctx, c, body, user_id.unwrap_or(0))
         }
         f::updates::GetState::CONSTRUCTOR_ID
         | f::updates::GetDifference::CONSTRUCTOR_ID

@@ -1,7 +1,8 @@
 //! Updates: the common state (`updates.getState`, `updates.getDifference`), a channel's
 //! difference since a pts (`updates.getChannelDifference`: new posts, edits, deletions;
 //! `channelDifferenceTooLong` past what the event log keeps), and the pushes a logged-in session
-//! on its home DC receives as channels change.
+//! on its home DC receives as channels change: members only, and not reliably past a number of
+//! joined channels or for a busy channel (`WorldState::push_fate`).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -15,7 +16,7 @@ use super::channels::{accessible, input_channel};
 use super::convert;
 use super::envelope::{Conn, Out};
 use super::rpc::{Ctx, R, err, parse};
-use crate::world::{Channel, ChannelEvent, unix_now};
+use crate::world::{Channel, ChannelEvent, Fate, unix_now};
 
 /// An updates method for account `viewer`.
 pub(super) fn call(ctx: &Ctx, c: u32, body: &[u8], viewer: i64) -> R {
@@ -43,7 +44,7 @@ pub(super) fn call(ctx: &Ctx, c: u32, body: &[u8], viewer: i64) -> R {
         f::updates::GetChannelDifference::CONSTRUCTOR_ID => {
             let req: f::updates::GetChannelDifference = parse(body)?;
             let w = shared.world.lock();
-            let ch = accessible(input_channel(&w.channels, &req.channel, viewer)?)?;
+            let ch = accessible(input_channel(&w.channels, &req.channel, viewer)?, viewer)?;
             Ok(channel_difference(
                 ch,
                 req.pts,
@@ -236,35 +237,40 @@ pub async fn push_loop(
             let Some(ch) = w.channels.get(&push.channel_id) else {
                 continue;
             };
-            if ch.private {
-                continue;
-            }
-            let update: enums::Update = match &push.event {
-                ChannelEvent::New(id) => match ch.posts.get(id) {
-                    Some(p) => types::UpdateNewChannelMessage {
-                        message: convert::message(ch, p),
-                        pts: push.pts,
-                        pts_count: 1,
-                    }
-                    .into(),
-                    None => continue,
-                },
-                ChannelEvent::Edit(id) => match ch.posts.get(id) {
-                    Some(p) => types::UpdateEditChannelMessage {
-                        message: convert::message(ch, p),
-                        pts: push.pts,
-                        pts_count: 1,
-                    }
-                    .into(),
-                    None => continue,
-                },
-                ChannelEvent::Delete(ids) => types::UpdateDeleteChannelMessages {
+            let update: enums::Update = match (w.push_fate(ch, viewer, push.pts), &push.event) {
+                (Fate::Drop, _) => continue,
+                (Fate::TooLong, _) => types::UpdateChannelTooLong {
                     channel_id: ch.id,
-                    messages: ids.clone(),
-                    pts: push.pts,
-                    pts_count: 1,
+                    pts: None,
                 }
                 .into(),
+                (Fate::Deliver, event) => match event {
+                    ChannelEvent::New(id) => match ch.posts.get(id) {
+                        Some(p) => types::UpdateNewChannelMessage {
+                            message: convert::message(ch, p),
+                            pts: push.pts,
+                            pts_count: 1,
+                        }
+                        .into(),
+                        None => continue,
+                    },
+                    ChannelEvent::Edit(id) => match ch.posts.get(id) {
+                        Some(p) => types::UpdateEditChannelMessage {
+                            message: convert::message(ch, p),
+                            pts: push.pts,
+                            pts_count: 1,
+                        }
+                        .into(),
+                        None => continue,
+                    },
+                    ChannelEvent::Delete(ids) => types::UpdateDeleteChannelMessages {
+                        channel_id: ch.id,
+                        messages: ids.clone(),
+                        pts: push.pts,
+                        pts_count: 1,
+                    }
+                    .into(),
+                },
             };
             enums::Updates::Updates(types::Updates {
                 updates: vec![update],

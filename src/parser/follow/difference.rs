@@ -36,10 +36,19 @@ pub(super) enum CatchUpError {
     Later(String),
 }
 
-/// Catches `ch` up from `pts`. Returns how many posts were recovered.
-pub(super) async fn catch_up(ctx: &mut Ctx, ch: i64, mut pts: i32) -> Result<usize, CatchUpError> {
+/// What one catch-up brought.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Caught {
+    /// New posts stored.
+    pub posts: usize,
+    /// The server's `timeout`: poll this channel again no sooner than this.
+    pub timeout: Option<i32>,
+}
+
+/// Catches `ch` up from `pts`.
+pub(super) async fn catch_up(ctx: &mut Ctx, ch: i64, mut pts: i32) -> Result<Caught, CatchUpError> {
     let Some(record) = ctx.channels.get(&ch).cloned() else {
-        return Ok(0);
+        return Ok(Caught::default());
     };
     let channel: tl::enums::InputChannel = tl::types::InputChannel {
         channel_id: ch,
@@ -47,6 +56,7 @@ pub(super) async fn catch_up(ctx: &mut Ctx, ch: i64, mut pts: i32) -> Result<usi
     }
     .into();
     let mut recovered = 0;
+    let mut timeout = None;
     for _ in 0..MAX_ROUNDS {
         let req = tl::functions::updates::GetChannelDifference {
             force: false,
@@ -79,10 +89,15 @@ pub(super) async fn catch_up(ctx: &mut Ctx, ch: i64, mut pts: i32) -> Result<usi
         match answer {
             CD::Empty(d) => {
                 ctx.save_pts(ch, d.pts).await;
-                return Ok(recovered);
+                return Ok(Caught {
+                    posts: recovered,
+                    timeout: d.timeout,
+                });
             }
             CD::Difference(d) => {
-                apply::new_posts(ctx, ch, &d.new_messages, false)
+                timeout = d.timeout;
+                // Posts found by a poll are delivered now: their lag counts like a push's.
+                apply::new_posts(ctx, ch, &d.new_messages, true)
                     .await
                     .map_err(later)?;
                 recovered += d.new_messages.len();
@@ -92,7 +107,10 @@ pub(super) async fn catch_up(ctx: &mut Ctx, ch: i64, mut pts: i32) -> Result<usi
                 ctx.save_pts(ch, d.pts).await;
                 pts = d.pts;
                 if d.r#final {
-                    return Ok(recovered);
+                    return Ok(Caught {
+                        posts: recovered,
+                        timeout,
+                    });
                 }
             }
             CD::TooLong(d) => {
@@ -113,9 +131,15 @@ pub(super) async fn catch_up(ctx: &mut Ctx, ch: i64, mut pts: i32) -> Result<usi
                 recovered += d.messages.len();
                 tracing::info!(channel = %ctx.name(ch), "too much happened since the last look; refilling from history");
                 ctx.save_pts(ch, new_pts).await;
-                return Ok(recovered);
+                return Ok(Caught {
+                    posts: recovered,
+                    timeout: d.timeout,
+                });
             }
         }
     }
-    Ok(recovered)
+    Ok(Caught {
+        posts: recovered,
+        timeout,
+    })
 }

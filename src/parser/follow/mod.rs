@@ -9,6 +9,11 @@
 //! channel to `updates.getChannelDifference` from its saved pts (`difference.rs`), which brings
 //! posts, edits and deletions made meanwhile, however long the daemon was away.
 //!
+//! Telegram pushes a channel's updates only to its members, and not reliably even then, so
+//! pushes are never relied on: every followed channel is also polled (`poll.rs`: busy channels
+//! often, quiet ones rarely, within the method's pace), and channels are joined (`join.rs`) so
+//! that pushes, when they come, make it faster.
+//!
 //! The follower reads the raw updates itself instead of grammers' update stream, whose gap
 //! recovery called `getChannelDifference` outside the guard; here every call is the guard's.
 //! A channel's first pts comes from the first history page the backfill or a refill reads
@@ -16,6 +21,8 @@
 
 mod apply;
 mod difference;
+pub(crate) mod join;
+mod poll;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -26,11 +33,22 @@ use grammers_session::updates::UpdatesLike;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::FollowSchedule;
 use crate::parser::client::Connected;
 use crate::parser::part::{LiveStats, Refill};
 use crate::store::{ChannelRecord, Store};
 use crate::supervisor::PartError;
 use difference::CatchUpError;
+
+/// How the follower works (`[telegram]`: `follow_sweep_secs`, `join`, `follow_schedule`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings {
+    /// The longest a channel goes unpolled.
+    pub sweep: Duration,
+    /// Join channels whose membership is `join`.
+    pub join: bool,
+    pub schedule: FollowSchedule,
+}
 
 /// How often the followed channels are read again (`channels add/pause/remove` reach a running
 /// daemon this fast).
@@ -50,6 +68,7 @@ pub(super) struct Ctx {
     channels: HashMap<i64, ChannelRecord>,
     /// The newest post id seen per channel, to notice posts that never arrived.
     newest: HashMap<i64, i32>,
+    schedule: poll::Schedule,
 }
 
 impl Ctx {
@@ -75,11 +94,9 @@ impl Ctx {
     }
 }
 
-/// Follows the followed channels until cancelled or the session is gone.
-/// Every `sweep`, every followed channel is caught up too: Telegram's pushes are not reliable
-/// (a server that lost the session sends `new_session_created`, which grammers keeps to
-/// itself, and the pushes meanwhile are gone), so a quiet channel's edits and deletions are
-/// still seen within a sweep.
+/// Follows the followed channels until cancelled or the session is gone: pushed updates
+/// applied in order, gaps caught up, every channel polled on its schedule, and (with
+/// `settings.join`) channels joined in a task of their own.
 pub(crate) async fn follow(
     conn: Arc<Connected>,
     updates: Option<mpsc::Receiver<UpdatesLike>>,
@@ -87,11 +104,22 @@ pub(crate) async fn follow(
     cancel: CancellationToken,
     refills: mpsc::UnboundedSender<Refill>,
     stats: Arc<LiveStats>,
-    sweep: Duration,
+    settings: Settings,
 ) -> Result<(), PartError> {
     let Some(mut updates) = updates else {
         return Ok(());
     };
+    let budget = conn
+        .guard
+        .config()
+        .pacing
+        .get("updates.getChannelDifference")
+        .map(|p| f64::from(p.calls) / p.window.as_secs_f64())
+        .unwrap_or(2.0)
+        * poll::POLL_SHARE;
+    let mut joiner = settings
+        .join
+        .then(|| tokio::spawn(join::run(conn.clone(), store.clone(), cancel.clone())));
     let mut ctx = Ctx {
         conn,
         store,
@@ -99,42 +127,59 @@ pub(crate) async fn follow(
         refills,
         channels: HashMap::new(),
         newest: HashMap::new(),
+        schedule: poll::Schedule::new(settings.schedule, budget, settings.sweep),
     };
     // Channels to catch up, and when each may be tried (a failed one waits).
     let mut behind: HashMap<i64, Instant> = HashMap::new();
     let mut refreshed: Option<Instant> = None;
-    let mut swept = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    loop {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let result = loop {
         if refreshed.is_none_or(|t| t.elapsed() > FOLLOWED_REFRESH) {
-            refresh(&mut ctx, &mut behind).await;
+            refresh(&mut ctx, &mut behind, refreshed.is_none()).await;
             refreshed = Some(Instant::now());
         }
-        if swept.elapsed() >= sweep {
-            let now = Instant::now();
-            for id in ctx.channels.keys() {
-                if ctx.pts(*id).is_some() {
-                    behind.entry(*id).or_insert(now);
-                }
-            }
-            swept = now;
+        if joiner.as_ref().is_some_and(|j| j.is_finished())
+            && let Some(j) = joiner.take()
+            && let Ok(Err(e)) = j.await
+        {
+            break Err(e);
         }
         tokio::select! {
             u = updates.recv() => match u {
                 Some(u) => on_updates(&mut ctx, &u, &mut behind).await,
-                None => return Ok(()),
+                None => break Ok(()),
             },
-            _ = tick.tick() => catch_up_due(&mut ctx, &mut behind, &cancel).await?,
-            _ = cancel.cancelled() => return Ok(()),
+            _ = tick.tick() => {
+                if let Err(e) = catch_up_due(&mut ctx, &mut behind, &cancel).await {
+                    break Err(e);
+                }
+                if let Err(e) = poll_due(&mut ctx, &behind, &cancel).await {
+                    break Err(e);
+                }
+            }
+            _ = cancel.cancelled() => break Ok(()),
         }
+    };
+    if let Some(j) = joiner {
+        j.abort();
     }
+    result
 }
 
 /// Reads the followed channels again. Newly followed ones with a saved pts are caught up (at
 /// the first read: every one, for what happened while the daemon was stopped).
-async fn refresh(ctx: &mut Ctx, behind: &mut HashMap<i64, Instant>) {
+async fn refresh(ctx: &mut Ctx, behind: &mut HashMap<i64, Instant>, first: bool) {
     let Ok(chs) = ctx.store.channels().await else {
         return;
+    };
+    // How busy each channel was lately seeds its poll rate (read once; then posts seen count).
+    let seeds = if first {
+        ctx.store
+            .posts_since(crate::time::unix_now() - 86_400)
+            .await
+            .unwrap_or_default()
+    } else {
+        HashMap::new()
     };
     let now: HashMap<i64, ChannelRecord> = chs
         .into_iter()
@@ -148,6 +193,11 @@ async fn refresh(ctx: &mut Ctx, behind: &mut HashMap<i64, Instant>) {
     }
     behind.retain(|id, _| now.contains_key(id));
     ctx.newest.retain(|id, _| now.contains_key(id));
+    let ids: Vec<(i64, f64)> = now
+        .keys()
+        .map(|id| (*id, seeds.get(id).copied().unwrap_or(0) as f64))
+        .collect();
+    ctx.schedule.set_channels(&ids, Instant::now());
     ctx.channels = now;
 }
 
@@ -192,7 +242,16 @@ async fn on_updates(ctx: &mut Ctx, u: &UpdatesLike, behind: &mut HashMap<i64, In
                 behind.insert(ch, Instant::now());
             }
             _ => match apply::apply(ctx, ch, update, true).await {
-                Ok(()) => ctx.save_pts(ch, pts).await,
+                Ok(()) => {
+                    ctx.save_pts(ch, pts).await;
+                    let now = Instant::now();
+                    if matches!(update, Update::NewChannelMessage(_)) {
+                        ctx.schedule.saw_posts(ch, 1, now);
+                    }
+                    // In order: the channel is current, its next poll can wait.
+                    ctx.schedule.current(ch, now);
+                    ctx.stats.pushed(ch, &ctx.name(ch));
+                }
                 Err(e) => {
                     tracing::warn!(channel = %ctx.name(ch), error = %e, "storing a live update failed; catching up later");
                     behind.insert(ch, Instant::now() + RETRY_AFTER);
@@ -220,29 +279,71 @@ async fn catch_up_due(
         if cancel.is_cancelled() {
             return Ok(());
         }
-        let Some(pts) = ctx.pts(ch) else {
+        if ctx.pts(ch).is_none() {
             behind.remove(&ch);
             continue;
-        };
-        match difference::catch_up(ctx, ch, pts).await {
-            Ok(n) => {
+        }
+        match poll_one(ctx, ch).await? {
+            Some(retry) => {
+                behind.insert(ch, retry);
+            }
+            None => {
                 behind.remove(&ch);
-                if n > 0 {
-                    tracing::info!(channel = %ctx.name(ch), posts = n, "caught up");
-                }
-            }
-            Err(CatchUpError::Fatal(e)) => {
-                return Err(crate::parser::part::fatal(&ctx.store, e).await);
-            }
-            Err(CatchUpError::Refused(why)) => {
-                tracing::warn!(channel = %ctx.name(ch), %why, "Telegram refused to catch the channel up; it is skipped until it changes");
-                behind.remove(&ch);
-            }
-            Err(CatchUpError::Later(why)) => {
-                tracing::warn!(channel = %ctx.name(ch), %why, "catching up failed; trying again shortly");
-                behind.insert(ch, Instant::now() + RETRY_AFTER);
             }
         }
     }
     Ok(())
+}
+
+/// Polls the channels whose turn it is (those being caught up aside: that is their poll).
+async fn poll_due(
+    ctx: &mut Ctx,
+    behind: &HashMap<i64, Instant>,
+    cancel: &CancellationToken,
+) -> Result<(), PartError> {
+    let due = ctx.schedule.due(Instant::now(), CATCH_UPS_PER_ROUND);
+    for ch in due {
+        if cancel.is_cancelled() {
+            return Ok(());
+        }
+        if behind.contains_key(&ch) || ctx.pts(ch).is_none() {
+            // Not current yet: its pts comes from the backfill's first page.
+            ctx.schedule.current(ch, Instant::now());
+            continue;
+        }
+        if poll_one(ctx, ch).await?.is_some() {
+            // Failed for a passing reason: the next turn comes on the schedule.
+            ctx.schedule.current(ch, Instant::now());
+        }
+    }
+    Ok(())
+}
+
+/// Catches `ch` up from its saved pts. `Some(at)`: failed for a passing reason, try at `at`.
+async fn poll_one(ctx: &mut Ctx, ch: i64) -> Result<Option<Instant>, PartError> {
+    let Some(pts) = ctx.pts(ch) else {
+        return Ok(None);
+    };
+    ctx.stats.polled(ch, &ctx.name(ch));
+    match difference::catch_up(ctx, ch, pts).await {
+        Ok(caught) => {
+            let now = Instant::now();
+            ctx.schedule.answered(ch, caught.timeout, now);
+            if caught.posts > 0 {
+                ctx.schedule.saw_posts(ch, caught.posts, now);
+                tracing::debug!(channel = %ctx.name(ch), posts = caught.posts, "caught up");
+            }
+            Ok(None)
+        }
+        Err(CatchUpError::Fatal(e)) => Err(crate::parser::part::fatal(&ctx.store, e).await),
+        Err(CatchUpError::Refused(why)) => {
+            tracing::warn!(channel = %ctx.name(ch), %why, "Telegram refused to catch the channel up; it is skipped until it changes");
+            ctx.schedule.current(ch, Instant::now());
+            Ok(None)
+        }
+        Err(CatchUpError::Later(why)) => {
+            tracing::warn!(channel = %ctx.name(ch), %why, "catching up failed; trying again shortly");
+            Ok(Some(Instant::now() + RETRY_AFTER))
+        }
+    }
 }

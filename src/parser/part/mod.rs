@@ -132,7 +132,11 @@ pub async fn run(ctx: PartContext, tg: TelegramConfig, deps: Deps) -> Result<(),
             &stats,
             &control,
             tg.guard.heartbeat,
-            tg.follow_sweep,
+            super::follow::Settings {
+                sweep: tg.follow_sweep,
+                join: tg.join,
+                schedule: tg.follow_schedule,
+            },
         )
         .await
         {
@@ -164,7 +168,7 @@ async fn logged_in(
     stats: &Arc<LiveStats>,
     control: &SessionControl,
     heartbeat_every: Duration,
-    follow_sweep: Duration,
+    settings: super::follow::Settings,
 ) -> Result<(), PartError> {
     ctx.registry.set(ctx.name, PartState::Running);
     tracing::info!("parser running");
@@ -198,11 +202,12 @@ async fn logged_in(
         ctx.cancel.clone(),
         refill_tx,
         stats.clone(),
-        follow_sweep,
+        settings,
     ));
     let requests = tokio::spawn(requests_loop(
         conn.clone(),
         store.clone(),
+        settings.join,
         ctx.cancel.clone(),
     ));
     let heartbeat = tokio::spawn(heartbeat(
@@ -295,6 +300,7 @@ async fn heartbeat(
 async fn requests_loop(
     conn: Arc<Connected>,
     store: Store,
+    join: bool,
     cancel: CancellationToken,
 ) -> Result<(), PartError> {
     loop {
@@ -313,8 +319,12 @@ async fn requests_loop(
             };
             let (channel, outcome) = match resolved {
                 Ok(c) => {
+                    let mut row = crate::store::NewChannel::from_tl(&c, r.since, r.last);
+                    if r.no_join || !join {
+                        row = row.without_joining();
+                    }
                     let added = store
-                        .add_channel(&crate::store::NewChannel::from_tl(&c, r.since, r.last))
+                        .add_channel(&row)
                         .await
                         .map_err(|e| PartError::Retry(e.to_string()))?;
                     let _ = store
@@ -332,8 +342,9 @@ async fn requests_loop(
                     (
                         Some(c.id),
                         format!(
-                            "{}; the daemon is reading its history",
-                            super::resolve::added_line(&c, added)
+                            "{}; {}; the daemon is reading its history",
+                            super::resolve::added_line(&c, added),
+                            super::resolve::membership_line(row.membership)
                         ),
                     )
                 }

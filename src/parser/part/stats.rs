@@ -15,6 +15,8 @@ struct ChannelLive {
     last_lag: f64,
     live_posts: u64,
     refilled_posts: u64,
+    polls: u64,
+    pushes: u64,
 }
 
 /// A per-channel metric: name, type, help, and its value for one channel.
@@ -68,6 +70,22 @@ impl LiveStats {
         c.refilled_posts += n as u64;
     }
 
+    /// A scheduled poll or a catch-up of `channel` (one `getChannelDifference` run).
+    pub(crate) fn polled(&self, channel: i64, name: &str) {
+        let mut chs = lock(&self.channels);
+        let c = chs.entry(channel).or_default();
+        c.name = name.to_string();
+        c.polls += 1;
+    }
+
+    /// A pushed update of `channel` applied in order.
+    pub(crate) fn pushed(&self, channel: i64, name: &str) {
+        let mut chs = lock(&self.channels);
+        let c = chs.entry(channel).or_default();
+        c.name = name.to_string();
+        c.pushes += 1;
+    }
+
     pub fn write_metrics(&self, out: &mut String) {
         lock(&self.lag).write(
             out,
@@ -75,7 +93,7 @@ impl LiveStats {
             "From a post's date to it being stored, for posts followed live.",
         );
         let chs = lock(&self.channels);
-        let families: [Family; 3] = [
+        let families: [Family; 5] = [
             (
                 "tg_channel_delivery_lag_seconds",
                 "gauge",
@@ -85,14 +103,26 @@ impl LiveStats {
             (
                 "tg_channel_live_posts_total",
                 "counter",
-                "Posts stored from live updates, per channel.",
+                "Posts stored as they came (pushed, or found by a poll), per channel.",
                 |c| c.live_posts.to_string(),
             ),
             (
                 "tg_channel_refilled_posts_total",
                 "counter",
-                "Posts recovered after a gap (caught up with getChannelDifference or refilled from history), per channel.",
+                "Posts recovered from history after a gap (refilled, or a too-long difference), per channel.",
                 |c| c.refilled_posts.to_string(),
+            ),
+            (
+                "tg_channel_polls_total",
+                "counter",
+                "Polls of the channel (updates.getChannelDifference runs), per channel.",
+                |c| c.polls.to_string(),
+            ),
+            (
+                "tg_channel_pushed_updates_total",
+                "counter",
+                "Pushed updates applied in order, per channel.",
+                |c| c.pushes.to_string(),
             ),
         ];
         for (name, kind, help, value) in families {

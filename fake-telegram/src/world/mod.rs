@@ -9,6 +9,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+mod accounts;
+mod membership;
+
+pub use accounts::{Account, AccountSpec, CodeDelivery};
+pub use membership::{ChannelChange, Fate, JoinLimits, JoinLog, JoinRefusal, PushMode};
+
 pub fn unix_now() -> i32 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -141,7 +147,22 @@ pub struct Channel {
     pub about: String,
     pub participants: i32,
     pub megagroup: bool,
+    /// No public username: only members can read it (and find it by id).
     pub private: bool,
+    /// The username it had before it was made private (restored if made public again).
+    pub hidden_username: Option<String>,
+    /// Deleted by its owner: every account is refused.
+    pub deleted: bool,
+    /// So busy that Telegram's pushes for it are unreliable even for members.
+    pub busy: bool,
+    /// Joining needs an admin's approval (`INVITE_REQUEST_SENT`).
+    pub join_requests: bool,
+    /// Accounts that joined.
+    pub members: std::collections::BTreeSet<i64>,
+    /// Accounts waiting for approval.
+    pub requests: std::collections::BTreeSet<i64>,
+    /// Accounts banned (kicked) from it: refused as for a private channel.
+    pub banned: std::collections::BTreeSet<i64>,
     pub date: i32,
     /// Live posts by id; deleted ones are removed (Telegram forgets them too).
     pub posts: BTreeMap<i32, Post>,
@@ -149,66 +170,6 @@ pub struct Channel {
     pub pts: i32,
     /// `(pts after the event, event)`, in order. pts_count is 1 per event.
     pub events: Vec<(i32, ChannelEvent)>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Account {
-    pub user_id: i64,
-    pub access_hash: i64,
-    pub phone: String,
-    pub first_name: String,
-    pub username: Option<String>,
-    pub code: String,
-    /// 2FA password, if the account has one.
-    pub password: Option<String>,
-    pub revoked: bool,
-    /// The DC the account lives on: login and every call but a few belong there.
-    pub home_dc: i32,
-    /// How `auth.sendCode` delivers the code.
-    pub delivery: CodeDelivery,
-    /// The login email (codes by email; set up by `account.verifyEmail`).
-    pub email: Option<String>,
-    /// Frozen by Telegram's moderation: most methods answer 420 `FROZEN_METHOD_INVALID`.
-    pub frozen: bool,
-    /// A number that has no Telegram account: a code can be sent, signing in needs a sign-up.
-    pub unoccupied: bool,
-}
-
-/// How Telegram delivers a login code (`auth.SentCodeType`), chosen per account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum CodeDelivery {
-    /// `auth.sentCodeTypeApp`: to the account's other Telegram sessions.
-    #[default]
-    App,
-    /// `auth.sentCodeTypeSms`.
-    Sms,
-    /// `auth.sentCodeTypeEmailCode`: to the login email; `auth.signIn` takes `email_verification`.
-    Email,
-    /// `auth.sentCodeTypeSetUpEmailRequired`: a login email must be set up first
-    /// (`account.sendVerifyEmailCode` / `account.verifyEmail` with `emailVerifyPurposeLoginSetup`).
-    SetupEmail,
-    /// `auth.sentCodeTypeFragmentSms`: an anonymous number; the code is read on fragment.com.
-    Fragment,
-    /// `auth.sentCodePaymentRequired`: no code until the user pays, which only official apps do.
-    Payment,
-}
-
-/// What the control API can set on an account (`POST /accounts`).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AccountSpec {
-    pub phone: String,
-    pub first_name: Option<String>,
-    pub code: Option<String>,
-    /// `Some("")` removes the 2FA password.
-    pub password: Option<String>,
-    pub dc: Option<i32>,
-    pub delivery: Option<CodeDelivery>,
-    pub email: Option<String>,
-    pub frozen: Option<bool>,
-    pub unoccupied: Option<bool>,
-    pub banned: Option<bool>,
 }
 
 /// A change pushed to connected clients.
@@ -246,8 +207,13 @@ pub struct WorldState {
     /// explicit request.
     pub pts: i32,
     pub stats: Stats,
-    /// Events that happened but were not pushed (an opened pts gap), per channel.
     pub started: Instant,
+    /// Who receives pushed channel updates.
+    pub push_mode: PushMode,
+    /// Joining: how many channels an account may be in, when pushes turn unreliable, and the
+    /// joins per account so far (for their growing FLOOD_WAITs).
+    pub join_limits: JoinLimits,
+    pub joins: HashMap<i64, membership::JoinLog>,
 }
 
 /// Shared handle to the world.
@@ -283,6 +249,9 @@ impl World {
                 pts: 1,
                 stats: Stats::default(),
                 started: Instant::now(),
+                push_mode: PushMode::default(),
+                join_limits: JoinLimits::default(),
+                joins: HashMap::new(),
             })),
             pushes,
         }
@@ -294,99 +263,6 @@ impl World {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Push> {
         self.pushes.subscribe()
-    }
-
-    pub fn add_account(
-        &self,
-        phone: &str,
-        first_name: &str,
-        code: &str,
-        password: Option<&str>,
-    ) -> i64 {
-        let mut w = self.lock();
-        let user_id = 5_000_000_000 + w.accounts.len() as i64 + 1;
-        w.accounts.push(Account {
-            user_id,
-            access_hash: 0x5eed_0000_0000 + user_id,
-            phone: phone.to_string(),
-            first_name: first_name.to_string(),
-            username: None,
-            code: code.to_string(),
-            password: password.map(str::to_string),
-            revoked: false,
-            home_dc: crate::mtproto::dcs::TEST_ACCOUNT_DC,
-            delivery: CodeDelivery::App,
-            email: None,
-            frozen: false,
-            unoccupied: false,
-        });
-        user_id
-    }
-
-    /// Creates the account `spec.phone` names, or changes it. Returns its user id.
-    pub fn upsert_account(&self, spec: &AccountSpec) -> Result<i64, String> {
-        let digits: String = spec.phone.chars().filter(char::is_ascii_digit).collect();
-        if digits.len() < 7 || digits.len() > 15 {
-            return Err(format!("{:?} is not a phone number", spec.phone));
-        }
-        if let Some(dc) = spec.dc
-            && !crate::mtproto::dcs::DC_IDS.contains(&dc)
-        {
-            return Err(format!("dc {dc}: the fake has DCs 1 to 5"));
-        }
-        let exists = self.lock().accounts.iter().any(|a| {
-            a.phone
-                .chars()
-                .filter(char::is_ascii_digit)
-                .eq(digits.chars())
-        });
-        if !exists {
-            self.add_account(
-                &spec.phone,
-                spec.first_name.as_deref().unwrap_or("Test"),
-                spec.code.as_deref().unwrap_or("12345"),
-                None,
-            );
-        }
-        let mut w = self.lock();
-        let a = w
-            .accounts
-            .iter_mut()
-            .find(|a| {
-                a.phone
-                    .chars()
-                    .filter(char::is_ascii_digit)
-                    .eq(digits.chars())
-            })
-            .ok_or("the account vanished")?;
-        if let Some(v) = &spec.first_name {
-            a.first_name = v.clone();
-        }
-        if let Some(v) = &spec.code {
-            a.code = v.clone();
-        }
-        if let Some(v) = &spec.password {
-            a.password = (!v.is_empty()).then(|| v.clone());
-        }
-        if let Some(v) = spec.dc {
-            a.home_dc = v;
-        }
-        if let Some(v) = spec.delivery {
-            a.delivery = v;
-        }
-        if let Some(v) = &spec.email {
-            a.email = Some(v.clone());
-        }
-        if let Some(v) = spec.frozen {
-            a.frozen = v;
-        }
-        if let Some(v) = spec.unoccupied {
-            a.unoccupied = v;
-        }
-        if let Some(v) = spec.banned {
-            a.revoked = v;
-        }
-        Ok(a.user_id)
     }
 
     pub fn add_channel(
@@ -408,6 +284,13 @@ impl World {
             participants,
             megagroup: false,
             private: false,
+            hidden_username: None,
+            deleted: false,
+            busy: false,
+            join_requests: false,
+            members: Default::default(),
+            requests: Default::default(),
+            banned: Default::default(),
             date,
             posts: BTreeMap::new(),
             next_id: 1,
@@ -514,13 +397,6 @@ impl World {
             ids.push(id);
         }
         Ok(ids)
-    }
-
-    pub fn set_private(&self, channel_id: i64, private: bool) -> Result<(), String> {
-        let mut w = self.lock();
-        let ch = w.channels.get_mut(&channel_id).ok_or("no such channel")?;
-        ch.private = private;
-        Ok(())
     }
 
     pub fn revoke(&self, phone: Option<&str>) -> usize {

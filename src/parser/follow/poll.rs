@@ -1,0 +1,289 @@
+//! The poll schedule: when each followed channel is polled (`updates.getChannelDifference` from
+//! its pts), so that every channel's posts, edits and deletions arrive within a bounded lag even
+//! when Telegram pushes nothing (it pushes only to members, and not reliably even then:
+//! core.telegram.org/api/updates), all within the pace of `updates.getChannelDifference`.
+//!
+//! Why the cadence is what it is: a channel posting `r` posts a second and polled every `I`
+//! seconds leaves its posts waiting `I/2` on average. With the polls a second fixed by the pace
+//! (`F = Σ 1/I_i`), the total wait `Σ r_i·I_i/2` is smallest when `1/I_i ∝ √r_i` (a Lagrange
+//! multiplier away). So each channel is polled `c·√(r_i + r₀)` times a second, with `c` chosen so
+//! the sum meets the budget, and clamped: never sooner than the `timeout` Telegram gave in its
+//! last answer for the channel ("refetch after timeout seconds"), never later than
+//! `telegram.follow_sweep_secs`. `r₀` (a post a day) keeps a channel never seen posting in the
+//! schedule. The budget is [`POLL_SHARE`] of the method's pace; the rest is for catching up
+//! after gaps, which the guard paces with the polls.
+//!
+//! A channel's posting rate is a count of the posts seen (pushed or polled) that decays with a
+//! time constant of an hour, seeded at start from the posts stored in the last day.
+//! A pushed update applied in order counts as a poll: the channel is current, so its next poll
+//! moves out. A channel whose pushes arrive costs no polls; the budget goes to those that need it.
+//!
+//! `round_robin` (the reference the follow benchmark compares with) polls every channel at the
+//! same cadence, the budget shared equally.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::config::FollowSchedule;
+
+/// The share of the `getChannelDifference` pace spent on scheduled polls.
+pub(super) const POLL_SHARE: f64 = 0.75;
+/// The time constant of the posting rate.
+const RATE_TAU: f64 = 3600.0;
+/// The prior rate every channel has: one post a day.
+const PRIOR_RATE: f64 = 1.0 / 86_400.0;
+
+#[derive(Debug)]
+struct Entry {
+    /// Posts seen, decayed to `at` (`rate = count / RATE_TAU`).
+    count: f64,
+    at: Instant,
+    /// The server's `timeout` from the last answer.
+    floor: Duration,
+    /// When the channel was last known current (a poll, a catch-up, a push in order).
+    last: Instant,
+    interval: Duration,
+}
+
+impl Entry {
+    fn rate(&self, now: Instant) -> f64 {
+        let dt = now.saturating_duration_since(self.at).as_secs_f64();
+        self.count * (-dt / RATE_TAU).exp() / RATE_TAU
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct Schedule {
+    mode: FollowSchedule,
+    /// Polls a second.
+    budget: f64,
+    longest: Duration,
+    chans: HashMap<i64, Entry>,
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl Schedule {
+    pub(super) fn new(mode: FollowSchedule, budget: f64, longest: Duration) -> Schedule {
+        Schedule {
+            mode,
+            budget: budget.max(0.01),
+            longest,
+            chans: HashMap::new(),
+            tokens: 1.0,
+            refilled: Instant::now(),
+        }
+    }
+
+    /// Makes the schedule hold exactly `ids`. A new channel starts with `seed` posts a day
+    /// and a first poll spread over its interval (so a start does not poll everything at once).
+    pub(super) fn set_channels(&mut self, ids: &[(i64, f64)], now: Instant) {
+        let keep: std::collections::HashSet<i64> = ids.iter().map(|(id, _)| *id).collect();
+        self.chans.retain(|id, _| keep.contains(id));
+        let mut added = false;
+        for (id, per_day) in ids {
+            self.chans.entry(*id).or_insert_with(|| {
+                added = true;
+                Entry {
+                    count: per_day / 86_400.0 * RATE_TAU,
+                    at: now,
+                    floor: Duration::ZERO,
+                    last: now,
+                    interval: Duration::ZERO,
+                }
+            });
+        }
+        if added {
+            self.allocate(now);
+            // Spread the first polls: a channel's first comes somewhere within its interval.
+            for (id, e) in self.chans.iter_mut() {
+                if e.last == now {
+                    let frac = ((*id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64
+                        / (1u64 << 53) as f64;
+                    e.last = now.checked_sub(e.interval.mul_f64(frac)).unwrap_or(now);
+                }
+            }
+        }
+    }
+
+    /// `n` posts of `ch` were seen.
+    pub(super) fn saw_posts(&mut self, ch: i64, n: usize, now: Instant) {
+        if let Some(e) = self.chans.get_mut(&ch) {
+            e.count = e.rate(now) * RATE_TAU + n as f64;
+            e.at = now;
+        }
+    }
+
+    /// `ch` is current as of now (caught up, or a push applied in order).
+    pub(super) fn current(&mut self, ch: i64, now: Instant) {
+        if let Some(e) = self.chans.get_mut(&ch) {
+            e.last = now;
+        }
+    }
+
+    /// Telegram answered a poll of `ch` with this `timeout`.
+    pub(super) fn answered(&mut self, ch: i64, timeout: Option<i32>, now: Instant) {
+        if let Some(e) = self.chans.get_mut(&ch) {
+            e.last = now;
+            e.floor = Duration::from_secs(timeout.unwrap_or(0).clamp(0, 86_400) as u64);
+        }
+    }
+
+    /// The channels to poll now, most overdue first, as many as the budget allows (at most
+    /// `max`). Intervals are worked out again first, as rates change.
+    pub(super) fn due(&mut self, now: Instant, max: usize) -> Vec<i64> {
+        let dt = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.refilled = now;
+        self.tokens = (self.tokens + dt * self.budget).min(self.budget.max(1.0) * 2.0);
+        self.allocate(now);
+        let mut due: Vec<(Instant, i64)> = self
+            .chans
+            .iter()
+            .map(|(id, e)| (e.last + e.interval, *id))
+            .filter(|(at, _)| *at <= now)
+            .collect();
+        due.sort();
+        let n = (self.tokens.floor().max(0.0) as usize)
+            .min(max)
+            .min(due.len());
+        self.tokens -= n as f64;
+        due.into_iter().take(n).map(|(_, id)| id).collect()
+    }
+
+    /// Each channel's interval, from the rates, the budget and the bounds.
+    fn allocate(&mut self, now: Instant) {
+        if self.chans.is_empty() {
+            return;
+        }
+        let lo = 1.0 / self.longest.as_secs_f64().max(1.0);
+        let hi = |e: &Entry| {
+            let f = e.floor.as_secs_f64();
+            if f > 0.0 {
+                (1.0 / f).max(lo)
+            } else {
+                self.budget.max(lo)
+            }
+        };
+        let freq: Vec<(i64, f64)> = match self.mode {
+            FollowSchedule::RoundRobin => {
+                let each = self.budget / self.chans.len() as f64;
+                self.chans
+                    .iter()
+                    .map(|(id, e)| (*id, each.clamp(lo, hi(e))))
+                    .collect()
+            }
+            FollowSchedule::Adaptive => {
+                let w: Vec<(i64, f64, f64)> = self
+                    .chans
+                    .iter()
+                    .map(|(id, e)| (*id, (e.rate(now) + PRIOR_RATE).sqrt(), hi(e)))
+                    .collect();
+                let total =
+                    |c: f64| -> f64 { w.iter().map(|(_, w, h)| (c * w).clamp(lo, *h)).sum() };
+                // Bisect c so the polls a second meet the budget (the sum grows with c).
+                let (mut a, mut b) = (0.0f64, 1.0f64);
+                while total(b) < self.budget && b < 1e12 {
+                    b *= 2.0;
+                }
+                for _ in 0..60 {
+                    let m = (a + b) / 2.0;
+                    if total(m) < self.budget { a = m } else { b = m }
+                }
+                w.iter()
+                    .map(|(id, w, h)| (*id, (a * w).clamp(lo, *h)))
+                    .collect()
+            }
+        };
+        for (id, f) in freq {
+            if let Some(e) = self.chans.get_mut(&id) {
+                e.interval = Duration::from_secs_f64(1.0 / f);
+            }
+        }
+    }
+
+    /// A channel's interval now (for tests and the status line).
+    #[cfg(test)]
+    fn interval(&self, ch: i64) -> Duration {
+        self.chans[&ch].interval
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schedule(mode: FollowSchedule, rates_per_day: &[f64]) -> (Schedule, Instant) {
+        let now = Instant::now();
+        let mut s = Schedule::new(mode, 1.5, Duration::from_secs(900));
+        let ids: Vec<(i64, f64)> = rates_per_day
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (i as i64 + 1, *r))
+            .collect();
+        s.set_channels(&ids, now);
+        (s, now)
+    }
+
+    #[test]
+    fn busy_channels_are_polled_more_often_and_the_sum_meets_the_budget() {
+        let rates: Vec<f64> = (1..=200).map(|k| 20_000.0 / k as f64).collect();
+        let (s, _) = schedule(FollowSchedule::Adaptive, &rates);
+        assert!(s.interval(1) < s.interval(10));
+        assert!(s.interval(10) < s.interval(200));
+        let per_sec: f64 = (1..=200).map(|i| 1.0 / s.interval(i).as_secs_f64()).sum();
+        assert!((per_sec - 1.5).abs() < 0.01, "{per_sec}");
+        // √ allocation: a channel with 100× the rate is polled ~10× as often (where unclamped).
+        let ratio = s.interval(100).as_secs_f64() / s.interval(1).as_secs_f64();
+        assert!((ratio - 10.0).abs() < 0.5, "{ratio}");
+    }
+
+    #[test]
+    fn the_server_timeout_and_the_sweep_bound_every_interval() {
+        let (mut s, now) = schedule(FollowSchedule::Adaptive, &[1e6, 0.0, 0.0]);
+        s.answered(1, Some(30), now);
+        s.allocate(now);
+        assert!(
+            s.interval(1) >= Duration::from_secs(30),
+            "never sooner than the timeout"
+        );
+        assert!(
+            s.interval(2) <= Duration::from_secs(900),
+            "never later than the sweep"
+        );
+    }
+
+    #[test]
+    fn round_robin_shares_the_budget_equally() {
+        let (s, _) = schedule(FollowSchedule::RoundRobin, &[1000.0, 1.0, 0.0]);
+        assert_eq!(s.interval(1), s.interval(3));
+        assert!((s.interval(1).as_secs_f64() - 2.0).abs() < 0.01);
+    }
+
+    #[test]
+    fn due_polls_never_outrun_the_budget() {
+        let (mut s, now) = schedule(FollowSchedule::RoundRobin, &[1.0; 500]);
+        let mut polled = 0;
+        for step in 1..=100 {
+            let t = now + Duration::from_millis(500 * step);
+            for id in s.due(t, 16) {
+                s.answered(id, None, t);
+                polled += 1;
+            }
+        }
+        // 50 s at 1.5 a second, plus the bucket's start.
+        assert!(polled <= 78, "{polled}");
+        assert!(polled >= 70, "{polled}");
+    }
+
+    #[test]
+    fn posts_seen_raise_the_rate_and_pushes_count_as_polls() {
+        let (mut s, now) = schedule(FollowSchedule::Adaptive, &[1.0, 1.0]);
+        let before = s.interval(1);
+        s.saw_posts(1, 500, now);
+        s.allocate(now);
+        assert!(s.interval(1) < before);
+        let t = now + s.interval(1) + Duration::from_secs(1);
+        s.current(1, t);
+        assert!(!s.due(t, 16).contains(&1), "just current: not due");
+    }
+}
