@@ -223,3 +223,105 @@ async fn with_no_pushes_every_change_of_200_channels_reaches_the_store_within_th
     assert!(edits.parse::<i64>().unwrap() > 0, "edits kept as versions");
     stop(&mut child);
 }
+
+/// A channel renamed (username and title) is followed under its new name, the old one kept in
+/// `channel_names`; a channel that banned the account is marked, readiness warns, the admins
+/// are told once, and the other channel goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renamed_channel_keeps_its_old_names_and_a_lost_one_is_told_once() {
+    const ADMIN: i64 = 4242;
+    let fake = FakeTelegram::start(Options {
+        channels: 2,
+        posts: 10,
+        password: None,
+        quotas: QuotaMode::Off,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let env = bot_env_for(&fake, &[ADMIN], "info");
+    login_and_add(&env, &fake, &fake.info.channels).await;
+    let (a, b) = (
+        fake.world.channel_id(&fake.info.channels[0]).unwrap(),
+        fake.world.channel_id(&fake.info.channels[1]).unwrap(),
+    );
+    let old_title = fake.world.lock().channels[&a].title.clone();
+    let mut child = start_with_bot(&env).await;
+    wait_daemon(&mut child, "the joins and the backfill", || {
+        memberships(&env) == "joined,joined"
+            && sql(
+                &env,
+                "SELECT count(*) FROM channels WHERE backfill_state = 'done'",
+            ) == "2"
+    })
+    .await;
+
+    fake.world
+        .change_channel(&fake_telegram::world::ChannelChange {
+            channel: a.to_string(),
+            username: Some("renamed_news".into()),
+            title: Some("Renamed News".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    wait_daemon(&mut child, "the new name", || {
+        sql(
+            &env,
+            &format!("SELECT username || '|' || title FROM channels WHERE id = {a}"),
+        ) == "renamed_news|Renamed News"
+    })
+    .await;
+    assert_eq!(
+        sql(
+            &env,
+            &format!("SELECT username || '|' || title FROM channel_names WHERE channel_id = {a}")
+        ),
+        format!("{}|{old_title}", fake.info.channels[0])
+    );
+
+    fake.world
+        .change_channel(&fake_telegram::world::ChannelChange {
+            channel: b.to_string(),
+            ban: Some(fake.info.phone.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+    wait_daemon_for(
+        &mut child,
+        "the lost channel marked",
+        Duration::from_secs(60),
+        || {
+            sql(
+                &env,
+                &format!("SELECT state || ' ' || last_error FROM channels WHERE id = {b}"),
+            ) == "private CHANNEL_PRIVATE"
+        },
+    )
+    .await;
+    let told = || {
+        fake.bot
+            .calls(false)
+            .iter()
+            .filter(|c| {
+                c.method == "sendmessage"
+                    && c.params["chat_id"].as_i64() == Some(ADMIN)
+                    && c.params["text"]
+                        .as_str()
+                        .is_some_and(|t| t.contains("can no longer be read"))
+            })
+            .count()
+    };
+    wait_daemon(&mut child, "the admins told", || told() == 1).await;
+    let (code, ready) = get(env.health_addr(), "/readyz");
+    assert_eq!(code, 200, "a lost channel warns, it does not fail: {ready}");
+    assert!(ready.contains("can no longer be read"), "{ready}");
+    // The other channel goes on; the admins are not told again.
+    let id = fake.world.post(a, "still here").unwrap();
+    wait_daemon(&mut child, "the other channel's post", || {
+        stored_ids(&env, a).contains(&id)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(told(), 1, "told once");
+    stop(&mut child);
+}

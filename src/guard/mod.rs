@@ -207,6 +207,11 @@ impl Guard {
         }))
     }
 
+    /// Readiness, where other parts of the parser report their checks.
+    pub fn health(&self) -> Option<&Arc<Health>> {
+        self.0.health.as_ref()
+    }
+
     pub fn config(&self) -> &GuardConfig {
         &self.0.config
     }

@@ -254,6 +254,58 @@ impl Store {
         Ok(rows.into_iter().collect())
     }
 
+    /// Records a channel's username and title as Telegram now gives them. A change keeps the
+    /// old ones in `channel_names`. Returns whether anything changed.
+    pub async fn note_channel_names(
+        &self,
+        id: i64,
+        username: Option<&str>,
+        title: &str,
+    ) -> Result<bool, StoreError> {
+        let now = crate::time::unix_now();
+        let mut tx = self.begin_write().await?;
+        let old: Option<(Option<String>, String)> =
+            sqlx::query_as("SELECT username, title FROM channels WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some((old_username, old_title)) = old else {
+            return Ok(false);
+        };
+        if old_username.as_deref() == username && old_title == title {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO channel_names (channel_id, username, title, until) VALUES (?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(&old_username)
+        .bind(&old_title)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        // Another followed channel may hold the name still (it changed too, unseen yet): the
+        // newer claim wins, the other is corrected when it is next seen.
+        if let Some(u) = username {
+            sqlx::query(
+                "UPDATE channels SET username = NULL WHERE username = ? COLLATE NOCASE AND id != ?",
+            )
+            .bind(u)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("UPDATE channels SET username = ?, title = ?, updated_at = ? WHERE id = ?")
+            .bind(username)
+            .bind(title)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Records whether the account is a member of a channel (`membership`, docs/SCHEMA.md).
     pub async fn set_membership(&self, id: i64, membership: &str) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;

@@ -34,6 +34,46 @@ fn peer_channel(p: &grammers_client::tl::enums::Peer) -> Option<i64> {
     }
 }
 
+/// The channel as Telegram describes it in an answer's or an update's `chats`: a new username
+/// or title is stored (the old ones kept in `channel_names`), so links in alerts, search and
+/// exports follow a renamed channel. A `min` object is partial and says nothing.
+pub(super) async fn note_chats(ctx: &mut Ctx, chats: &[grammers_client::tl::enums::Chat]) {
+    for chat in chats {
+        let grammers_client::tl::enums::Chat::Channel(c) = chat else {
+            continue;
+        };
+        let Some(known) = ctx.channels.get(&c.id) else {
+            continue;
+        };
+        if c.min || (known.username == c.username && known.title == c.title) {
+            continue;
+        }
+        match ctx
+            .store
+            .note_channel_names(c.id, c.username.as_deref(), &c.title)
+            .await
+        {
+            Ok(true) => {
+                tracing::info!(
+                    channel = c.id,
+                    from = %known.display_name(),
+                    username = c.username.as_deref().unwrap_or("-"),
+                    title = %c.title,
+                    "the channel was renamed"
+                );
+                if let Some(k) = ctx.channels.get_mut(&c.id) {
+                    k.username = c.username.clone();
+                    k.title = c.title.clone();
+                }
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(channel = c.id, error = %e, "cannot record the channel's new name")
+            }
+        }
+    }
+}
+
 /// Stores what one update says about channel `ch`. `live`: pushed now (its delivery lag is
 /// measured) rather than recovered from a difference.
 pub(super) async fn apply(

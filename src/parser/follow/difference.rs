@@ -96,6 +96,7 @@ pub(super) async fn catch_up(ctx: &mut Ctx, ch: i64, mut pts: i32) -> Result<Cau
             }
             CD::Difference(d) => {
                 timeout = d.timeout;
+                apply::note_chats(ctx, &d.chats).await;
                 // Posts found by a poll are delivered now: their lag counts like a push's.
                 apply::new_posts(ctx, ch, &d.new_messages, true)
                     .await
@@ -114,6 +115,7 @@ pub(super) async fn catch_up(ctx: &mut Ctx, ch: i64, mut pts: i32) -> Result<Cau
                 }
             }
             CD::TooLong(d) => {
+                apply::note_chats(ctx, &d.chats).await;
                 let tl::enums::Dialog::Dialog(dialog) = &d.dialog else {
                     return Err(CatchUpError::Later(
                         "channelDifferenceTooLong without a channel dialog".into(),

@@ -1,4 +1,9 @@
-//! Joining followed channels (`channels.joinChannel`, through the guard): Telegram pushes a
+//! Joining followed channels, and looking at them now and then (`channels.getChannels`, an
+//! answer per 100 channels, every hour): a username or title changed without a post saying so
+//! is stored (the old ones kept in `channel_names`), and a join request an admin approved
+//! becomes membership.
+//!
+//! Joining (`channels.joinChannel`, through the guard): Telegram pushes a
 //! channel's updates only to its members (core.telegram.org/api/updates), so a joined channel's
 //! posts come sooner; every channel is polled anyway, so nothing depends on it.
 //!
@@ -29,15 +34,20 @@ const RETRY_AFTER: Duration = Duration::from_secs(60);
 const REFUSED_RETRY: Duration = Duration::from_secs(3600);
 /// How often pending join requests are checked.
 const REQUESTS_EVERY: Duration = Duration::from_secs(600);
+/// How often every followed channel's name is looked at.
+const NAMES_EVERY: Duration = Duration::from_secs(3600);
 
-/// Joins what is to be joined until cancelled. Returns a fatal error for a session that is gone.
+/// Joins what is to be joined (with `join`) and looks at the channels now and then, until
+/// cancelled. Returns a fatal error for a session that is gone.
 pub(crate) async fn run(
     conn: Arc<Connected>,
     store: Store,
     cancel: CancellationToken,
+    join: bool,
 ) -> Result<(), PartError> {
     let mut not_before: HashMap<i64, Instant> = HashMap::new();
     let mut requests_checked: Option<Instant> = None;
+    let mut names_checked = Instant::now();
     let mut first = true;
     loop {
         if !std::mem::take(&mut first) {
@@ -52,7 +62,7 @@ pub(crate) async fn run(
         let now = Instant::now();
         for c in chs
             .iter()
-            .filter(|c| c.state == "active" && c.membership == "join")
+            .filter(|c| join && c.state == "active" && c.membership == "join")
         {
             if not_before.get(&c.id).is_some_and(|t| *t > now) {
                 continue;
@@ -113,19 +123,25 @@ pub(crate) async fn run(
         }
         if requests_checked.is_none_or(|t| t.elapsed() >= REQUESTS_EVERY) {
             requests_checked = Some(Instant::now());
-            check_requests(&conn, &store, &chs).await?;
+            let waiting: Vec<_> = chs.iter().filter(|c| c.membership == "requested").collect();
+            look_at(&conn, &store, &waiting).await?;
+        }
+        if names_checked.elapsed() >= NAMES_EVERY {
+            names_checked = Instant::now();
+            let active: Vec<_> = chs.iter().filter(|c| c.state == "active").collect();
+            look_at(&conn, &store, &active).await?;
         }
     }
 }
 
-/// Channels waiting for an admin's approval: a member now (`left` cleared) becomes `joined`.
-async fn check_requests(
+/// Looks at `chs` as Telegram describes them now: a join request approved (`left` cleared)
+/// becomes `joined`; a new username or title is stored.
+async fn look_at(
     conn: &Connected,
     store: &Store,
-    chs: &[crate::store::ChannelRecord],
+    chs: &[&crate::store::ChannelRecord],
 ) -> Result<(), PartError> {
-    let waiting: Vec<_> = chs.iter().filter(|c| c.membership == "requested").collect();
-    for batch in waiting.chunks(100) {
+    for batch in chs.chunks(100) {
         let req = tl::functions::channels::GetChannels {
             id: batch.iter().map(|c| input(c.id, c.access_hash)).collect(),
         };
@@ -141,11 +157,33 @@ async fn check_requests(
             }
         };
         for chat in chats {
-            if let tl::enums::Chat::Channel(ch) = chat
-                && !ch.left
-            {
-                tracing::info!(channel = ch.id, "the join request was approved");
+            let tl::enums::Chat::Channel(ch) = chat else {
+                continue;
+            };
+            let Some(known) = batch.iter().find(|c| c.id == ch.id) else {
+                continue;
+            };
+            if known.membership == "requested" && !ch.left {
+                tracing::info!(channel = %known.display_name(), "the join request was approved");
                 let _ = store.set_membership(ch.id, "joined").await;
+            }
+            if !ch.min && (known.username != ch.username || known.title != ch.title) {
+                match store
+                    .note_channel_names(ch.id, ch.username.as_deref(), &ch.title)
+                    .await
+                {
+                    Ok(true) => tracing::info!(
+                        channel = ch.id,
+                        from = %known.display_name(),
+                        username = ch.username.as_deref().unwrap_or("-"),
+                        title = %ch.title,
+                        "the channel was renamed"
+                    ),
+                    Ok(false) => {}
+                    Err(e) => {
+                        tracing::warn!(channel = ch.id, error = %e, "cannot record the channel's new name")
+                    }
+                }
             }
         }
     }

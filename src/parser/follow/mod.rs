@@ -41,8 +41,10 @@ use crate::supervisor::PartError;
 use difference::CatchUpError;
 
 /// How the follower works (`[telegram]`: `follow_sweep_secs`, `join`, `follow_schedule`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Settings {
+    /// Bot admins, told once when a channel is lost.
+    pub admins: Arc<[i64]>,
     /// The longest a channel goes unpolled.
     pub sweep: Duration,
     /// Join channels whose membership is `join`.
@@ -69,6 +71,9 @@ pub(super) struct Ctx {
     /// The newest post id seen per channel, to notice posts that never arrived.
     newest: HashMap<i64, i32>,
     schedule: poll::Schedule,
+    admins: Arc<[i64]>,
+    /// The channels no longer readable (private, banned, deleted), as last reported.
+    lost: Option<Vec<i64>>,
 }
 
 impl Ctx {
@@ -117,9 +122,13 @@ pub(crate) async fn follow(
         .map(|p| f64::from(p.calls) / p.window.as_secs_f64())
         .unwrap_or(2.0)
         * poll::POLL_SHARE;
-    let mut joiner = settings
-        .join
-        .then(|| tokio::spawn(join::run(conn.clone(), store.clone(), cancel.clone())));
+    let admins = settings.admins.clone();
+    let mut joiner = Some(tokio::spawn(join::run(
+        conn.clone(),
+        store.clone(),
+        cancel.clone(),
+        settings.join,
+    )));
     let mut ctx = Ctx {
         conn,
         store,
@@ -128,6 +137,8 @@ pub(crate) async fn follow(
         channels: HashMap::new(),
         newest: HashMap::new(),
         schedule: poll::Schedule::new(settings.schedule, budget, settings.sweep),
+        admins,
+        lost: None,
     };
     // Channels to catch up, and when each may be tried (a failed one waits).
     let mut behind: HashMap<i64, Instant> = HashMap::new();
@@ -182,8 +193,9 @@ async fn refresh(ctx: &mut Ctx, behind: &mut HashMap<i64, Instant>, first: bool)
         HashMap::new()
     };
     let now: HashMap<i64, ChannelRecord> = chs
-        .into_iter()
+        .iter()
         .filter(|c| c.state == "active")
+        .cloned()
         .map(|c| (c.id, c))
         .collect();
     for id in now.keys() {
@@ -193,6 +205,7 @@ async fn refresh(ctx: &mut Ctx, behind: &mut HashMap<i64, Instant>, first: bool)
     }
     behind.retain(|id, _| now.contains_key(id));
     ctx.newest.retain(|id, _| now.contains_key(id));
+    lost_channels(ctx, &chs).await;
     let ids: Vec<(i64, f64)> = now
         .keys()
         .map(|id| (*id, seeds.get(id).copied().unwrap_or(0) as f64))
@@ -202,6 +215,11 @@ async fn refresh(ctx: &mut Ctx, behind: &mut HashMap<i64, Instant>, first: bool)
 }
 
 async fn on_updates(ctx: &mut Ctx, u: &UpdatesLike, behind: &mut HashMap<i64, Instant>) {
+    match u {
+        UpdatesLike::Updates(Updates::Updates(x)) => apply::note_chats(ctx, &x.chats).await,
+        UpdatesLike::Updates(Updates::Combined(x)) => apply::note_chats(ctx, &x.chats).await,
+        _ => {}
+    }
     let list: &[Update] = match u {
         UpdatesLike::Updates(Updates::Updates(x)) => &x.updates,
         UpdatesLike::Updates(Updates::Combined(x)) => &x.updates,
@@ -345,5 +363,55 @@ async fn poll_one(ctx: &mut Ctx, ch: i64) -> Result<Option<Instant>, PartError> 
             tracing::warn!(channel = %ctx.name(ch), %why, "catching up failed; trying again shortly");
             Ok(Some(Instant::now() + RETRY_AFTER))
         }
+    }
+}
+
+/// Channels Telegram no longer lets the account read (`state = 'private'`: private, banned,
+/// deleted, or an access hash refused): readiness warns while there are any, and the bot's
+/// admins are told once per channel and day; the others go on.
+async fn lost_channels(ctx: &mut Ctx, chs: &[ChannelRecord]) {
+    let lost: Vec<&ChannelRecord> = chs.iter().filter(|c| c.state == "private").collect();
+    let ids: Vec<i64> = lost.iter().map(|c| c.id).collect();
+    if ctx.lost.as_ref() == Some(&ids) {
+        return;
+    }
+    let before = ctx.lost.replace(ids.clone()).unwrap_or_default();
+    for c in lost.iter().filter(|c| !before.contains(&c.id)) {
+        let why = c.last_error.as_deref().unwrap_or("refused");
+        tracing::warn!(channel = %c.display_name(), %why, "the channel can no longer be read; it is left alone (`channels resume` tries again)");
+        let text = format!(
+            "The channel {} ({}) can no longer be read: Telegram answers {why} (it went private, was deleted, or banned the account). It is left alone; the others go on. `tgparser channels resume {}` tries again.",
+            c.display_name(),
+            c.title,
+            c.display_name()
+        );
+        let day = crate::time::unix_now() / 86_400;
+        for &chat in ctx.admins.iter() {
+            let key = format!("notice:channel_lost:{}:{day}:{chat}", c.id);
+            if let Err(e) = ctx.store.queue_notice(chat, &key, &text).await {
+                tracing::warn!(error = %e, "cannot queue the notice to the admins");
+            }
+        }
+    }
+    if let Some(h) = ctx.conn.guard.health() {
+        let check = (!lost.is_empty()).then(|| crate::health::ExtraCheck {
+            component_type: "component",
+            status: crate::health::Status::Warn,
+            observed_value: Some(lost.len() as f64),
+            observed_unit: Some("channels"),
+            output: format!(
+                "{} channel(s) can no longer be read: {}",
+                lost.len(),
+                lost.iter()
+                    .map(|c| format!(
+                        "{} ({})",
+                        c.display_name(),
+                        c.last_error.as_deref().unwrap_or("refused")
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        });
+        h.set_check("channels:lost", check);
     }
 }

@@ -133,6 +133,7 @@ pub async fn run(ctx: PartContext, tg: TelegramConfig, deps: Deps) -> Result<(),
             &control,
             tg.guard.heartbeat,
             super::follow::Settings {
+                admins: admins.clone().into(),
                 sweep: tg.follow_sweep,
                 join: tg.join,
                 schedule: tg.follow_schedule,
@@ -202,7 +203,7 @@ async fn logged_in(
         ctx.cancel.clone(),
         refill_tx,
         stats.clone(),
-        settings,
+        settings.clone(),
     ));
     let requests = tokio::spawn(requests_loop(
         conn.clone(),
