@@ -325,3 +325,113 @@ async fn a_renamed_channel_keeps_its_old_names_and_a_lost_one_is_told_once() {
     assert_eq!(told(), 1, "told once");
     stop(&mut child);
 }
+
+/// Private channels are added by their invite links (`t.me/+HASH`, `t.me/joinchat/HASH`): the
+/// account joins; a link that asks for approval leaves the request queued until an admin
+/// approves; expired, invalid and `--no-join` links are refused with what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invite_links_join_wait_for_approval_and_are_refused_when_they_should_be() {
+    let fake = FakeTelegram::start(Options {
+        channels: 3,
+        posts: 30,
+        password: None,
+        quotas: QuotaMode::Off,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let ids: Vec<i64> = fake
+        .info
+        .channels
+        .iter()
+        .map(|u| fake.world.channel_id(u).unwrap())
+        .collect();
+    let invite = |ch: i64, request_needed: bool, expires_in: Option<i32>| {
+        fake.world
+            .invite(&fake_telegram::world::InviteSpec {
+                channel: ch.to_string(),
+                request_needed,
+                expires_in,
+                revoke: None,
+            })
+            .unwrap()
+    };
+    fake.world.set_private(ids[1], true).unwrap();
+    fake.world.set_private(ids[2], true).unwrap();
+    let open = invite(ids[1], false, None);
+    let approval = invite(ids[2], true, None);
+    let expired = invite(ids[0], false, Some(-1));
+    let env = telegram_env(&fake);
+    login_and_add(&env, &fake, &[]).await;
+
+    let add = |args: Vec<String>| {
+        let env = &env;
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_with_input(env, &args, "").await
+        }
+    };
+    let out = add(vec![
+        "channels".into(),
+        "add".into(),
+        format!("https://t.me/+{open}"),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("added"), "{}", text(&out));
+    assert_eq!(
+        sql(
+            &env,
+            &format!("SELECT membership FROM channels WHERE id = {}", ids[1])
+        ),
+        "joined"
+    );
+    let out = add(vec![
+        "channels".into(),
+        "add".into(),
+        format!("t.me/joinchat/{approval}"),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("an admin of the channel must approve"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(sql(&env, "SELECT state FROM channel_requests"), "pending");
+    for (link, says) in [
+        (format!("tg://join?invite={expired}"), "has expired"),
+        ("https://t.me/+AAAAAAAAAAAAAAAA".to_string(), "is not valid"),
+    ] {
+        let out = add(vec!["channels".into(), "add".into(), link.clone()]).await;
+        assert_eq!(out.status.code(), Some(1), "{link}: {}", text(&out));
+        assert!(text(&out).contains(says), "{link}: {}", text(&out));
+    }
+    let out = add(vec![
+        "channels".into(),
+        "add".into(),
+        format!("https://t.me/+{open}"),
+        "--no-join".into(),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("--no-join"), "{}", text(&out));
+
+    // The admin approves; the daemon's first look at the queued request adds the channel.
+    fake.world
+        .change_channel(&fake_telegram::world::ChannelChange {
+            channel: ids[2].to_string(),
+            approve: Some(fake.info.phone.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+    let mut child = started(&env).await;
+    wait_daemon(&mut child, "the approved channel added and read", || {
+        sql(&env, "SELECT state FROM channel_requests") == "done"
+            && stored_ids(&env, ids[2]) == world_ids(&fake, ids[2])
+            && stored_ids(&env, ids[1]) == world_ids(&fake, ids[1])
+    })
+    .await;
+    assert_eq!(memberships(&env), "joined,joined");
+    stop(&mut child);
+}

@@ -9,6 +9,7 @@
 //! | `POST /private` | `{channel, private}` | `{ok}` (private: the username goes; only members read it) |
 //! | `POST /channels` | `{channel, private?, deleted?, busy?, join_requests?, username?, title?, ban?, unban?, approve?, decline?}` (accounts by phone or user id; `busy`: pushes unreliable; a title change posts its service message) | `{id}` |
 //! | `GET /accounts/{phone or id}/channels` | | `{channels: [{id, username, title, state}]}` (`member` or `requested`) |
+//! | `POST /invites` | `{channel, request_needed?, expires_in?}` or `{channel, revoke: hash}` | `{hash, link}` (`https://t.me/+HASH`) |
 //! | `POST /pushes` | `{mode?, reliable_up_to?, max_channels?, free_joins?}` (`mode`: `members`, `none`, `all`) | the settings now |
 //! | `POST /revoke` | `{phone?}` | `{revoked}` (a ban: no new login) |
 //! | `POST /terminate` | `{phone?}` | `{terminated}` (sessions ended; logging in again works) |
@@ -123,6 +124,7 @@ impl Control {
             .route("/channels", post(channels))
             .route("/accounts/{key}/channels", get(account_channels))
             .route("/pushes", post(pushes))
+            .route("/invites", post(invites))
             .route("/revoke", post(revoke))
             .route("/terminate", post(terminate))
             .route("/accounts", post(accounts))
@@ -243,6 +245,16 @@ async fn pushes(State(c): State<Control>, Json(r): Json<PushesReq>) -> Answer {
     }
     let body = json!({"mode": w.push_mode, "limits": w.join_limits});
     (StatusCode::OK, Json(body))
+}
+
+async fn invites(State(c): State<Control>, Json(r): Json<crate::world::InviteSpec>) -> Answer {
+    match c.shared.world.invite(&r) {
+        Ok(hash) => (
+            StatusCode::OK,
+            Json(json!({"hash": hash, "link": format!("https://t.me/+{hash}")})),
+        ),
+        Err(e) => bad(e),
+    }
 }
 
 async fn revoke(State(c): State<Control>, Json(r): Json<RevokeReq>) -> Answer {

@@ -35,6 +35,7 @@ pub fn default_quotas() -> HashMap<String, Quota> {
         ("channels.getMessages".to_string(), q(30, 30)),
         ("channels.getChannels".to_string(), q(30, 30)),
         ("updates.getChannelDifference".to_string(), q(60, 30)),
+        ("messages.checkChatInvite".to_string(), q(5, 60)),
         ("auth.sendCode".to_string(), q(5, 3600)),
         ("auth.signIn".to_string(), q(5, 60)),
         ("auth.checkPassword".to_string(), q(5, 60)),

@@ -358,8 +358,9 @@ async fn add(
     let started = Instant::now();
     loop {
         let r = app.store.channel_request(id).await?;
-        match r.as_ref().map(|r| r.state.as_str()) {
-            Some("done") | Some("failed") => {
+        // Done, failed, or an answer while it stays queued (a join request awaiting approval).
+        match r.as_ref().map(|r| (r.state.as_str(), r.outcome.is_some())) {
+            Some(("done" | "failed", _)) | Some(("pending", true)) => {
                 app.status_cache.invalidate().await;
                 let outcome = r.and_then(|r| r.outcome).unwrap_or_default();
                 return reply(bot, app, msg, outcome).await;

@@ -9,7 +9,7 @@ use anyhow::{Context, anyhow, bail};
 use super::login::open;
 use crate::config::Config;
 use crate::parser::backfill;
-use crate::parser::resolve::resolve;
+use crate::parser::resolve::{ResolveError, resolve};
 use crate::store::{NewChannel, Store};
 
 pub async fn add(
@@ -40,7 +40,24 @@ pub async fn add(
     if login_missing(&conn).await? {
         bail!("the parsing account is not logged in; run `tgparser login` first");
     }
-    let c = resolve(&conn, reference).await?;
+    if no_join && crate::store::invite_hash(reference).is_some() {
+        bail!("{}", ResolveError::InviteNoJoin(reference.to_string()));
+    }
+    let c = match resolve(&conn, reference).await {
+        Ok(c) => c,
+        Err(e @ ResolveError::JoinRequested(_)) => {
+            // The daemon finishes it once an admin approves.
+            let id = store
+                .request_channel(reference, since, last, "cli", false)
+                .await?;
+            store.note_channel_request(id, &e.to_string()).await?;
+            println!("{e}");
+            drop(conn);
+            store.close().await;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut row = NewChannel::from_tl(&c, since, last);
     if no_join || cfg.telegram.as_ref().is_some_and(|t| !t.join) {
         row = row.without_joining();
@@ -86,6 +103,12 @@ async fn add_through_daemon(
             .await?
             .ok_or_else(|| anyhow!("the request to add {reference} disappeared"))?;
         match r.state.as_str() {
+            // An answer while it stays queued (a join request waiting for approval).
+            "pending" if r.outcome.is_some() => {
+                println!("{}", r.outcome.unwrap_or_default());
+                store.close().await;
+                return Ok(ExitCode::SUCCESS);
+            }
             "done" => {
                 println!("{}", r.outcome.unwrap_or_default());
                 store.close().await;

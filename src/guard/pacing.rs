@@ -63,6 +63,7 @@ pub fn default_pacing() -> BTreeMap<String, Pace> {
         ("channels.getMessages".to_string(), p(30, 30)),
         ("channels.getChannels".to_string(), p(30, 30)),
         ("updates.getChannelDifference".to_string(), p(60, 30)),
+        ("messages.checkChatInvite".to_string(), p(5, 60)),
         ("auth.sendCode".to_string(), p(5, 3600)),
         ("auth.signIn".to_string(), p(5, 60)),
         ("auth.checkPassword".to_string(), p(5, 60)),

@@ -19,13 +19,25 @@ pub enum ResolveError {
     #[error("there is no channel @{0}")]
     NoSuch(String),
     #[error(
-        "@{name} ({title}) is a private channel, or one that banned this account: it cannot be read (a private channel is added by its invite link)"
+        "{name} ({title}) is a private channel, or one that banned this account: it cannot be read (a private channel is added by its invite link)"
     )]
     Private { name: String, title: String },
     #[error("@{0} is not a channel (it is a user or a bot)")]
     NotAChannel(String),
     #[error("Telegram asks to wait {0} s before resolving more names; try again then")]
     Flood(u32),
+    #[error(
+        "asked to join {0} through its invite link; an admin of the channel must approve the request, and the daemon adds the channel once approved (the request stays queued)"
+    )]
+    JoinRequested(String),
+    #[error("the invite link {0} is not valid: check it, or ask the channel for a new one")]
+    InviteInvalid(String),
+    #[error("the invite link {0} has expired or was revoked: ask the channel for a new one")]
+    InviteExpired(String),
+    #[error(
+        "{0} is an invite link: its channel is read by joining it, so it cannot be added with --no-join"
+    )]
+    InviteNoJoin(String),
     #[error("resolving @{name} failed: {error}")]
     Telegram { name: String, error: GuardError },
 }
@@ -67,7 +79,13 @@ pub fn membership_line(membership: &str) -> &'static str {
     }
 }
 
+/// Resolves `input`: an invite link is checked (`messages.checkChatInvite`) and joined
+/// (`messages.importChatInvite`) unless the account is in the channel already; anything else
+/// is a username resolved with `contacts.resolveUsername`.
 pub async fn resolve(conn: &Connected, input: &str) -> Result<tl::types::Channel, ResolveError> {
+    if let Some(hash) = crate::store::invite_hash(input) {
+        return join_invite(conn, input, &hash).await;
+    }
     let name = normalize_ref(input);
     if name.is_empty() {
         return Err(ResolveError::Empty(input.to_string()));
@@ -101,7 +119,7 @@ pub async fn resolve(conn: &Connected, input: &str) -> Result<tl::types::Channel
             tl::enums::Chat::Channel(c) => return Ok(c),
             tl::enums::Chat::ChannelForbidden(c) => {
                 return Err(ResolveError::Private {
-                    name,
+                    name: format!("@{name}"),
                     title: c.title,
                 });
             }
@@ -109,4 +127,96 @@ pub async fn resolve(conn: &Connected, input: &str) -> Result<tl::types::Channel
         }
     }
     Err(ResolveError::NotAChannel(name))
+}
+
+async fn join_invite(
+    conn: &Connected,
+    input: &str,
+    hash: &str,
+) -> Result<tl::types::Channel, ResolveError> {
+    let link = input.trim().to_string();
+    let refused = |e: GuardError| -> ResolveError {
+        if e.is_rpc("INVITE_HASH_INVALID") || e.is_rpc("INVITE_HASH_EMPTY") {
+            ResolveError::InviteInvalid(link.clone())
+        } else if e.is_rpc("INVITE_HASH_EXPIRED") {
+            ResolveError::InviteExpired(link.clone())
+        } else if let GuardError::Flood { secs, .. } = e {
+            ResolveError::Flood(secs)
+        } else {
+            ResolveError::Telegram {
+                name: link.clone(),
+                error: e,
+            }
+        }
+    };
+    let checked = conn
+        .invoke(&tl::functions::messages::CheckChatInvite {
+            hash: hash.to_string(),
+        })
+        .await
+        .map_err(refused)?;
+    let title = match checked {
+        tl::enums::ChatInvite::Already(a) => return channel_of(vec![a.chat], &link),
+        tl::enums::ChatInvite::Invite(i) => {
+            if !i.channel {
+                return Err(ResolveError::NotAChannel(link));
+            }
+            i.title
+        }
+        tl::enums::ChatInvite::Peek(p) => match &p.chat {
+            tl::enums::Chat::Channel(c) => c.title.clone(),
+            _ => return Err(ResolveError::NotAChannel(link)),
+        },
+    };
+    let joined = conn
+        .invoke(&tl::functions::messages::ImportChatInvite {
+            hash: hash.to_string(),
+        })
+        .await;
+    match joined {
+        Ok(tl::enums::messages::ChatInviteJoinResult::Ok(ok)) => {
+            let chats = match ok.updates {
+                tl::enums::Updates::Updates(u) => u.chats,
+                tl::enums::Updates::Combined(u) => u.chats,
+                _ => Vec::new(),
+            };
+            channel_of(chats, &link)
+        }
+        Ok(tl::enums::messages::ChatInviteJoinResult::WebView(_)) => Err(ResolveError::Telegram {
+            name: link,
+            error: GuardError::Local("the invite asks for a payment in a Telegram app".into()),
+        }),
+        Err(e) if e.is_rpc("INVITE_REQUEST_SENT") => Err(ResolveError::JoinRequested(title)),
+        Err(e) if e.is_rpc("USER_ALREADY_PARTICIPANT") => {
+            // Joined meanwhile: the check now names the channel.
+            match conn
+                .invoke(&tl::functions::messages::CheckChatInvite {
+                    hash: hash.to_string(),
+                })
+                .await
+                .map_err(refused)?
+            {
+                tl::enums::ChatInvite::Already(a) => channel_of(vec![a.chat], &link),
+                _ => Err(ResolveError::JoinRequested(title)),
+            }
+        }
+        Err(e) => Err(refused(e)),
+    }
+}
+
+/// The channel among `chats` (what a joined invite names).
+fn channel_of(chats: Vec<tl::enums::Chat>, link: &str) -> Result<tl::types::Channel, ResolveError> {
+    for chat in chats {
+        match chat {
+            tl::enums::Chat::Channel(c) => return Ok(c),
+            tl::enums::Chat::ChannelForbidden(c) => {
+                return Err(ResolveError::Private {
+                    name: link.to_string(),
+                    title: c.title,
+                });
+            }
+            _ => {}
+        }
+    }
+    Err(ResolveError::NotAChannel(link.to_string()))
 }

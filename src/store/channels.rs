@@ -346,6 +346,33 @@ impl Store {
     }
 }
 
+/// The hash of an invite link: `https://t.me/+HASH`, `t.me/joinchat/HASH`,
+/// `tg://join?invite=HASH` (core.telegram.org/api/links#chat-invite-links). `None` for anything
+/// else.
+pub fn invite_hash(input: &str) -> Option<String> {
+    let s = input.trim();
+    let s = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .unwrap_or(s);
+    let s = s.strip_prefix("www.").unwrap_or(s);
+    let rest = ["t.me/", "telegram.me/", "telegram.dog/"]
+        .iter()
+        .find_map(|d| s.strip_prefix(d));
+    let hash = match rest {
+        Some(r) => r
+            .strip_prefix('+')
+            .or_else(|| r.strip_prefix("joinchat/"))?,
+        None => s.strip_prefix("tg://join?invite=")?,
+    };
+    let hash = hash.split(['/', '?', '&', '#']).next().unwrap_or("");
+    let valid = (4..=64).contains(&hash.len())
+        && hash
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    valid.then(|| hash.to_string())
+}
+
 /// `@name`, `name`, `https://t.me/name`, `t.me/name/123`, `tg://resolve?domain=name` → `name`;
 /// numbers stay numbers (a Bot API style `-100…` id becomes the bare channel id).
 pub fn normalize_ref(input: &str) -> String {
@@ -379,6 +406,33 @@ pub fn normalize_ref(input: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::normalize_ref;
+
+    #[test]
+    fn invite_links_in_every_form_and_nothing_else() {
+        for r in [
+            "https://t.me/+AbCd_ef-12345678",
+            "t.me/+AbCd_ef-12345678",
+            "https://t.me/joinchat/AbCd_ef-12345678",
+            "tg://join?invite=AbCd_ef-12345678",
+            " https://telegram.me/+AbCd_ef-12345678/ ",
+        ] {
+            assert_eq!(
+                super::invite_hash(r).as_deref(),
+                Some("AbCd_ef-12345678"),
+                "{r}"
+            );
+        }
+        for r in [
+            "@durov",
+            "t.me/durov",
+            "t.me/+",
+            "t.me/+a b",
+            "t.me/joinchat/",
+            "+12345",
+        ] {
+            assert_eq!(super::invite_hash(r), None, "{r}");
+        }
+    }
 
     #[test]
     fn channel_references_in_every_common_form() {

@@ -32,7 +32,7 @@ use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 use crate::config::StoreConfig;
 
 pub use alerts::{Matcher, compile_regex};
-pub use channels::{ChannelRecord, NewChannel, normalize_ref};
+pub use channels::{ChannelRecord, NewChannel, invite_hash, normalize_ref};
 pub use export::{ExportFilter, PostRecord, iso};
 pub use ingest::{CursorAdvance, MessageRow};
 pub use lock::{Locked, StateLock};

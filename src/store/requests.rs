@@ -77,6 +77,19 @@ impl Store {
         Ok(row.as_ref().map(request).transpose()?)
     }
 
+    /// An answer for the requester while the request stays pending (a join request waiting
+    /// for an admin's approval): the requester is told and stops waiting; the daemon goes on.
+    pub async fn note_channel_request(&self, id: i64, outcome: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE channel_requests SET outcome = ? WHERE id = ? AND state = 'pending'")
+            .bind(outcome)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn finish_channel_request(
         &self,
         id: i64,

@@ -275,7 +275,10 @@ fn dispatch(ctx: &Ctx, c: u32, name: &str, body: &[u8], user_id: Option<i64>) ->
         | f::messages::GetHistory::CONSTRUCTOR_ID => {
             channels::call(ctx, c, body, user_id.unwrap_or(0))
         }
-        f::channels::JoinChannel::CONSTRUCTOR_ID | f::channels::LeaveChannel::CONSTRUCTOR_ID => {
+        f::channels::JoinChannel::CONSTRUCTOR_ID
+        | f::channels::LeaveChannel::CONSTRUCTOR_ID
+        | f::messages::CheckChatInvite::CONSTRUCTOR_ID
+        | f::messages::ImportChatInvite::CONSTRUCTOR_ID => {
             joins::call(ctx, c, body, user_id.unwrap_or(0))
         }
         f::updates::GetState::CONSTRUCTOR_ID

@@ -165,6 +165,17 @@ impl World {
 
     /// `user` joins `channel`. `Ok(false)`: already a member.
     pub fn join(&self, user: i64, channel: i64) -> Result<bool, JoinRefusal> {
+        self.join_as(user, channel, None)
+    }
+
+    /// A join by id (`invite: None`) or through an invite link, which opens a private
+    /// channel and may ask for an admin's approval (`Some(request_needed)`).
+    pub(super) fn join_as(
+        &self,
+        user: i64,
+        channel: i64,
+        invite: Option<bool>,
+    ) -> Result<bool, JoinRefusal> {
         let mut w = self.lock();
         let now = Instant::now();
         let limits = w.join_limits;
@@ -176,7 +187,7 @@ impl World {
         if ch.is_member(user) {
             return Ok(false);
         }
-        if ch.deleted || ch.banned.contains(&user) || ch.private {
+        if ch.deleted || ch.banned.contains(&user) || (ch.private && invite.is_none()) {
             // A private channel is joined through an invite link, not by id.
             return Err(JoinRefusal::Rpc(406, "CHANNEL_PRIVATE"));
         }
@@ -201,7 +212,7 @@ impl World {
             .channels
             .get_mut(&channel)
             .ok_or(JoinRefusal::Rpc(400, "CHANNEL_INVALID"))?;
-        if ch.join_requests {
+        if invite.unwrap_or(ch.join_requests) {
             ch.requests.insert(user);
             return Err(JoinRefusal::Rpc(400, "INVITE_REQUEST_SENT"));
         }

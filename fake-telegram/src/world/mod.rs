@@ -10,9 +10,11 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 mod accounts;
+mod invites;
 mod membership;
 
 pub use accounts::{Account, AccountSpec, CodeDelivery};
+pub use invites::{Invite, InviteRefusal, InviteSpec};
 pub use membership::{ChannelChange, Fate, JoinLimits, JoinLog, JoinRefusal, PushMode};
 
 pub fn unix_now() -> i32 {
@@ -163,6 +165,8 @@ pub struct Channel {
     pub requests: std::collections::BTreeSet<i64>,
     /// Accounts banned (kicked) from it: refused as for a private channel.
     pub banned: std::collections::BTreeSet<i64>,
+    /// Its invite links.
+    pub invites: Vec<Invite>,
     pub date: i32,
     /// Live posts by id; deleted ones are removed (Telegram forgets them too).
     pub posts: BTreeMap<i32, Post>,
@@ -291,6 +295,7 @@ impl World {
             members: Default::default(),
             requests: Default::default(),
             banned: Default::default(),
+            invites: Vec::new(),
             date,
             posts: BTreeMap::new(),
             next_id: 1,

@@ -24,6 +24,7 @@ use crate::store::{ChannelRecord, Store};
 use crate::supervisor::{PartContext, PartError, PartState};
 use crate::vault::Vault;
 
+mod requests;
 mod stats;
 
 pub use stats::LiveStats;
@@ -205,7 +206,7 @@ async fn logged_in(
         stats.clone(),
         settings.clone(),
     ));
-    let requests = tokio::spawn(requests_loop(
+    let requests = tokio::spawn(requests::requests_loop(
         conn.clone(),
         store.clone(),
         settings.join,
@@ -265,7 +266,6 @@ async fn logged_in(
     result
 }
 
-const REQUESTS_POLL: Duration = Duration::from_secs(1);
 /// A refill Telegram refuses (a 400) this many times is dropped.
 const REFILL_REFUSALS: u32 = 3;
 
@@ -291,82 +291,6 @@ async fn heartbeat(
             Err(crate::guard::GuardError::Frozen(e)) => return Err(frozen(&store, &e).await),
             // The guard counts it (breaker, readiness); the heartbeat goes on.
             Err(e) => tracing::debug!(error = %e, "heartbeat failed"),
-        }
-    }
-}
-
-/// `channels add` from the CLI while the daemon runs (and, later, the bot): resolve the channel
-/// through the guard, add it, and write the outcome back for the requester. A request that fails
-/// for a temporary reason stays pending and is tried again.
-async fn requests_loop(
-    conn: Arc<Connected>,
-    store: Store,
-    join: bool,
-    cancel: CancellationToken,
-) -> Result<(), PartError> {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(REQUESTS_POLL) => {}
-            _ = cancel.cancelled() => return Ok(()),
-        }
-        let pending = store
-            .pending_channel_requests()
-            .await
-            .map_err(|e| PartError::Retry(e.to_string()))?;
-        for r in pending {
-            let resolved = tokio::select! {
-                c = super::resolve::resolve(&conn, &r.reference) => c,
-                _ = cancel.cancelled() => return Ok(()),
-            };
-            let (channel, outcome) = match resolved {
-                Ok(c) => {
-                    let mut row = crate::store::NewChannel::from_tl(&c, r.since, r.last);
-                    if r.no_join || !join {
-                        row = row.without_joining();
-                    }
-                    let added = store
-                        .add_channel(&row)
-                        .await
-                        .map_err(|e| PartError::Retry(e.to_string()))?;
-                    let _ = store
-                        .audit(
-                            &r.requested_by,
-                            "channel_add",
-                            serde_json::json!({"channel_id": c.id, "username": c.username}),
-                        )
-                        .await;
-                    tracing::info!(
-                        channel = c.username.as_deref().unwrap_or("-"),
-                        id = c.id,
-                        "channel added on request"
-                    );
-                    (
-                        Some(c.id),
-                        format!(
-                            "{}; {}; the daemon is reading its history",
-                            super::resolve::added_line(&c, added),
-                            super::resolve::membership_line(row.membership)
-                        ),
-                    )
-                }
-                Err(super::resolve::ResolveError::Telegram {
-                    error: crate::guard::GuardError::Revoked(e),
-                    ..
-                }) => return Err(revoked(&store, &e).await),
-                Err(super::resolve::ResolveError::Telegram {
-                    error: crate::guard::GuardError::Frozen(e),
-                    ..
-                }) => return Err(frozen(&store, &e).await),
-                Err(e) if e.is_temporary() => {
-                    tracing::warn!(reference = %r.reference, error = %e, "channel request postponed");
-                    continue;
-                }
-                Err(e) => (None, e.to_string()),
-            };
-            store
-                .finish_channel_request(r.id, channel, &outcome)
-                .await
-                .map_err(|e| PartError::Retry(e.to_string()))?;
         }
     }
 }
