@@ -96,6 +96,15 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// A span of seconds in words: "45 s", "4 min", "2 h 10 min".
+pub fn duration_words(secs: u32) -> String {
+    match secs {
+        0..=119 => format!("{secs} s"),
+        120..=7_199 => format!("{} min", secs.div_ceil(60)),
+        _ => format!("{} h {} min", secs / 3600, (secs % 3600).div_ceil(60)),
+    }
+}
+
 /// How long ago a Unix time was, shortly: "12 s", "5 min", "3 h", "2 d"; "-" for none.
 pub fn ago(ts: Option<i64>) -> String {
     match ts {

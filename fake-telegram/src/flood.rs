@@ -1,5 +1,7 @@
 //! Flood control like Telegram's: per account and method, a quota of calls per window. Past it,
-//! `FLOOD_WAIT_X` with the real seconds left. In strict mode an account that keeps calling a
+//! `FLOOD_WAIT_X` with the real seconds left. Some methods escalate, as Telegram's
+//! `contacts.resolveUsername` does: each breach within a day of the last waits four times as
+//! long as the one before (a minute, then 4, 16, 64 minutes... up to a day). In strict mode an account that keeps calling a
 //! method while told to wait is banned (its key answers `AUTH_KEY_UNREGISTERED`), as real
 //! accounts are.
 
@@ -59,7 +61,15 @@ struct MethodState {
     calls: VecDeque<Instant>,
     wait_until: Option<Instant>,
     violations: u32,
+    /// Breaches in a row (each within a day of the last), for escalating methods.
+    strikes: u32,
+    last_strike: Option<Instant>,
 }
+
+/// Methods whose FLOOD_WAITs escalate with repeated breaches.
+const ESCALATING: &[&str] = &["contacts.resolveUsername"];
+/// Breaches this far apart start the escalation over.
+const STRIKES_FORGOTTEN: Duration = Duration::from_secs(86_400);
 
 pub struct Flood {
     mode: Mutex<QuotaMode>,
@@ -146,7 +156,19 @@ impl Flood {
         }
         if s.calls.len() >= quota.calls {
             let oldest = s.calls.front().copied().unwrap_or(now);
-            let until = oldest + quota.window;
+            let mut until = oldest + quota.window;
+            if ESCALATING.contains(&method) {
+                s.strikes = match s.last_strike {
+                    Some(t) if now.duration_since(t) < STRIKES_FORGOTTEN => s.strikes + 1,
+                    _ => 1,
+                };
+                s.last_strike = Some(now);
+                let escalated = quota
+                    .window
+                    .saturating_mul(4u32.saturating_pow(s.strikes - 1))
+                    .min(STRIKES_FORGOTTEN);
+                until = until.max(now + escalated);
+            }
             s.wait_until = Some(until);
             return Verdict::Wait(until.duration_since(now).as_secs_f64().ceil().max(1.0) as u32);
         }
@@ -158,6 +180,26 @@ impl Flood {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resolve_waits_escalate_from_a_minute_to_hours() {
+        let f = Flood::new(QuotaMode::Default);
+        let m = "contacts.resolveUsername";
+        let mut waits = Vec::new();
+        for _ in 0..4 {
+            // Breach, then pretend the wait was sat out (the quota window emptied).
+            while let Verdict::Allow = f.check(1, m) {}
+            let mut st = f.state.lock().unwrap();
+            let s = st.get_mut(&(1, m.to_string())).unwrap();
+            let until = s.wait_until.take().unwrap();
+            waits.push(until.duration_since(Instant::now()).as_secs());
+            s.calls.clear();
+        }
+        assert!((55..=60).contains(&waits[0]), "{waits:?}");
+        assert!((235..=240).contains(&waits[1]), "{waits:?}");
+        assert!((955..=960).contains(&waits[2]), "{waits:?}");
+        assert!(waits[3] > 3600, "an hour and more: {waits:?}");
+    }
 
     #[test]
     fn over_quota_waits_the_real_remaining_time_and_strict_bans() {

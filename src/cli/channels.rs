@@ -40,6 +40,18 @@ pub async fn add(
     if login_missing(&conn).await? {
         bail!("the parsing account is not logged in; run `tgparser login` first");
     }
+    // A channel followed already is never resolved again (resolving is the scarcest call).
+    if let Some(known) = store.find_channel(reference).await?
+        && (known.state == "active" || known.state == "paused")
+    {
+        if no_join && known.membership == "join" {
+            store.set_membership(known.id, "no_join").await?;
+        }
+        println!("{}", crate::parser::resolve::known_line(&known));
+        drop(conn);
+        store.close().await;
+        return Ok(ExitCode::SUCCESS);
+    }
     if no_join && crate::store::invite_hash(reference).is_some() {
         bail!("{}", ResolveError::InviteNoJoin(reference.to_string()));
     }

@@ -231,6 +231,19 @@ impl Guard {
         dc: i32,
         req: &R,
     ) -> Result<R::Return, GuardError> {
+        self.invoke_within(client, dc, req, self.0.config.longest_wait)
+            .await
+    }
+
+    /// As [`Guard::invoke`], waiting out a FLOOD_WAIT only up to `longest` (`None`: any);
+    /// a longer one is returned as `GuardError::Flood` (the method stays paused for it).
+    pub async fn invoke_within<R: RemoteCall + Identifiable>(
+        &self,
+        client: &Client,
+        dc: i32,
+        req: &R,
+        longest: Option<Duration>,
+    ) -> Result<R::Return, GuardError> {
         let method = tl::name_for_id(R::CONSTRUCTOR_ID);
         let pace = self.0.config.pacing.get(method).copied();
         let (gate, turn) = self.gate(method);
@@ -244,6 +257,16 @@ impl Guard {
                         None => break,
                         Some(at) => {
                             let wait = at.saturating_duration_since(Instant::now());
+                            // Paused by a FLOOD_WAIT longer than this caller waits: say so
+                            // now rather than after it.
+                            if longest.is_some_and(|w| wait > w)
+                                && lock(&gate).paused_until.is_some_and(|p| p >= at)
+                            {
+                                return Err(GuardError::Flood {
+                                    method,
+                                    secs: wait.as_secs_f64().ceil() as u32,
+                                });
+                            }
                             self.0
                                 .stats
                                 .paced_ms
@@ -279,12 +302,7 @@ impl Guard {
                     // The server answered, so the DC is healthy.
                     self.breaker_success(dc);
                     self.pause(method, &gate, secs);
-                    if self
-                        .0
-                        .config
-                        .longest_wait
-                        .is_some_and(|w| Duration::from_secs(u64::from(secs)) > w)
-                    {
+                    if longest.is_some_and(|w| Duration::from_secs(u64::from(secs)) > w) {
                         return Err(GuardError::Flood { method, secs });
                     }
                 }

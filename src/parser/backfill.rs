@@ -99,7 +99,7 @@ pub async fn fetch_page(
     };
     let answer = match conn.invoke(&req).await {
         Ok(a) => a,
-        Err(e) => return Err(refused(store, ch, e).await),
+        Err(e) => return Err(refused(conn, store, ch, e).await),
     };
     let messages = page_messages(conn, ch, answer).await;
     let page_min = messages.iter().map(message_id).min();
@@ -346,7 +346,7 @@ pub async fn refill(
         };
         let answer = match conn.invoke(&req).await {
             Ok(a) => a,
-            Err(e) => return Err(refused(store, ch, e).await),
+            Err(e) => return Err(refused(conn, store, ch, e).await),
         };
         let messages = page_messages(conn, ch, answer).await;
         let Some(page_min) = messages.iter().map(message_id).min() else {
@@ -367,11 +367,36 @@ pub async fn refill(
     Ok(stored)
 }
 
-/// A failed history request. A channel Telegram no longer lets the account read (private, or
-/// an access hash refused) is marked `private` with the reason, so backfill, refills and the
+/// A failed history request. A refused access hash is looked up again once. A channel Telegram
+/// no longer lets the account read (private, or an access hash still refused) is marked
+/// `private` with the reason, so backfill, refills and the
 /// follower leave it alone until someone resumes it, instead of asking again forever.
-async fn refused(store: &Store, ch: &ChannelRecord, e: GuardError) -> BackfillError {
+async fn refused(
+    conn: &Connected,
+    store: &Store,
+    ch: &ChannelRecord,
+    e: GuardError,
+) -> BackfillError {
     match e {
+        // A refused access hash is looked up again once before the channel is given up.
+        GuardError::Rpc { name, .. }
+            if name == "CHANNEL_INVALID"
+                && super::resolve::refresh_access_hash(
+                    conn,
+                    store,
+                    ch.id,
+                    ch.username.as_deref(),
+                )
+                .await =>
+        {
+            BackfillError::Unavailable {
+                retry_in: Duration::from_secs(1),
+                message: format!(
+                    "{}: a new access hash was looked up; trying again",
+                    ch.display_name()
+                ),
+            }
+        }
         GuardError::Rpc { name, .. } if name == "CHANNEL_PRIVATE" || name == "CHANNEL_INVALID" => {
             if let Err(e) = store.set_channel_state(ch.id, "private", Some(&name)).await {
                 return BackfillError::Store(e);

@@ -60,6 +60,8 @@ pub struct Connected {
     /// One DC move at a time: several calls meet the same `USER_MIGRATE` at once (polls, the
     /// joiner, the heartbeat), and the login must be copied once.
     moving: tokio::sync::Mutex<()>,
+    /// Channels whose refused access hash was looked up again in this run (once each).
+    pub(crate) hash_refreshed: std::sync::Mutex<std::collections::HashSet<i64>>,
 }
 
 impl Connected {
@@ -74,9 +76,24 @@ impl Connected {
         &self,
         req: &R,
     ) -> Result<R::Return, GuardError> {
+        self.invoke_within(req, self.guard.config().longest_wait)
+            .await
+    }
+
+    /// As [`Connected::invoke`], waiting out a FLOOD_WAIT only up to `longest`
+    /// (`Guard::invoke_within`).
+    pub async fn invoke_within<R: RemoteCall + Identifiable>(
+        &self,
+        req: &R,
+        longest: Option<std::time::Duration>,
+    ) -> Result<R::Return, GuardError> {
         let mut moves = 0;
         loop {
-            match self.guard.invoke(&self.client, self.dc(), req).await {
+            match self
+                .guard
+                .invoke_within(&self.client, self.dc(), req, longest)
+                .await
+            {
                 Err(GuardError::Rpc {
                     code: 303,
                     name,
@@ -222,6 +239,7 @@ pub async fn connect(
         updates: Some(pool.updates),
         runner,
         moving: tokio::sync::Mutex::new(()),
+        hash_refreshed: Default::default(),
     })
 }
 

@@ -68,6 +68,21 @@ pub fn added_line(c: &tl::types::Channel, added: bool) -> String {
     )
 }
 
+/// What `channels add` says for a channel followed already (it is not resolved again).
+pub fn known_line(c: &crate::store::ChannelRecord) -> String {
+    format!(
+        "already followed: {} (@{}, id {}){}",
+        c.title,
+        c.username.as_deref().unwrap_or("-"),
+        c.id,
+        if c.state == "active" {
+            String::new()
+        } else {
+            format!("; it is {}", c.state)
+        }
+    )
+}
+
 /// What `channels add` says about joining, from the channel's `membership`.
 pub fn membership_line(membership: &str) -> &'static str {
     match membership {
@@ -83,8 +98,18 @@ pub fn membership_line(membership: &str) -> &'static str {
 /// (`messages.importChatInvite`) unless the account is in the channel already; anything else
 /// is a username resolved with `contacts.resolveUsername`.
 pub async fn resolve(conn: &Connected, input: &str) -> Result<tl::types::Channel, ResolveError> {
+    resolve_within(conn, input, conn.guard.config().longest_wait).await
+}
+
+/// As [`resolve`], waiting out a FLOOD_WAIT only up to `longest`: a longer one is
+/// `ResolveError::Flood` at once (the daemon keeps the request queued and says so).
+pub async fn resolve_within(
+    conn: &Connected,
+    input: &str,
+    longest: Option<std::time::Duration>,
+) -> Result<tl::types::Channel, ResolveError> {
     if let Some(hash) = crate::store::invite_hash(input) {
-        return join_invite(conn, input, &hash).await;
+        return join_invite(conn, input, &hash, longest).await;
     }
     let name = normalize_ref(input);
     if name.is_empty() {
@@ -100,10 +125,13 @@ pub async fn resolve(conn: &Connected, input: &str) -> Result<tl::types::Channel
         return Err(ResolveError::Invalid(input.to_string()));
     }
     let res = conn
-        .invoke(&tl::functions::contacts::ResolveUsername {
-            username: name.clone(),
-            referer: None,
-        })
+        .invoke_within(
+            &tl::functions::contacts::ResolveUsername {
+                username: name.clone(),
+                referer: None,
+            },
+            longest,
+        )
         .await;
     let resolved = match res {
         Ok(tl::enums::contacts::ResolvedPeer::Peer(p)) => p,
@@ -133,6 +161,7 @@ async fn join_invite(
     conn: &Connected,
     input: &str,
     hash: &str,
+    longest: Option<std::time::Duration>,
 ) -> Result<tl::types::Channel, ResolveError> {
     let link = input.trim().to_string();
     let refused = |e: GuardError| -> ResolveError {
@@ -150,9 +179,12 @@ async fn join_invite(
         }
     };
     let checked = conn
-        .invoke(&tl::functions::messages::CheckChatInvite {
-            hash: hash.to_string(),
-        })
+        .invoke_within(
+            &tl::functions::messages::CheckChatInvite {
+                hash: hash.to_string(),
+            },
+            longest,
+        )
         .await
         .map_err(refused)?;
     let title = match checked {
@@ -169,9 +201,12 @@ async fn join_invite(
         },
     };
     let joined = conn
-        .invoke(&tl::functions::messages::ImportChatInvite {
-            hash: hash.to_string(),
-        })
+        .invoke_within(
+            &tl::functions::messages::ImportChatInvite {
+                hash: hash.to_string(),
+            },
+            longest,
+        )
         .await;
     match joined {
         Ok(tl::enums::messages::ChatInviteJoinResult::Ok(ok)) => {
@@ -219,4 +254,55 @@ fn channel_of(chats: Vec<tl::enums::Chat>, link: &str) -> Result<tl::types::Chan
         }
     }
     Err(ResolveError::NotAChannel(link.to_string()))
+}
+
+/// A channel whose access hash Telegram refused (`CHANNEL_INVALID`: hashes belong to an account
+/// and can go stale) is looked up again by its username, once per channel per run and within
+/// the resolve quota (no long FLOOD_WAIT is waited out for it). Returns whether a new hash was
+/// stored: the caller tries again instead of giving the channel up.
+pub async fn refresh_access_hash(
+    conn: &Connected,
+    store: &crate::store::Store,
+    id: i64,
+    username: Option<&str>,
+) -> bool {
+    let Some(username) = username else {
+        return false;
+    };
+    {
+        let mut done = conn
+            .hash_refreshed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if !done.insert(id) {
+            return false;
+        }
+    }
+    let found = resolve_within(conn, username, Some(std::time::Duration::from_secs(30))).await;
+    match found {
+        Ok(c) if c.id == id => match c.access_hash {
+            Some(h) => match store.set_access_hash(id, h).await {
+                Ok(()) => {
+                    tracing::info!(
+                        channel = id,
+                        "the channel's access hash was refused; a new one was looked up"
+                    );
+                    true
+                }
+                Err(e) => {
+                    tracing::warn!(channel = id, error = %e, "cannot store the new access hash");
+                    false
+                }
+            },
+            None => false,
+        },
+        Ok(_) => {
+            tracing::warn!(channel = id, %username, "the username now names another channel");
+            false
+        }
+        Err(e) => {
+            tracing::debug!(channel = id, error = %e, "looking the refused channel up again failed");
+            false
+        }
+    }
 }

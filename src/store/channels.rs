@@ -306,6 +306,19 @@ impl Store {
         Ok(true)
     }
 
+    /// A new access hash for a channel (the old one was refused).
+    pub async fn set_access_hash(&self, id: i64, hash: i64) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE channels SET access_hash = ?, updated_at = ? WHERE id = ?")
+            .bind(hash)
+            .bind(crate::time::unix_now())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Records whether the account is a member of a channel (`membership`, docs/SCHEMA.md).
     pub async fn set_membership(&self, id: i64, membership: &str) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;

@@ -73,6 +73,20 @@ pub(super) async fn catch_up(ctx: &mut Ctx, ch: i64, mut pts: i32) -> Result<Cau
             Err(GuardError::Rpc {
                 code: 400, name, ..
             }) => {
+                if name == "CHANNEL_INVALID"
+                    && crate::parser::resolve::refresh_access_hash(
+                        &ctx.conn,
+                        &ctx.store,
+                        ch,
+                        record.username.as_deref(),
+                    )
+                    .await
+                {
+                    // The follower reads the new hash with the channels (within seconds).
+                    return Err(CatchUpError::Later(
+                        "a new access hash was looked up".into(),
+                    ));
+                }
                 if name == "CHANNEL_PRIVATE" || name == "CHANNEL_INVALID" {
                     // As the backfill does: left alone until someone resumes it.
                     ctx.store

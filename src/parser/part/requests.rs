@@ -8,12 +8,19 @@ use tokio_util::sync::CancellationToken;
 
 use super::{frozen, revoked};
 use crate::parser::client::Connected;
+use crate::parser::resolve::{
+    ResolveError, added_line, known_line, membership_line, resolve_within,
+};
 use crate::store::Store;
 use crate::supervisor::PartError;
 
 const REQUESTS_POLL: Duration = Duration::from_secs(1);
 /// How often a join request waiting for an admin is looked at again.
 const JOIN_REQUEST_RECHECK: Duration = Duration::from_secs(600);
+/// A FLOOD_WAIT longer than this is not waited out inside a request: the requester is told the
+/// wait at once and the request is tried again when it is over (Telegram's resolve waits grow
+/// to hours).
+const LONGEST_WAIT: Duration = Duration::from_secs(30);
 
 /// `channels add` from the CLI while the daemon runs (and, later, the bot): resolve the channel
 /// through the guard, add it, and write the outcome back for the requester. A request that fails
@@ -41,13 +48,25 @@ pub(super) async fn requests_loop(
             if waiting.get(&r.id).is_some_and(|t| *t > now) {
                 continue;
             }
+            // A channel followed already is never resolved again (resolving is the scarcest
+            // call Telegram allows).
+            if let Ok(Some(known)) = store.find_channel(&r.reference).await
+                && (known.state == "active" || known.state == "paused")
+            {
+                if r.no_join && known.membership == "join" {
+                    let _ = store.set_membership(known.id, "no_join").await;
+                }
+                store
+                    .finish_channel_request(r.id, Some(known.id), &known_line(&known))
+                    .await
+                    .map_err(|e| PartError::Retry(e.to_string()))?;
+                continue;
+            }
             let resolved = if r.no_join && crate::store::invite_hash(&r.reference).is_some() {
-                Err(crate::parser::resolve::ResolveError::InviteNoJoin(
-                    r.reference.clone(),
-                ))
+                Err(ResolveError::InviteNoJoin(r.reference.clone()))
             } else {
                 tokio::select! {
-                    c = crate::parser::resolve::resolve(&conn, &r.reference) => c,
+                    c = resolve_within(&conn, &r.reference, Some(LONGEST_WAIT)) => c,
                     _ = cancel.cancelled() => return Ok(()),
                 }
             };
@@ -77,20 +96,34 @@ pub(super) async fn requests_loop(
                         Some(c.id),
                         format!(
                             "{}; {}; the daemon is reading its history",
-                            crate::parser::resolve::added_line(&c, added),
-                            crate::parser::resolve::membership_line(row.membership)
+                            added_line(&c, added),
+                            membership_line(row.membership)
                         ),
                     )
                 }
-                Err(crate::parser::resolve::ResolveError::Telegram {
+                Err(ResolveError::Telegram {
                     error: crate::guard::GuardError::Revoked(e),
                     ..
                 }) => return Err(revoked(&store, &e).await),
-                Err(crate::parser::resolve::ResolveError::Telegram {
+                Err(ResolveError::Telegram {
                     error: crate::guard::GuardError::Frozen(e),
                     ..
                 }) => return Err(frozen(&store, &e).await),
-                Err(e @ crate::parser::resolve::ResolveError::JoinRequested(_)) => {
+                Err(ResolveError::Flood(secs)) => {
+                    // Tried again when the wait is over; the requester is told now.
+                    waiting.insert(r.id, now + Duration::from_secs(u64::from(secs)));
+                    let outcome = format!(
+                        "Telegram asks to wait {} before resolving more names; the request stays queued and the channel is added then (see `channels list` or /channels)",
+                        crate::time::duration_words(secs)
+                    );
+                    tracing::warn!(reference = %r.reference, secs, "resolving waits for a FLOOD_WAIT; the request stays queued");
+                    store
+                        .note_channel_request(r.id, &outcome)
+                        .await
+                        .map_err(|e| PartError::Retry(e.to_string()))?;
+                    continue;
+                }
+                Err(e @ ResolveError::JoinRequested(_)) => {
                     // Looked at again every few minutes: checkChatInvite names the channel
                     // once an admin approved.
                     waiting.insert(r.id, now + JOIN_REQUEST_RECHECK);
