@@ -435,3 +435,75 @@ async fn invite_links_join_wait_for_approval_and_are_refused_when_they_should_be
     assert_eq!(memberships(&env), "joined,joined");
     stop(&mut child);
 }
+
+/// A supergroup's messages keep their sender (`from_id`), with the sender's name in `users`,
+/// whether read from history or followed live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn supergroup_messages_keep_their_senders_from_history_and_live() {
+    let fake = FakeTelegram::start(Options {
+        channels: 1,
+        posts: 5,
+        password: None,
+        quotas: QuotaMode::Off,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let ch = fake.world.channel_id(&fake.info.channels[0]).unwrap();
+    fake.world
+        .change_channel(&fake_telegram::world::ChannelChange {
+            channel: ch.to_string(),
+            megagroup: Some(true),
+            ..Default::default()
+        })
+        .unwrap();
+    let ada = fake_telegram::world::Sender {
+        id: 777,
+        first_name: "Ada".into(),
+        last_name: Some("Lovelace".into()),
+        username: Some("ada".into()),
+    };
+    let bob = fake_telegram::world::Sender {
+        id: 778,
+        first_name: "Bob".into(),
+        last_name: None,
+        username: None,
+    };
+    for i in 0..3 {
+        fake.world
+            .post_from(ch, &ada, &format!("history {i}"))
+            .unwrap();
+    }
+    let env = telegram_env(&fake);
+    login_and_add(&env, &fake, &fake.info.channels).await;
+    assert_eq!(sql(&env, "SELECT kind FROM channels"), "megagroup");
+    let mut child = started(&env).await;
+    wait_daemon(&mut child, "the backfill", || {
+        sql(&env, "SELECT backfill_state FROM channels") == "done"
+    })
+    .await;
+    let id = fake.world.post_from(ch, &bob, "live from Bob").unwrap();
+    wait_daemon(&mut child, "the live message", || {
+        stored_ids(&env, ch).contains(&id)
+    })
+    .await;
+    assert_eq!(
+        sql(
+            &env,
+            "SELECT from_id || '|' || coalesce(from_name, '') || '|' || coalesce(from_username, '') \
+             FROM v_posts WHERE from_id IS NOT NULL ORDER BY id"
+        ),
+        "777|Ada Lovelace|ada\n777|Ada Lovelace|ada\n777|Ada Lovelace|ada\n778|Bob|"
+    );
+    let own = fake.world.lock().channels[&ch]
+        .posts
+        .values()
+        .filter(|p| p.from_id.is_none())
+        .count();
+    assert_eq!(
+        sql(&env, "SELECT count(*) FROM messages WHERE from_id IS NULL"),
+        own.to_string(),
+        "the channel's own posts have no sender"
+    );
+    stop(&mut child);
+}

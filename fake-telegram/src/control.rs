@@ -2,12 +2,12 @@
 //!
 //! | route | body | answer |
 //! |---|---|---|
-//! | `POST /posts` | `{channel, text}` | `{id}` |
+//! | `POST /posts` | `{channel, text, from?: {id, first_name, last_name?, username?}}` (`from`: the sender, in a supergroup) | `{id}` |
 //! | `POST /edits` | `{channel, id, text}` | `{ok}` |
 //! | `POST /deletes` | `{channel, ids}` | `{ok}` |
 //! | `POST /gap` | `{channel, count}` | `{ids}` (posted without being pushed) |
 //! | `POST /private` | `{channel, private}` | `{ok}` (private: the username goes; only members read it) |
-//! | `POST /channels` | `{channel, private?, deleted?, busy?, join_requests?, username?, title?, ban?, unban?, approve?, decline?}` (accounts by phone or user id; `busy`: pushes unreliable; a title change posts its service message) | `{id}` |
+//! | `POST /channels` | `{channel, private?, deleted?, busy?, join_requests?, megagroup?, username?, title?, ban?, unban?, approve?, decline?}` (accounts by phone or user id; `busy`: pushes unreliable; a title change posts its service message) | `{id}` |
 //! | `GET /accounts/{phone or id}/channels` | | `{channels: [{id, username, title, state}]}` (`member` or `requested`) |
 //! | `POST /invites` | `{channel, request_needed?, expires_in?}` or `{channel, revoke: hash}` | `{hash, link}` (`https://t.me/+HASH`) |
 //! | `POST /pushes` | `{mode?, reliable_up_to?, max_channels?, free_joins?}` (`mode`: `members`, `none`, `all`) | the settings now |
@@ -57,6 +57,9 @@ fn bad(msg: impl Into<String>) -> Answer {
 struct PostReq {
     channel: String,
     text: String,
+    /// The sender, in a supergroup.
+    #[serde(default)]
+    from: Option<crate::world::Sender>,
 }
 
 #[derive(Deserialize)]
@@ -146,7 +149,11 @@ async fn posts(State(c): State<Control>, Json(r): Json<PostReq>) -> Answer {
         Ok(ch) => ch,
         Err(e) => return e,
     };
-    match c.shared.world.post(ch, &r.text) {
+    let id = match &r.from {
+        Some(from) => c.shared.world.post_from(ch, from, &r.text),
+        None => c.shared.world.post(ch, &r.text),
+    };
+    match id {
         Some(id) => (StatusCode::OK, Json(json!({"id": id}))),
         None => bad("no such channel"),
     }

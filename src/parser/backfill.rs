@@ -101,7 +101,7 @@ pub async fn fetch_page(
         Ok(a) => a,
         Err(e) => return Err(refused(conn, store, ch, e).await),
     };
-    let messages = page_messages(conn, ch, answer).await;
+    let messages = page_messages(conn, store, ch, answer).await;
     let page_min = messages.iter().map(message_id).min();
     let mut rows: Vec<_> = messages.iter().filter_map(convert::message_row).collect();
     let mut done = messages.is_empty() || page_min.is_some_and(|m| m <= 1);
@@ -348,7 +348,7 @@ pub async fn refill(
             Ok(a) => a,
             Err(e) => return Err(refused(conn, store, ch, e).await),
         };
-        let messages = page_messages(conn, ch, answer).await;
+        let messages = page_messages(conn, store, ch, answer).await;
         let Some(page_min) = messages.iter().map(message_id).min() else {
             break;
         };
@@ -407,14 +407,25 @@ async fn refused(
     }
 }
 
-/// A history page's messages. A channel's page also carries the channel's pts, which becomes
+/// A history page's messages (its senders stored in `users`). A channel's page also carries the channel's pts, which becomes
 /// the follower's first bookmark for a channel that has none: what happened after it is caught
 /// up with getChannelDifference, what came before is in history.
 async fn page_messages(
     conn: &Connected,
+    store: &Store,
     ch: &ChannelRecord,
     answer: tl::enums::messages::Messages,
 ) -> Vec<tl::enums::Message> {
+    // The senders of a supergroup's messages, for `users` (a failure costs only names).
+    let users = match &answer {
+        tl::enums::messages::Messages::Messages(m) => &m.users[..],
+        tl::enums::messages::Messages::Slice(m) => &m.users[..],
+        tl::enums::messages::Messages::ChannelMessages(m) => &m.users[..],
+        tl::enums::messages::Messages::NotModified(_) => &[],
+    };
+    if let Err(e) = store.upsert_users(&convert::user_rows(users)).await {
+        tracing::warn!(channel = %ch.display_name(), error = %e, "cannot record the senders' names");
+    }
     match answer {
         tl::enums::messages::Messages::Messages(m) => m.messages,
         tl::enums::messages::Messages::Slice(m) => m.messages,

@@ -56,6 +56,8 @@ pub struct PostRecord {
     pub reply_to_top_id: Option<i64>,
     pub fwd_from: Option<Box<RawValue>>,
     pub post_author: Option<String>,
+    /// The sender, in a supergroup (`messages.from_id`).
+    pub from_id: Option<i64>,
     pub pinned: bool,
     pub silent: bool,
     pub noforwards: bool,
@@ -89,7 +91,7 @@ fn raw(s: Option<String>) -> Option<Box<RawValue>> {
 const COLUMNS: &str = "m.channel_id, c.username, c.title, m.id, m.kind, m.date, m.edit_date, m.text, \
      m.entities, m.views, m.forwards, m.replies, m.reactions, m.grouped_id, m.reply_to_msg_id, \
      m.reply_to_top_id, m.fwd_from, m.post_author, m.pinned, m.silent, m.noforwards, m.media_kind, \
-     m.media, m.action, m.convert_error, m.version, m.deleted_at";
+     m.media, m.action, m.convert_error, m.version, m.deleted_at, m.from_id";
 
 fn record(r: &sqlx::sqlite::SqliteRow) -> Result<PostRecord, sqlx::Error> {
     let channel_id: i64 = r.try_get(0)?;
@@ -116,6 +118,7 @@ fn record(r: &sqlx::sqlite::SqliteRow) -> Result<PostRecord, sqlx::Error> {
         reply_to_top_id: r.try_get(15)?,
         fwd_from: raw(r.try_get(16)?),
         post_author: r.try_get(17)?,
+        from_id: r.try_get(27)?,
         pinned: r.try_get(18)?,
         silent: r.try_get(19)?,
         noforwards: r.try_get(20)?,
@@ -421,7 +424,7 @@ fn json_object_sql(with_history: bool) -> String {
          'entities', {entities}, 'views', m.views, 'forwards', m.forwards, \
          'replies', m.replies, 'reactions', {reactions}, 'grouped_id', m.grouped_id, \
          'reply_to_msg_id', m.reply_to_msg_id, 'reply_to_top_id', m.reply_to_top_id, \
-         'fwd_from', {fwd_from}, 'post_author', m.post_author, \
+         'fwd_from', {fwd_from}, 'post_author', m.post_author, 'from_id', m.from_id, \
          'pinned', {pinned}, 'silent', {silent}, 'noforwards', {noforwards}, \
          'media_kind', m.media_kind, 'media', {media}, 'action', {action}, \
          'convert_error', m.convert_error, 'version', m.version, \

@@ -34,6 +34,7 @@ fn varied(i: i32) -> MessageRow {
         media: (i % 31 == 0).then(|| r#"{"w":800,"h":600}"#.to_string()),
         action: service.then(|| r#"{"type":"pin","id":1}"#.to_string()),
         convert_error: (i % 37 == 0).then(|| "unknown media".to_string()),
+        from_id: (i % 41 == 0).then_some(777),
     }
 }
 

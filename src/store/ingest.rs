@@ -35,6 +35,8 @@ pub struct MessageRow {
     pub action: Option<String>,
     /// What could not be read, when conversion was partial. The row is stored anyway.
     pub convert_error: Option<String>,
+    /// Who wrote it, in a supergroup: a user id, or a chat/channel as `-100<id>`.
+    pub from_id: Option<i64>,
 }
 
 /// The values the schema's CHECK constraints allow in `messages.kind` and `messages.media_kind`
@@ -157,7 +159,7 @@ pub struct CursorAdvance {
 /// Sizes of the statements that stage a batch, largest first: a batch goes in as statements of
 /// these sizes, so the writer's connection prepares and caches at most ten of them however
 /// batches are sized. (With one size and a remainder, each distinct remainder was another
-/// prepared statement of up to hundreds of rows in sqlx's cache of 100.) 512 rows of 26 values
+/// prepared statement of up to hundreds of rows in sqlx's cache of 100.) 512 rows of 27 values
 /// stay under SQLite's 32,766 bound values per statement.
 const STAGE_SIZES: [usize; 10] = [512, 256, 128, 64, 32, 16, 8, 4, 2, 1];
 
@@ -167,13 +169,14 @@ macro_rules! stage_columns {
     () => {
         "channel_id, id, kind, date, edit_date, text, entities, views, forwards, replies, \
          reactions, grouped_id, reply_to_msg_id, reply_to_top_id, fwd_from, post_author, pinned, \
-         silent, noforwards, media_kind, media, action, convert_error, search_key, fts_fold"
+         silent, noforwards, media_kind, media, action, convert_error, search_key, fts_fold, \
+         from_id"
     };
 }
 
 /// Values a staged row binds: `ord` and the `stage_columns!()` (a wrong count fails every
 /// ingest: SQLite checks the number of values bound).
-const STAGE_VALUES: usize = 26;
+const STAGE_VALUES: usize = 27;
 
 /// The statement that stages `rows` rows (one of [`STAGE_SIZES`]), written once per process:
 /// built per statement (`QueryBuilder`, which formats each placeholder and separator), the
@@ -277,7 +280,8 @@ async fn upsert(
                 .bind(m.action.clone())
                 .bind(m.convert_error.clone())
                 .bind(keys[staged + i])
-                .bind(search::fts_fold(&m.text));
+                .bind(search::fts_fold(&m.text))
+                .bind(m.from_id);
         }
         q.execute(&mut *conn).await?;
         staged += size;
@@ -297,7 +301,8 @@ async fn upsert(
            replies = coalesce(excluded.replies, replies), reactions = excluded.reactions, \
            pinned = excluded.pinned, media_kind = excluded.media_kind, media = excluded.media, \
            action = excluded.action, convert_error = excluded.convert_error, \
-           fts_fold = excluded.fts_fold, updated_at = excluded.updated_at"
+           fts_fold = excluded.fts_fold, from_id = coalesce(excluded.from_id, from_id), \
+           updated_at = excluded.updated_at"
     ))
     .bind(now)
     .execute(&mut *conn)

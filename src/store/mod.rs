@@ -17,6 +17,7 @@ mod outbox;
 mod requests;
 mod sealed;
 mod search;
+mod senders;
 mod subscriptions;
 
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -42,6 +43,7 @@ pub use sealed::{SEALED_COLUMNS, SealedColumn};
 pub use search::{
     Found, Hit, MATCH_END, MATCH_START, SearchError, SearchFilter, fts_fold, post_link,
 };
+pub use senders::UserRow;
 pub use subscriptions::{MAX_PER_USER, Subscription};
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");

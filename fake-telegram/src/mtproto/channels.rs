@@ -128,10 +128,10 @@ fn channel_messages(
         pts: ch.pts,
         count,
         offset_id_offset: None,
+        users: convert::senders(ch, &messages),
         messages,
         topics: vec![],
         chats: vec![convert::chat(ch, viewer)],
-        users: vec![],
     })
     .to_bytes()
 }

@@ -10,6 +10,57 @@ pub fn peer_channel(id: i64) -> enums::Peer {
 }
 
 pub fn user(a: &Account, is_self: bool) -> enums::User {
+    let phone = is_self.then(|| a.phone.trim_start_matches('+').to_string());
+    user_of(
+        a.user_id,
+        a.access_hash,
+        &a.first_name,
+        None,
+        a.username.clone(),
+        phone,
+        is_self,
+    )
+}
+
+/// The users who sent `messages` (the senders of a supergroup's posts), as answers carry them.
+pub fn senders(ch: &Channel, messages: &[enums::Message]) -> Vec<enums::User> {
+    let mut ids: Vec<i64> = messages
+        .iter()
+        .filter_map(|m| match m {
+            enums::Message::Message(x) => match &x.from_id {
+                Some(enums::Peer::User(u)) => Some(u.user_id),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.iter()
+        .filter_map(|id| ch.senders.get(id))
+        .map(|s| {
+            user_of(
+                s.id,
+                s.access_hash(),
+                &s.first_name,
+                s.last_name.clone(),
+                s.username.clone(),
+                None,
+                false,
+            )
+        })
+        .collect()
+}
+
+fn user_of(
+    id: i64,
+    access_hash: i64,
+    first_name: &str,
+    last_name: Option<String>,
+    username: Option<String>,
+    phone: Option<String>,
+    is_self: bool,
+) -> enums::User {
     types::User {
         is_self,
         contact: false,
@@ -41,12 +92,12 @@ pub fn user(a: &Account, is_self: bool) -> enums::User {
         bot_can_manage_bots: false,
         bot_guestchat: false,
         bot_guard: false,
-        id: a.user_id,
-        access_hash: Some(a.access_hash),
-        first_name: Some(a.first_name.clone()),
-        last_name: None,
-        username: a.username.clone(),
-        phone: is_self.then(|| a.phone.trim_start_matches('+').to_string()),
+        id,
+        access_hash: Some(access_hash),
+        first_name: Some(first_name.to_string()),
+        last_name,
+        username,
+        phone,
         photo: None,
         status: Some(types::UserStatusRecently { by_me: false }.into()),
         bot_info_version: None,
@@ -366,7 +417,8 @@ pub fn message(ch: &Channel, p: &Post) -> enums::Message {
         mentioned: false,
         media_unread: false,
         silent: false,
-        post: true,
+        // A channel post; in a supergroup, a member's message with its sender.
+        post: !ch.megagroup,
         from_scheduled: false,
         legacy: false,
         edit_hide: false,
@@ -378,7 +430,7 @@ pub fn message(ch: &Channel, p: &Post) -> enums::Message {
         paid_suggested_post_stars: false,
         paid_suggested_post_ton: false,
         id: p.id,
-        from_id: None,
+        from_id: p.from_id.map(|user_id| types::PeerUser { user_id }.into()),
         from_boosts_applied: None,
         from_rank: None,
         peer_id,

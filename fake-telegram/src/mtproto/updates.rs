@@ -76,7 +76,7 @@ fn channel_difference(
     let first_known = ch.events.first().map(|(p, _)| *p).unwrap_or(i32::MAX);
     if ch.pts - pts > too_long_after || first_known > pts + 1 {
         let top = ch.posts.keys().next_back().copied().unwrap_or(0);
-        let messages = ch
+        let messages: Vec<enums::Message> = ch
             .posts
             .values()
             .rev()
@@ -118,9 +118,9 @@ fn channel_difference(
                 ttl_period: None,
             }
             .into(),
+            users: convert::senders(ch, &messages),
             messages,
             chats: vec![convert::chat(ch, viewer)],
-            users: vec![],
         })
         .to_bytes();
     }
@@ -164,6 +164,15 @@ fn channel_difference(
             ),
         }
     }
+    let edited: Vec<enums::Message> = other_updates
+        .iter()
+        .filter_map(|u| match u {
+            enums::Update::EditChannelMessage(e) => Some(e.message.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut users = convert::senders(ch, &new_messages);
+    users.extend(convert::senders(ch, &edited));
     CD::Difference(types::updates::ChannelDifference {
         r#final: new_pts >= ch.pts,
         pts: new_pts,
@@ -171,7 +180,7 @@ fn channel_difference(
         new_messages,
         other_updates,
         chats: vec![convert::chat(ch, viewer)],
-        users: vec![],
+        users,
     })
     .to_bytes()
 }
@@ -272,9 +281,18 @@ pub async fn push_loop(
                     .into(),
                 },
             };
+            let users = match &update {
+                enums::Update::NewChannelMessage(u) => {
+                    convert::senders(ch, std::slice::from_ref(&u.message))
+                }
+                enums::Update::EditChannelMessage(u) => {
+                    convert::senders(ch, std::slice::from_ref(&u.message))
+                }
+                _ => vec![],
+            };
             enums::Updates::Updates(types::Updates {
                 updates: vec![update],
-                users: vec![],
+                users,
                 chats: vec![convert::chat(ch, viewer)],
                 date: unix_now(),
                 seq: 0,

@@ -134,6 +134,8 @@ pub struct ChannelChange {
     pub deleted: Option<bool>,
     pub busy: Option<bool>,
     pub join_requests: Option<bool>,
+    /// A supergroup (posts have senders) rather than a broadcast channel.
+    pub megagroup: Option<bool>,
     /// A new username; "" removes it.
     pub username: Option<String>,
     /// A new title: posted as a service message, as Telegram does.
@@ -300,6 +302,9 @@ impl World {
         }
         if let Some(v) = c.busy {
             ch.busy = v;
+        }
+        if let Some(v) = c.megagroup {
+            ch.megagroup = v;
         }
         if let Some(v) = c.join_requests {
             ch.join_requests = v;

@@ -105,6 +105,26 @@ pub struct Post {
     pub pinned: bool,
     pub media: Option<Media>,
     pub action: Option<ServiceAction>,
+    /// Who sent it, in a supergroup (a user in the channel's `senders`).
+    pub from_id: Option<i64>,
+}
+
+/// Someone who writes in a supergroup.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Sender {
+    pub id: i64,
+    pub first_name: String,
+    #[serde(default)]
+    pub last_name: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+}
+
+impl Sender {
+    /// The access hash every viewer sees for this user (the fake does not vary it).
+    pub fn access_hash(&self) -> i64 {
+        self.id.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0x5eed
+    }
 }
 
 impl Post {
@@ -126,6 +146,7 @@ impl Post {
             pinned: false,
             media: None,
             action: None,
+            from_id: None,
         }
     }
 }
@@ -167,6 +188,8 @@ pub struct Channel {
     pub banned: std::collections::BTreeSet<i64>,
     /// Its invite links.
     pub invites: Vec<Invite>,
+    /// The people who post in it (a supergroup), by user id.
+    pub senders: BTreeMap<i64, Sender>,
     pub date: i32,
     /// Live posts by id; deleted ones are removed (Telegram forgets them too).
     pub posts: BTreeMap<i32, Post>,
@@ -296,6 +319,7 @@ impl World {
             requests: Default::default(),
             banned: Default::default(),
             invites: Vec::new(),
+            senders: BTreeMap::new(),
             date,
             posts: BTreeMap::new(),
             next_id: 1,
@@ -356,6 +380,21 @@ impl World {
         ch.posts.insert(id, post);
         self.record(&mut w, channel_id, ChannelEvent::New(id), !silent);
         Some(id)
+    }
+
+    /// A post by `from` in a supergroup (`from` joins its senders).
+    pub fn post_from(&self, channel_id: i64, from: &Sender, text: &str) -> Option<i32> {
+        self.lock()
+            .channels
+            .get_mut(&channel_id)?
+            .senders
+            .insert(from.id, from.clone());
+        let text = text.to_string();
+        let from_id = from.id;
+        self.post_with(channel_id, false, |id| Post {
+            from_id: Some(from_id),
+            ..Post::text(id, unix_now(), text)
+        })
     }
 
     pub fn post(&self, channel_id: i64, text: &str) -> Option<i32> {

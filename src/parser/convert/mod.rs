@@ -46,6 +46,32 @@ fn action_json(a: &enums::MessageAction) -> Value {
 }
 
 /// Converts one message. `None` for `messageEmpty` (an id with nothing behind it).
+/// A sender as the store keeps it: a user id; a chat or channel as its Bot API id (`-<id>`,
+/// `-100<id>`).
+fn sender_id(p: &enums::Peer) -> i64 {
+    match p {
+        enums::Peer::User(u) => u.user_id,
+        enums::Peer::Chat(c) => -c.chat_id,
+        enums::Peer::Channel(c) => -1_000_000_000_000 - c.channel_id,
+    }
+}
+
+/// The users of an answer or update (the senders of its messages), for the `users` table.
+pub fn user_rows(users: &[enums::User]) -> Vec<crate::store::UserRow> {
+    users
+        .iter()
+        .filter_map(|u| match u {
+            enums::User::User(u) => Some(crate::store::UserRow {
+                id: u.id,
+                first_name: u.first_name.clone(),
+                last_name: u.last_name.clone(),
+                username: u.username.clone(),
+            }),
+            enums::User::Empty(_) => None,
+        })
+        .collect()
+}
+
 pub fn message_row(m: &enums::Message) -> Option<MessageRow> {
     match m {
         enums::Message::Empty(_) => None,
@@ -91,6 +117,7 @@ pub fn message_row(m: &enums::Message) -> Option<MessageRow> {
                 media: media.map(|(_, v)| v),
                 action: None,
                 convert_error: None,
+                from_id: m.from_id.as_ref().map(sender_id),
             })
         }
         enums::Message::Service(s) => Some(MessageRow {
@@ -103,6 +130,7 @@ pub fn message_row(m: &enums::Message) -> Option<MessageRow> {
             },
             silent: s.silent,
             action: Some(json_text(&action_json(&s.action))),
+            from_id: s.from_id.as_ref().map(sender_id),
             ..Default::default()
         }),
     }

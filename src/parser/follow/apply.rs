@@ -74,6 +74,14 @@ pub(super) async fn note_chats(ctx: &mut Ctx, chats: &[grammers_client::tl::enum
     }
 }
 
+/// The senders an answer or update names (supergroups), into `users`.
+pub(super) async fn note_users(ctx: &Ctx, users: &[grammers_client::tl::enums::User]) {
+    let rows = convert::user_rows(users);
+    if let Err(e) = ctx.store.upsert_users(&rows).await {
+        tracing::warn!(error = %e, "cannot record the senders' names");
+    }
+}
+
 /// Stores what one update says about channel `ch`. `live`: pushed now (its delivery lag is
 /// measured) rather than recovered from a difference.
 pub(super) async fn apply(

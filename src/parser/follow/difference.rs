@@ -111,6 +111,7 @@ pub(super) async fn catch_up(ctx: &mut Ctx, ch: i64, mut pts: i32) -> Result<Cau
             CD::Difference(d) => {
                 timeout = d.timeout;
                 apply::note_chats(ctx, &d.chats).await;
+                apply::note_users(ctx, &d.users).await;
                 // Posts found by a poll are delivered now: their lag counts like a push's.
                 apply::new_posts(ctx, ch, &d.new_messages, true)
                     .await
@@ -130,6 +131,7 @@ pub(super) async fn catch_up(ctx: &mut Ctx, ch: i64, mut pts: i32) -> Result<Cau
             }
             CD::TooLong(d) => {
                 apply::note_chats(ctx, &d.chats).await;
+                apply::note_users(ctx, &d.users).await;
                 let tl::enums::Dialog::Dialog(dialog) = &d.dialog else {
                     return Err(CatchUpError::Later(
                         "channelDifferenceTooLong without a channel dialog".into(),

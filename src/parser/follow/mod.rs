@@ -216,8 +216,14 @@ async fn refresh(ctx: &mut Ctx, behind: &mut HashMap<i64, Instant>, first: bool)
 
 async fn on_updates(ctx: &mut Ctx, u: &UpdatesLike, behind: &mut HashMap<i64, Instant>) {
     match u {
-        UpdatesLike::Updates(Updates::Updates(x)) => apply::note_chats(ctx, &x.chats).await,
-        UpdatesLike::Updates(Updates::Combined(x)) => apply::note_chats(ctx, &x.chats).await,
+        UpdatesLike::Updates(Updates::Updates(x)) => {
+            apply::note_chats(ctx, &x.chats).await;
+            apply::note_users(ctx, &x.users).await;
+        }
+        UpdatesLike::Updates(Updates::Combined(x)) => {
+            apply::note_chats(ctx, &x.chats).await;
+            apply::note_users(ctx, &x.users).await;
+        }
         _ => {}
     }
     let list: &[Update] = match u {
