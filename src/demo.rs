@@ -94,6 +94,12 @@ async fn report(store_cfg: crate::config::StoreConfig) {
             println!("backfill: {}", line.join(" | "));
             if chs.iter().all(|c| c.backfill_state == "done") {
                 println!("backfill complete: {total} posts; following live posts now");
+                // Joined channels get Telegram's pushes; every channel is polled as well.
+                let how: Vec<String> = chs
+                    .iter()
+                    .map(|c| format!("{} {}", c.display_name(), c.followed_by()))
+                    .collect();
+                println!("followed: {}", how.join(" | "));
                 done_reported = true;
             }
         } else if total != last_total {

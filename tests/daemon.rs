@@ -288,7 +288,7 @@ fn a_start_that_upgrades_the_schema_asks_systemd_for_more_time() {
     assert_eq!(env.run(&["migrate"]).status.code(), Some(0));
     // Posts stored at version 7, as by an older tgparser: migration 0008's triggers (re-run
     // here: it replaces the triggers and rebuilds the index), without the columns and tables
-    // of 0009 to 0012 (0010 and 0012 replace views).
+    // of 0009 to 0013 (0010 and 0012 replace views).
     sql_write(
         &env,
         &format!(
@@ -302,6 +302,10 @@ fn a_start_that_upgrades_the_schema_asks_systemd_for_more_time() {
              ALTER TABLE channels DROP COLUMN membership;
              ALTER TABLE channel_requests DROP COLUMN no_join;
              CREATE VIEW v_channel_stats AS SELECT 1 AS channel_id;
+             DROP VIEW v_comments;
+             ALTER TABLE channels DROP COLUMN with_comments;
+             ALTER TABLE channels DROP COLUMN discussion_of;
+             ALTER TABLE channel_requests DROP COLUMN with_comments;
              DROP TABLE channel_names;
              DROP VIEW v_posts;
              ALTER TABLE messages DROP COLUMN from_id;
@@ -326,7 +330,7 @@ fn a_start_that_upgrades_the_schema_asks_systemd_for_more_time() {
         "no start timeout extension before READY: {before_ready}"
     );
     assert!(
-        logs.contains("applying 5 pending database migration(s)"),
+        logs.contains("applying 6 pending database migration(s)"),
         "{logs}"
     );
     assert_eq!(

@@ -323,6 +323,23 @@ async fn a_renamed_channel_keeps_its_old_names_and_a_lost_one_is_told_once() {
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(told(), 1, "told once");
+    // /status says how the channels are followed.
+    fake.bot.user_message(&fake_telegram::botapi::UserMessage {
+        user_id: ADMIN,
+        text: Some("/status".into()),
+        ..Default::default()
+    });
+    wait_daemon(&mut child, "the /status answer", || {
+        fake.bot.calls(false).iter().any(|c| {
+            c.method == "sendmessage"
+                && c.params["text"].as_str().is_some_and(|t| {
+                    t.contains(
+                        "Followed: 1 pushed and polled, 0 polled only, 0 waiting for join approval; 1 lost",
+                    )
+                })
+        })
+    })
+    .await;
     stop(&mut child);
 }
 

@@ -53,6 +53,8 @@ pub fn channel(id: i64, username: &str, title: &str) -> NewChannel {
         last: None,
         added_by: None,
         membership: "join",
+        with_comments: false,
+        discussion_of: None,
     }
 }
 

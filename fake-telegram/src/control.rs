@@ -7,8 +7,9 @@
 //! | `POST /deletes` | `{channel, ids}` | `{ok}` |
 //! | `POST /gap` | `{channel, count}` | `{ids}` (posted without being pushed) |
 //! | `POST /private` | `{channel, private}` | `{ok}` (private: the username goes; only members read it) |
-//! | `POST /channels` | `{channel, private?, deleted?, busy?, join_requests?, megagroup?, username?, title?, ban?, unban?, approve?, decline?}` (accounts by phone or user id; `busy`: pushes unreliable; a title change posts its service message) | `{id}` |
+//! | `POST /channels` | `{channel, private?, deleted?, busy?, join_requests?, megagroup?, comments?, username?, title?, ban?, unban?, approve?, decline?}` (accounts by phone or user id; `busy`: pushes unreliable; a title change posts its service message) | `{id}` |
 //! | `GET /accounts/{phone or id}/channels` | | `{channels: [{id, username, title, state}]}` (`member` or `requested`) |
+//! | `POST /comments` | `{channel, post, text, from: {id, first_name, ...}}` (the channel needs `comments: true`) | `{id}` (in the discussion group) |
 //! | `POST /invites` | `{channel, request_needed?, expires_in?}` or `{channel, revoke: hash}` | `{hash, link}` (`https://t.me/+HASH`) |
 //! | `POST /pushes` | `{mode?, reliable_up_to?, max_channels?, free_joins?}` (`mode`: `members`, `none`, `all`) | the settings now |
 //! | `POST /revoke` | `{phone?}` | `{revoked}` (a ban: no new login) |
@@ -128,6 +129,7 @@ impl Control {
             .route("/accounts/{key}/channels", get(account_channels))
             .route("/pushes", post(pushes))
             .route("/invites", post(invites))
+            .route("/comments", post(comments))
             .route("/revoke", post(revoke))
             .route("/terminate", post(terminate))
             .route("/accounts", post(accounts))
@@ -252,6 +254,26 @@ async fn pushes(State(c): State<Control>, Json(r): Json<PushesReq>) -> Answer {
     }
     let body = json!({"mode": w.push_mode, "limits": w.join_limits});
     (StatusCode::OK, Json(body))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommentReq {
+    channel: String,
+    post: i32,
+    text: String,
+    from: crate::world::Sender,
+}
+
+async fn comments(State(c): State<Control>, Json(r): Json<CommentReq>) -> Answer {
+    let ch = match c.channel(&r.channel) {
+        Ok(ch) => ch,
+        Err(e) => return e,
+    };
+    match c.shared.world.comment(ch, r.post, &r.from, &r.text) {
+        Ok(id) => (StatusCode::OK, Json(json!({"id": id}))),
+        Err(e) => bad(e),
+    }
 }
 
 async fn invites(State(c): State<Control>, Json(r): Json<crate::world::InviteSpec>) -> Answer {

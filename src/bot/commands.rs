@@ -95,7 +95,7 @@ pub const COMMANDS: &[Command] = &[
     Command {
         name: "add",
         role: Role::Admin,
-        args: "<@channel | t.me link | invite link> [--since YYYY-MM-DD | --last N] [--no-join]",
+        args: "<@channel | t.me link | invite link> [--since YYYY-MM-DD | --last N] [--no-join] [--with-comments]",
         about: "follow a channel and read its history",
     },
     Command {

@@ -233,6 +233,17 @@ async fn status(app: &App) -> Result<String, BotError> {
     if chs.is_empty() {
         out.push_str("No channels followed yet.");
     } else {
+        // How the channels are followed: Telegram pushes only to members, so the rest are
+        // polled; a lost one no longer answers at all.
+        let live: Vec<_> = chs.iter().filter(|c| c.state == "active").collect();
+        let count = |f: &dyn Fn(&ChannelRecord) -> bool| live.iter().filter(|c| f(c)).count();
+        out.push_str(&format!(
+            "Followed: {} pushed and polled, {} polled only, {} waiting for join approval; {} lost\n",
+            count(&|c| c.membership == "joined"),
+            count(&|c| c.membership != "joined" && c.membership != "requested"),
+            count(&|c| c.membership == "requested"),
+            chs.iter().filter(|c| c.state == "private").count()
+        ));
         out.push_str("\nChannels:\n");
         for c in chs.iter().filter(|c| c.state != "removed") {
             out.push_str(&channel_line(c));
@@ -271,7 +282,7 @@ async fn channels(app: &App) -> Result<String, BotError> {
     Ok(out)
 }
 
-/// `/add <ref> [--since YYYY-MM-DD | --last N] [--no-join]`: the parser resolves it (through its session and
+/// `/add <ref> [--since YYYY-MM-DD | --last N] [--no-join] [--with-comments]`: the parser resolves it (through its session and
 /// guard) and the answer comes back here.
 async fn add(
     bot: &Bot,
@@ -285,10 +296,14 @@ async fn add(
     let Some(reference) = words.next() else {
         return reply(bot, app, msg, usage_error(spec, "Which channel?")).await;
     };
-    let (mut since, mut last, mut no_join) = (None, None, false);
+    let (mut since, mut last, mut no_join, mut with_comments) = (None, None, false, false);
     while let Some(flag) = words.next() {
         if flag == "--no-join" {
             no_join = true;
+            continue;
+        }
+        if flag == "--with-comments" {
+            with_comments = true;
             continue;
         }
         match (flag, words.next()) {
@@ -353,7 +368,14 @@ async fn add(
     }
     let id = app
         .store
-        .request_channel(reference, since, last, &format!("bot:{user_id}"), no_join)
+        .request_channel(
+            reference,
+            since,
+            last,
+            &format!("bot:{user_id}"),
+            no_join,
+            with_comments,
+        )
         .await?;
     let started = Instant::now();
     loop {

@@ -12,13 +12,26 @@ use crate::parser::backfill;
 use crate::parser::resolve::{ResolveError, resolve};
 use crate::store::{NewChannel, Store};
 
+/// How `channels add` follows the channel.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AddOptions {
+    /// Without joining it.
+    pub no_join: bool,
+    /// Its comments too.
+    pub with_comments: bool,
+}
+
 pub async fn add(
     cfg: &Config,
     reference: &str,
     since: Option<&str>,
     last: Option<i64>,
-    no_join: bool,
+    opts: AddOptions,
 ) -> anyhow::Result<ExitCode> {
+    let AddOptions {
+        no_join,
+        with_comments,
+    } = opts;
     let since = match since {
         Some(s) => Some(
             crate::time::parse_date(s)
@@ -33,7 +46,7 @@ pub async fn add(
         Ok(x) => x,
         // The daemon runs and holds the session: hand the request to it.
         Err(e) if e.downcast_ref::<crate::store::Locked>().is_some() => {
-            return add_through_daemon(cfg, reference, since, last, no_join).await;
+            return add_through_daemon(cfg, reference, since, last, opts).await;
         }
         Err(e) => return Err(e),
     };
@@ -46,6 +59,9 @@ pub async fn add(
     {
         if no_join && known.membership == "join" {
             store.set_membership(known.id, "no_join").await?;
+        }
+        if with_comments && !known.with_comments {
+            store.set_with_comments(known.id).await?;
         }
         println!("{}", crate::parser::resolve::known_line(&known));
         drop(conn);
@@ -60,7 +76,7 @@ pub async fn add(
         Err(e @ ResolveError::JoinRequested(_)) => {
             // The daemon finishes it once an admin approves.
             let id = store
-                .request_channel(reference, since, last, "cli", false)
+                .request_channel(reference, since, last, "cli", false, with_comments)
                 .await?;
             store.note_channel_request(id, &e.to_string()).await?;
             println!("{e}");
@@ -74,6 +90,7 @@ pub async fn add(
     if no_join || cfg.telegram.as_ref().is_some_and(|t| !t.join) {
         row = row.without_joining();
     }
+    row.with_comments = with_comments;
     let new = store.add_channel(&row).await?;
     store
         .audit(
@@ -101,11 +118,18 @@ async fn add_through_daemon(
     reference: &str,
     since: Option<i64>,
     last: Option<i64>,
-    no_join: bool,
+    opts: AddOptions,
 ) -> anyhow::Result<ExitCode> {
     let store = Store::open(&cfg.store).await?;
     let id = store
-        .request_channel(reference, since, last, "cli", no_join)
+        .request_channel(
+            reference,
+            since,
+            last,
+            "cli",
+            opts.no_join,
+            opts.with_comments,
+        )
         .await?;
     eprintln!("the daemon is running; asked it to add {reference}…");
     let started = std::time::Instant::now();

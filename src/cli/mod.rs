@@ -178,6 +178,10 @@ pub enum ChannelsCommand {
         /// channel is polled, never pushed).
         #[arg(long)]
         no_join: bool,
+        /// Follow its comments too: its discussion group is found and followed as a channel
+        /// of its own (`v_comments` links each comment to its post).
+        #[arg(long)]
+        with_comments: bool,
     },
     /// List followed channels: posts stored, backfill progress, newest post, lag, state.
     List,
@@ -305,7 +309,20 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     since,
                     last,
                     no_join,
-                } => channels::add(&cfg, channel, since.as_deref(), *last, *no_join).await,
+                    with_comments,
+                } => {
+                    channels::add(
+                        &cfg,
+                        channel,
+                        since.as_deref(),
+                        *last,
+                        channels::AddOptions {
+                            no_join: *no_join,
+                            with_comments: *with_comments,
+                        },
+                    )
+                    .await
+                }
                 ChannelsCommand::List => channels::list(&cfg).await,
                 ChannelsCommand::Remove { channel, purge } => {
                     channels::set_state(&cfg, channel, "remove", *purge).await

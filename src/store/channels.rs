@@ -21,6 +21,10 @@ pub struct NewChannel {
     pub added_by: Option<i64>,
     /// `joined` (the account is a member), `join` (to be joined) or `no_join`.
     pub membership: &'static str,
+    /// Follow its comments too.
+    pub with_comments: bool,
+    /// For a discussion group: the channel it discusses.
+    pub discussion_of: Option<i64>,
 }
 
 impl NewChannel {
@@ -57,6 +61,8 @@ impl NewChannel {
             last,
             added_by: None,
             membership: if c.left { "join" } else { "joined" },
+            with_comments: false,
+            discussion_of: None,
         }
     }
 }
@@ -79,6 +85,9 @@ pub struct ChannelRecord {
     pub last_error: Option<String>,
     /// `join`, `joined`, `requested`, `too_many`, `no_join` (docs/SCHEMA.md).
     pub membership: String,
+    pub with_comments: bool,
+    /// For a discussion group followed for its comments: the channel it discusses.
+    pub discussion_of: Option<i64>,
 }
 
 impl ChannelRecord {
@@ -118,7 +127,7 @@ impl ChannelRecord {
 
 const SELECT: &str = "SELECT c.id, c.access_hash, c.username, c.title, c.state, c.backfill_state, c.backfill_since, \
     c.backfill_limit, c.backfill_cursor, c.backfill_top_id, c.backfill_done_count, c.last_post_at, \
-    c.post_count, c.last_error, c.membership FROM channels c";
+    c.post_count, c.last_error, c.membership, c.with_comments, c.discussion_of FROM channels c";
 
 fn record(r: &sqlx::sqlite::SqliteRow) -> Result<ChannelRecord, sqlx::Error> {
     Ok(ChannelRecord {
@@ -137,6 +146,8 @@ fn record(r: &sqlx::sqlite::SqliteRow) -> Result<ChannelRecord, sqlx::Error> {
         stored: r.try_get(12)?,
         last_error: r.try_get(13)?,
         membership: r.try_get(14)?,
+        with_comments: r.try_get(15)?,
+        discussion_of: r.try_get(16)?,
     })
 }
 
@@ -152,14 +163,17 @@ impl Store {
             .await?;
         sqlx::query(
             "INSERT INTO channels (id, access_hash, username, title, about, participants_count, kind, \
-             backfill_since, backfill_limit, added_at, added_by, updated_at, membership) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             backfill_since, backfill_limit, added_at, added_by, updated_at, membership, \
+             with_comments, discussion_of) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (id) DO UPDATE SET access_hash = coalesce(excluded.access_hash, access_hash), \
              username = excluded.username, title = excluded.title, about = coalesce(excluded.about, about), \
              participants_count = coalesce(excluded.participants_count, participants_count), \
              state = CASE WHEN state IN ('removed', 'private') THEN 'active' ELSE state END, \
              membership = CASE WHEN excluded.membership IN ('joined', 'no_join') THEN excluded.membership \
                  WHEN membership = 'no_join' THEN 'join' ELSE membership END, \
+             with_comments = max(with_comments, excluded.with_comments), \
+             discussion_of = coalesce(excluded.discussion_of, discussion_of), \
              updated_at = excluded.updated_at",
         )
         .bind(c.id)
@@ -175,6 +189,8 @@ impl Store {
         .bind(c.added_by)
         .bind(now)
         .bind(c.membership)
+        .bind(c.with_comments)
+        .bind(c.discussion_of)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -317,6 +333,28 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Follows a channel's comments from now on.
+    pub async fn set_with_comments(&self, id: i64) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE channels SET with_comments = 1, updated_at = ? WHERE id = ?")
+            .bind(crate::time::unix_now())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The newest stored post of a channel (its comment thread names the discussion group).
+    pub async fn newest_post(&self, channel: i64) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT max(id) FROM messages WHERE channel_id = ? AND kind = 'post' AND deleted_at IS NULL",
+        )
+        .bind(channel)
+        .fetch_one(self.reader())
+        .await?)
     }
 
     /// Records whether the account is a member of a channel (`membership`, docs/SCHEMA.md).

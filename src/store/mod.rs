@@ -456,6 +456,8 @@ pub(crate) mod testing {
             last: None,
             added_by: None,
             membership: "join",
+            with_comments: false,
+            discussion_of: None,
         }
     }
 }

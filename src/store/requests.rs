@@ -13,6 +13,8 @@ pub struct ChannelRequest {
     pub requested_by: String,
     /// Follow without joining.
     pub no_join: bool,
+    /// Follow its comments too.
+    pub with_comments: bool,
     pub state: String,
     pub channel_id: Option<i64>,
     pub outcome: Option<String>,
@@ -26,13 +28,14 @@ fn request(r: &sqlx::sqlite::SqliteRow) -> Result<ChannelRequest, sqlx::Error> {
         last: r.try_get("last")?,
         requested_by: r.try_get("requested_by")?,
         no_join: r.try_get::<i64, _>("no_join")? != 0,
+        with_comments: r.try_get::<i64, _>("with_comments")? != 0,
         state: r.try_get("state")?,
         channel_id: r.try_get("channel_id")?,
         outcome: r.try_get("outcome")?,
     })
 }
 
-const SELECT: &str = "SELECT id, reference, since, last, requested_by, no_join, state, channel_id, outcome FROM channel_requests";
+const SELECT: &str = "SELECT id, reference, since, last, requested_by, no_join, with_comments, state, channel_id, outcome FROM channel_requests";
 
 impl Store {
     pub async fn request_channel(
@@ -42,16 +45,18 @@ impl Store {
         last: Option<i64>,
         requested_by: &str,
         no_join: bool,
+        with_comments: bool,
     ) -> Result<i64, StoreError> {
         let mut tx = self.begin_write().await?;
         let id = sqlx::query(
-            "INSERT INTO channel_requests (reference, since, last, requested_by, no_join, requested_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO channel_requests (reference, since, last, requested_by, no_join, with_comments, requested_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(reference)
         .bind(since)
         .bind(last)
         .bind(requested_by)
         .bind(no_join)
+        .bind(with_comments)
         .bind(crate::time::unix_now())
         .execute(&mut *tx)
         .await?

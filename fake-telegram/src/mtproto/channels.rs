@@ -88,6 +88,51 @@ pub(super) fn call(ctx: &Ctx, c: u32, body: &[u8], viewer: i64) -> R {
             let ch = accessible(ch, viewer)?;
             Ok(page_bytes(ch, &history(ch, &req), viewer))
         }
+        f::messages::GetReplies::CONSTRUCTOR_ID => {
+            let req: f::messages::GetReplies = parse(body)?;
+            let w = shared.world.lock();
+            let ch = match &req.peer {
+                enums::InputPeer::Channel(p) => w
+                    .channels
+                    .get(&p.channel_id)
+                    .filter(|c| c.hash_for(viewer) == p.access_hash)
+                    .ok_or_else(|| err(400, "CHANNEL_INVALID"))?,
+                _ => return Err(err(400, "PEER_ID_INVALID")),
+            };
+            let ch = accessible(ch, viewer)?;
+            if !ch.posts.contains_key(&req.msg_id) {
+                return Err(err(400, "MSG_ID_INVALID"));
+            }
+            let group = ch
+                .discussion
+                .and_then(|g| w.channels.get(&g))
+                .ok_or_else(|| err(400, "MSG_ID_INVALID"))?;
+            // Newest first, with getHistory's exclusive bounds (add_offset is not modelled).
+            let all = ch.comments_in(group, req.msg_id);
+            let page: Vec<&Post> = all
+                .iter()
+                .copied()
+                .filter(|p| req.offset_id == 0 || p.id < req.offset_id)
+                .filter(|p| req.max_id == 0 || p.id < req.max_id)
+                .filter(|p| p.id > req.min_id)
+                .take(req.limit.clamp(1, 100) as usize)
+                .collect();
+            let messages: Vec<enums::Message> =
+                page.iter().map(|p| convert::message(group, p)).collect();
+            Ok(
+                enums::messages::Messages::ChannelMessages(types::messages::ChannelMessages {
+                    inexact: false,
+                    pts: group.pts,
+                    count: all.len() as i32,
+                    offset_id_offset: None,
+                    users: convert::senders(group, &messages),
+                    messages,
+                    topics: vec![],
+                    chats: vec![convert::chat(group, viewer), convert::chat(ch, viewer)],
+                })
+                .to_bytes(),
+            )
+        }
         _ => Err(err(400, "INPUT_METHOD_INVALID")),
     }
 }

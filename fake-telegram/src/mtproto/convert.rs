@@ -466,11 +466,12 @@ pub fn message(ch: &Channel, p: &Post) -> enums::Message {
         forwards: Some(p.forwards),
         replies: Some(
             types::MessageReplies {
-                comments: false,
+                // A channel with a discussion group: the post's comments are there.
+                comments: ch.discussion.is_some(),
                 replies: p.replies,
                 replies_pts: 0,
                 recent_repliers: None,
-                channel_id: None,
+                channel_id: ch.discussion,
                 max_id: None,
                 read_max_id: None,
             }

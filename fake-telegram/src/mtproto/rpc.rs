@@ -272,7 +272,8 @@ fn dispatch(ctx: &Ctx, c: u32, name: &str, body: &[u8], user_id: Option<i64>) ->
         f::contacts::ResolveUsername::CONSTRUCTOR_ID
         | f::channels::GetChannels::CONSTRUCTOR_ID
         | f::channels::GetMessages::CONSTRUCTOR_ID
-        | f::messages::GetHistory::CONSTRUCTOR_ID => {
+        | f::messages::GetHistory::CONSTRUCTOR_ID
+        | f::messages::GetReplies::CONSTRUCTOR_ID => {
             channels::call(ctx, c, body, user_id.unwrap_or(0))
         }
         f::channels::JoinChannel::CONSTRUCTOR_ID

@@ -136,6 +136,8 @@ pub struct ChannelChange {
     pub join_requests: Option<bool>,
     /// A supergroup (posts have senders) rather than a broadcast channel.
     pub megagroup: Option<bool>,
+    /// Give the channel a discussion group: each new post gets a comment thread.
+    pub comments: Option<bool>,
     /// A new username; "" removes it.
     pub username: Option<String>,
     /// A new title: posted as a service message, as Telegram does.
@@ -279,6 +281,9 @@ impl World {
         );
         if let Some(p) = c.private {
             self.set_private(id, p)?;
+        }
+        if c.comments == Some(true) {
+            self.enable_comments(id)?;
         }
         if let Some(u) = &c.username {
             self.rename(id, (!u.is_empty()).then_some(u.as_str()))?;

@@ -10,6 +10,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 mod accounts;
+mod comments;
 mod invites;
 mod membership;
 
@@ -190,6 +191,12 @@ pub struct Channel {
     pub invites: Vec<Invite>,
     /// The people who post in it (a supergroup), by user id.
     pub senders: BTreeMap<i64, Sender>,
+    /// Its discussion group (comments), for a channel.
+    pub discussion: Option<i64>,
+    /// The channel it discusses, for a discussion group.
+    pub discussion_of: Option<i64>,
+    /// In a discussion group: the channel post id → the id of its automatic copy here.
+    pub copies: BTreeMap<i32, i32>,
     pub date: i32,
     /// Live posts by id; deleted ones are removed (Telegram forgets them too).
     pub posts: BTreeMap<i32, Post>,
@@ -320,6 +327,9 @@ impl World {
             banned: Default::default(),
             invites: Vec::new(),
             senders: BTreeMap::new(),
+            discussion: None,
+            discussion_of: None,
+            copies: BTreeMap::new(),
             date,
             posts: BTreeMap::new(),
             next_id: 1,
@@ -379,6 +389,7 @@ impl World {
         let post = make(id);
         ch.posts.insert(id, post);
         self.record(&mut w, channel_id, ChannelEvent::New(id), !silent);
+        self.forward_to_discussion(&mut w, channel_id, id);
         Some(id)
     }
 

@@ -1,5 +1,6 @@
-//! Joining followed channels, and looking at them now and then (`channels.getChannels`, an
-//! answer per 100 channels, every hour): a username or title changed without a post saying so
+//! Joining followed channels, finding the discussion groups of those followed with comments
+//! (`comments.rs`), and looking at them now and then (`channels.getChannels`, an answer per 100
+//! channels, every hour): a username or title changed without a post saying so
 //! is stored (the old ones kept in `channel_names`), and a join request an admin approved
 //! becomes membership.
 //!
@@ -48,6 +49,7 @@ pub(crate) async fn run(
     let mut not_before: HashMap<i64, Instant> = HashMap::new();
     let mut requests_checked: Option<Instant> = None;
     let mut names_checked = Instant::now();
+    let mut groups_asked: HashMap<i64, Instant> = HashMap::new();
     let mut first = true;
     loop {
         if !std::mem::take(&mut first) {
@@ -121,6 +123,7 @@ pub(crate) async fn run(
             // One join per look: the others' turn comes, and `channels list` stays fresh.
             break;
         }
+        super::comments::find_groups(&conn, &store, &chs, &mut groups_asked).await?;
         if requests_checked.is_none_or(|t| t.elapsed() >= REQUESTS_EVERY) {
             requests_checked = Some(Instant::now());
             let waiting: Vec<_> = chs.iter().filter(|c| c.membership == "requested").collect();

@@ -20,6 +20,7 @@
 //! (`messages.channelMessages` carries it), or from its first pushed update.
 
 mod apply;
+mod comments;
 mod difference;
 pub(crate) mod join;
 mod poll;

@@ -14,7 +14,12 @@
 //! after gaps, which the guard paces with the polls.
 //!
 //! A channel's posting rate is a count of the posts seen (pushed or polled) that decays with a
-//! time constant of an hour, seeded at start from the posts stored in the last day.
+//! time constant of an hour, over the time observed (so a new daemon learns within minutes, not
+//! an hour), seeded at start from the posts stored in the last day.
+//!
+//! The schedule is work-conserving: the budget is spent every second on the channels whose
+//! intervals are most elapsed (a quarter of it at least), not only on those past due, so a
+//! change in rates never leaves polls unspent while channels wait.
 //! A pushed update applied in order counts as a poll: the channel is current, so its next poll
 //! moves out. A channel whose pushes arrive costs no polls; the budget goes to those that need it.
 //!
@@ -32,12 +37,19 @@ pub(super) const POLL_SHARE: f64 = 0.75;
 const RATE_TAU: f64 = 3600.0;
 /// The prior rate every channel has: one post a day.
 const PRIOR_RATE: f64 = 1.0 / 86_400.0;
+/// A channel is polled again no sooner than this share of its interval.
+const MIN_ELAPSED: f64 = 0.25;
+/// The shortest observation a rate is worked out over (one post in the first second is not a
+/// post a second).
+const MIN_OBSERVED: f64 = 60.0;
 
 #[derive(Debug)]
 struct Entry {
-    /// Posts seen, decayed to `at` (`rate = count / RATE_TAU`).
+    /// Posts seen, decayed to `at`.
     count: f64,
     at: Instant,
+    /// Since when posts are counted (an hour back for a seeded rate).
+    since: Instant,
     /// The server's `timeout` from the last answer.
     floor: Duration,
     /// When the channel was last known current (a poll, a catch-up, a push in order).
@@ -48,7 +60,17 @@ struct Entry {
 impl Entry {
     fn rate(&self, now: Instant) -> f64 {
         let dt = now.saturating_duration_since(self.at).as_secs_f64();
-        self.count * (-dt / RATE_TAU).exp() / RATE_TAU
+        let observed = now
+            .saturating_duration_since(self.since)
+            .as_secs_f64()
+            .clamp(MIN_OBSERVED, RATE_TAU);
+        self.count * (-dt / RATE_TAU).exp() / observed
+    }
+
+    /// The decayed count of posts, as of `now`.
+    fn count_now(&self, now: Instant) -> f64 {
+        let dt = now.saturating_duration_since(self.at).as_secs_f64();
+        self.count * (-dt / RATE_TAU).exp()
     }
 }
 
@@ -87,6 +109,12 @@ impl Schedule {
                 Entry {
                     count: per_day / 86_400.0 * RATE_TAU,
                     at: now,
+                    since: if *per_day > 0.0 {
+                        now.checked_sub(Duration::from_secs_f64(RATE_TAU))
+                            .unwrap_or(now)
+                    } else {
+                        now
+                    },
                     floor: Duration::ZERO,
                     last: now,
                     interval: Duration::ZERO,
@@ -109,7 +137,7 @@ impl Schedule {
     /// `n` posts of `ch` were seen.
     pub(super) fn saw_posts(&mut self, ch: i64, n: usize, now: Instant) {
         if let Some(e) = self.chans.get_mut(&ch) {
-            e.count = e.rate(now) * RATE_TAU + n as f64;
+            e.count = e.count_now(now) + n as f64;
             e.at = now;
         }
     }
@@ -129,20 +157,25 @@ impl Schedule {
         }
     }
 
-    /// The channels to poll now, most overdue first, as many as the budget allows (at most
-    /// `max`). Intervals are worked out again first, as rates change.
+    /// The channels to poll now, as many as the budget allows (at most `max`): those whose
+    /// intervals are most elapsed first, past due or not (the budget is never left unspent),
+    /// but none sooner than Telegram's `timeout` for it or a quarter of its interval.
+    /// Intervals are worked out again first, as rates change.
     pub(super) fn due(&mut self, now: Instant, max: usize) -> Vec<i64> {
         let dt = now.saturating_duration_since(self.refilled).as_secs_f64();
         self.refilled = now;
         self.tokens = (self.tokens + dt * self.budget).min(self.budget.max(1.0) * 2.0);
         self.allocate(now);
-        let mut due: Vec<(Instant, i64)> = self
+        let mut due: Vec<(f64, i64)> = self
             .chans
             .iter()
-            .map(|(id, e)| (e.last + e.interval, *id))
-            .filter(|(at, _)| *at <= now)
+            .filter_map(|(id, e)| {
+                let elapsed = now.saturating_duration_since(e.last);
+                let share = elapsed.as_secs_f64() / e.interval.as_secs_f64().max(1e-3);
+                (elapsed >= e.floor && share >= MIN_ELAPSED).then_some((share, *id))
+            })
             .collect();
-        due.sort();
+        due.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         let n = (self.tokens.floor().max(0.0) as usize)
             .min(max)
             .min(due.len());
@@ -257,6 +290,36 @@ mod tests {
         let (s, _) = schedule(FollowSchedule::RoundRobin, &[1000.0, 1.0, 0.0]);
         assert_eq!(s.interval(1), s.interval(3));
         assert!((s.interval(1).as_secs_f64() - 2.0).abs() < 0.01);
+    }
+
+    #[test]
+    fn the_budget_is_spent_even_when_no_channel_is_past_due() {
+        let (mut s, now) = schedule(FollowSchedule::Adaptive, &[1.0; 10]);
+        // Ten channels at 1.5 polls a second: intervals of ~6.7 s; after a full round nobody
+        // is past due, yet the polls keep coming at the budget's pace.
+        let mut polled = 0;
+        for step in 1..=80 {
+            let t = now + Duration::from_millis(250 * step);
+            for id in s.due(t, 16) {
+                s.answered(id, None, t);
+                polled += 1;
+            }
+        }
+        assert!((28..=33).contains(&polled), "{polled} polls in 20 s");
+    }
+
+    #[test]
+    fn a_new_daemon_learns_a_busy_channel_within_minutes() {
+        let (mut s, now) = schedule(FollowSchedule::Adaptive, &[0.0; 100]);
+        let t = now + Duration::from_secs(120);
+        s.saw_posts(1, 60, t);
+        s.allocate(t);
+        assert!(
+            s.interval(1) < s.interval(2) / 10,
+            "{:?} against {:?}",
+            s.interval(1),
+            s.interval(2)
+        );
     }
 
     #[test]

@@ -56,6 +56,9 @@ pub(super) async fn requests_loop(
                 if r.no_join && known.membership == "join" {
                     let _ = store.set_membership(known.id, "no_join").await;
                 }
+                if r.with_comments && !known.with_comments {
+                    let _ = store.set_with_comments(known.id).await;
+                }
                 store
                     .finish_channel_request(r.id, Some(known.id), &known_line(&known))
                     .await
@@ -76,6 +79,7 @@ pub(super) async fn requests_loop(
                     if r.no_join || !join {
                         row = row.without_joining();
                     }
+                    row.with_comments = r.with_comments;
                     let added = store
                         .add_channel(&row)
                         .await
