@@ -159,7 +159,8 @@ impl Schedule {
 
     /// The channels to poll now, as many as the budget allows (at most `max`): those whose
     /// intervals are most elapsed first, past due or not (the budget is never left unspent),
-    /// but none sooner than Telegram's `timeout` for it or a quarter of its interval.
+    /// but none sooner than Telegram's `timeout` for it (or the sweep, if shorter) or a quarter
+    /// of its interval.
     /// Intervals are worked out again first, as rates change.
     pub(super) fn due(&mut self, now: Instant, max: usize) -> Vec<i64> {
         let dt = now.saturating_duration_since(self.refilled).as_secs_f64();
@@ -172,7 +173,9 @@ impl Schedule {
             .filter_map(|(id, e)| {
                 let elapsed = now.saturating_duration_since(e.last);
                 let share = elapsed.as_secs_f64() / e.interval.as_secs_f64().max(1e-3);
-                (elapsed >= e.floor && share >= MIN_ELAPSED).then_some((share, *id))
+                // The sweep bound wins over Telegram's timeout, as in `allocate`.
+                let floor = e.floor.min(self.longest);
+                (elapsed >= floor && share >= MIN_ELAPSED).then_some((share, *id))
             })
             .collect();
         due.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -283,6 +286,18 @@ mod tests {
             s.interval(2) <= Duration::from_secs(900),
             "never later than the sweep"
         );
+    }
+
+    /// A sweep shorter than Telegram's timeout wins: a channel is polled within the sweep
+    /// (a test of lost pushes failed when the timeout held it back 30 s).
+    #[test]
+    fn a_sweep_shorter_than_the_timeout_still_bounds_the_wait() {
+        let now = Instant::now();
+        let mut s = Schedule::new(FollowSchedule::Adaptive, 1.5, Duration::from_secs(3));
+        s.set_channels(&[(1, 0.0)], now);
+        s.answered(1, Some(30), now);
+        let t = now + Duration::from_secs(4);
+        assert_eq!(s.due(t, 16), vec![1]);
     }
 
     #[test]
