@@ -77,29 +77,13 @@ pub(super) fn call(ctx: &Ctx, c: u32, body: &[u8], viewer: i64) -> R {
         f::messages::GetHistory::CONSTRUCTOR_ID => {
             let req: f::messages::GetHistory = parse(body)?;
             let w = shared.world.lock();
-            let ch = match &req.peer {
-                enums::InputPeer::Channel(p) => w
-                    .channels
-                    .get(&p.channel_id)
-                    .filter(|c| c.hash_for(viewer) == p.access_hash)
-                    .ok_or_else(|| err(400, "CHANNEL_INVALID"))?,
-                _ => return Err(err(400, "PEER_ID_INVALID")),
-            };
-            let ch = accessible(ch, viewer)?;
+            let ch = accessible(peer_channel(&w.channels, &req.peer, viewer)?, viewer)?;
             Ok(page_bytes(ch, &history(ch, &req), viewer))
         }
         f::messages::GetReplies::CONSTRUCTOR_ID => {
             let req: f::messages::GetReplies = parse(body)?;
             let w = shared.world.lock();
-            let ch = match &req.peer {
-                enums::InputPeer::Channel(p) => w
-                    .channels
-                    .get(&p.channel_id)
-                    .filter(|c| c.hash_for(viewer) == p.access_hash)
-                    .ok_or_else(|| err(400, "CHANNEL_INVALID"))?,
-                _ => return Err(err(400, "PEER_ID_INVALID")),
-            };
-            let ch = accessible(ch, viewer)?;
+            let ch = accessible(peer_channel(&w.channels, &req.peer, viewer)?, viewer)?;
             if !ch.posts.contains_key(&req.msg_id) {
                 return Err(err(400, "MSG_ID_INVALID"));
             }
@@ -134,6 +118,21 @@ pub(super) fn call(ctx: &Ctx, c: u32, body: &[u8], viewer: i64) -> R {
             )
         }
         _ => Err(err(400, "INPUT_METHOD_INVALID")),
+    }
+}
+
+/// The channel an `InputPeer` names, if its access hash is the one `viewer` was given.
+fn peer_channel<'a>(
+    channels: &'a std::collections::BTreeMap<i64, Channel>,
+    peer: &enums::InputPeer,
+    viewer: i64,
+) -> Result<&'a Channel, RpcErr> {
+    match peer {
+        enums::InputPeer::Channel(p) => channels
+            .get(&p.channel_id)
+            .filter(|c| c.hash_for(viewer) == p.access_hash)
+            .ok_or_else(|| err(400, "CHANNEL_INVALID")),
+        _ => Err(err(400, "PEER_ID_INVALID")),
     }
 }
 

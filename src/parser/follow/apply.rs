@@ -48,28 +48,41 @@ pub(super) async fn note_chats(ctx: &mut Ctx, chats: &[grammers_client::tl::enum
         if c.min || (known.username == c.username && known.title == c.title) {
             continue;
         }
-        match ctx
-            .store
-            .note_channel_names(c.id, c.username.as_deref(), &c.title)
-            .await
+        let from = known.display_name();
+        if note_rename(&ctx.store, &from, c).await
+            && let Some(k) = ctx.channels.get_mut(&c.id)
         {
-            Ok(true) => {
-                tracing::info!(
-                    channel = c.id,
-                    from = %known.display_name(),
-                    username = c.username.as_deref().unwrap_or("-"),
-                    title = %c.title,
-                    "the channel was renamed"
-                );
-                if let Some(k) = ctx.channels.get_mut(&c.id) {
-                    k.username = c.username.clone();
-                    k.title = c.title.clone();
-                }
-            }
-            Ok(false) => {}
-            Err(e) => {
-                tracing::warn!(channel = c.id, error = %e, "cannot record the channel's new name")
-            }
+            k.username = c.username.clone();
+            k.title = c.title.clone();
+        }
+    }
+}
+
+/// Stores a channel's new username or title (the old ones kept in `channel_names`); whether it
+/// changed. Shared by the follower and the hourly look at every channel.
+pub(super) async fn note_rename(
+    store: &crate::store::Store,
+    from: &str,
+    c: &grammers_client::tl::types::Channel,
+) -> bool {
+    match store
+        .note_channel_names(c.id, c.username.as_deref(), &c.title)
+        .await
+    {
+        Ok(true) => {
+            tracing::info!(
+                channel = c.id,
+                %from,
+                username = c.username.as_deref().unwrap_or("-"),
+                title = %c.title,
+                "the channel was renamed"
+            );
+            true
+        }
+        Ok(false) => false,
+        Err(e) => {
+            tracing::warn!(channel = c.id, error = %e, "cannot record the channel's new name");
+            false
         }
     }
 }

@@ -171,22 +171,7 @@ async fn look_at(
                 let _ = store.set_membership(ch.id, "joined").await;
             }
             if !ch.min && (known.username != ch.username || known.title != ch.title) {
-                match store
-                    .note_channel_names(ch.id, ch.username.as_deref(), &ch.title)
-                    .await
-                {
-                    Ok(true) => tracing::info!(
-                        channel = ch.id,
-                        from = %known.display_name(),
-                        username = ch.username.as_deref().unwrap_or("-"),
-                        title = %ch.title,
-                        "the channel was renamed"
-                    ),
-                    Ok(false) => {}
-                    Err(e) => {
-                        tracing::warn!(channel = ch.id, error = %e, "cannot record the channel's new name")
-                    }
-                }
+                super::apply::note_rename(store, &known.display_name(), &ch).await;
             }
         }
     }
