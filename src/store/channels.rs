@@ -256,18 +256,37 @@ impl Store {
         Ok(())
     }
 
-    /// Posts per channel published since `since` (Unix seconds): how busy each channel is.
-    pub async fn posts_since(
+    /// How busy each channel was: its posts published since `since` (Unix seconds), and over
+    /// how many seconds (from `since`, or from its first stored post if that is later: a
+    /// channel an hour old with 20 posts posts 20 an hour, not 20 a day). A channel with no
+    /// post stored at all is left out (nothing is known of it).
+    pub async fn posting_since(
         &self,
         since: i64,
-    ) -> Result<std::collections::HashMap<i64, i64>, StoreError> {
-        let rows: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT channel_id, count(*) FROM messages WHERE date >= ? GROUP BY channel_id",
+    ) -> Result<std::collections::HashMap<i64, (i64, i64)>, StoreError> {
+        let now = crate::time::unix_now();
+        // Each part is read from the (channel_id, date) index.
+        let rows: Vec<(i64, i64, Option<i64>, bool)> = sqlx::query_as(
+            "SELECT c.id,
+                    (SELECT count(*) FROM messages m WHERE m.channel_id = c.id AND m.date >= ?1),
+                    (SELECT min(date) FROM messages m WHERE m.channel_id = c.id AND m.date >= ?1),
+                    EXISTS (SELECT 1 FROM messages o WHERE o.channel_id = c.id AND o.date < ?1)
+             FROM channels c",
         )
         .bind(since)
         .fetch_all(self.reader())
         .await?;
-        Ok(rows.into_iter().collect())
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, n, first, older)| {
+                let from = match (older, first) {
+                    (true, _) => since,
+                    (false, Some(first)) => first.max(since),
+                    (false, None) => return None,
+                };
+                Some((id, (n, (now - from).max(1))))
+            })
+            .collect())
     }
 
     /// Records a channel's username and title as Telegram now gives them. A change keeps the

@@ -187,7 +187,7 @@ async fn refresh(ctx: &mut Ctx, behind: &mut HashMap<i64, Instant>, first: bool)
     // How busy each channel was lately seeds its poll rate (read once; then posts seen count).
     let seeds = if first {
         ctx.store
-            .posts_since(crate::time::unix_now() - 86_400)
+            .posting_since(crate::time::unix_now() - 86_400)
             .await
             .unwrap_or_default()
     } else {
@@ -207,9 +207,15 @@ async fn refresh(ctx: &mut Ctx, behind: &mut HashMap<i64, Instant>, first: bool)
     behind.retain(|id, _| now.contains_key(id));
     ctx.newest.retain(|id, _| now.contains_key(id));
     lost_channels(ctx, &chs).await;
-    let ids: Vec<(i64, f64)> = now
+    let ids: Vec<(i64, Option<poll::Seed>)> = now
         .keys()
-        .map(|id| (*id, seeds.get(id).copied().unwrap_or(0) as f64))
+        .map(|id| {
+            let seed = seeds.get(id).map(|&(posts, secs)| poll::Seed {
+                posts: posts as f64,
+                secs: secs as f64,
+            });
+            (*id, seed)
+        })
         .collect();
     ctx.schedule.set_channels(&ids, Instant::now());
     ctx.channels = now;
@@ -269,12 +275,9 @@ async fn on_updates(ctx: &mut Ctx, u: &UpdatesLike, behind: &mut HashMap<i64, In
             _ => match apply::apply(ctx, ch, update, true).await {
                 Ok(()) => {
                     ctx.save_pts(ch, pts).await;
-                    let now = Instant::now();
-                    if matches!(update, Update::NewChannelMessage(_)) {
-                        ctx.schedule.saw_posts(ch, 1, now);
-                    }
                     // In order: the channel is current, its next poll can wait.
-                    ctx.schedule.current(ch, now);
+                    let post = matches!(update, Update::NewChannelMessage(_));
+                    ctx.schedule.pushed(ch, post, Instant::now());
                     ctx.stats.pushed(ch, &ctx.name(ch));
                 }
                 Err(e) => {
@@ -333,12 +336,12 @@ async fn poll_due(
         }
         if behind.contains_key(&ch) || ctx.pts(ch).is_none() {
             // Not current yet: its pts comes from the backfill's first page.
-            ctx.schedule.current(ch, Instant::now());
+            ctx.schedule.put_off(ch, Instant::now());
             continue;
         }
         if poll_one(ctx, ch).await?.is_some() {
             // Failed for a passing reason: the next turn comes on the schedule.
-            ctx.schedule.current(ch, Instant::now());
+            ctx.schedule.put_off(ch, Instant::now());
         }
     }
     Ok(())
@@ -363,7 +366,7 @@ async fn poll_one(ctx: &mut Ctx, ch: i64) -> Result<Option<Instant>, PartError> 
         Err(CatchUpError::Fatal(e)) => Err(crate::parser::part::fatal(&ctx.store, e).await),
         Err(CatchUpError::Refused(why)) => {
             tracing::warn!(channel = %ctx.name(ch), %why, "Telegram refused to catch the channel up; it is skipped until it changes");
-            ctx.schedule.current(ch, Instant::now());
+            ctx.schedule.put_off(ch, Instant::now());
             Ok(None)
         }
         Err(CatchUpError::Later(why)) => {
