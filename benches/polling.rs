@@ -171,9 +171,21 @@ fn run(schedule: &str, channels: usize, traffic: Duration, rates: &[f64]) -> Out
         std::thread::sleep(Duration::from_millis(500));
     }
     // Restarted on the archive, as in production: the rates are read from it.
+    let diffs = || fake.world.stats().requests["updates.getChannelDifference"];
     stop(daemon);
+    let before = diffs();
     let daemon = start();
     let pid = daemon.id();
+    // A start catches every channel up (whatever happened while it was stopped); the lag is
+    // measured after that, on the schedule.
+    let t = Instant::now();
+    while diffs() < before + channels as u64 {
+        assert!(
+            t.elapsed() < Duration::from_secs(900),
+            "the catch-up at start did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
     let mut acc = vec![0.0f64; channels];
     let polls_before = fake.world.stats().requests["updates.getChannelDifference"];
     let t = Instant::now();

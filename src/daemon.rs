@@ -94,10 +94,12 @@ pub async fn run_with(
         });
     }
     let control = Arc::new(crate::parser::control::SessionControl::default());
+    let mut windows_guard: Option<crate::guard::Guard> = None;
     match &cfg.telegram {
         Some(tg) => {
             let (tg, store, vault, control) =
                 (tg.clone(), store.clone(), vault.clone(), control.clone());
+            let media = cfg.media.clone();
             // Told through the bot when the account stops working for good (frozen).
             let admins = cfg
                 .bot
@@ -107,6 +109,14 @@ pub async fn run_with(
             // One guard and one set of live statistics for the daemon's life, so pacing
             // windows, FLOOD_WAIT pauses and breakers survive restarts of the part.
             let guard = crate::guard::Guard::new(tg.guard.clone(), Some(health.clone()));
+            // And across restarts of the daemon: the calls the last process made still count.
+            match store.guard_windows().await {
+                Ok(w) => guard.restore(&w),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the saved pacing windows; starting with empty ones")
+                }
+            }
+            windows_guard = Some(guard.clone());
             let stats = Arc::new(crate::parser::part::LiveStats::default());
             {
                 let (g, s) = (guard.clone(), stats.clone());
@@ -126,6 +136,7 @@ pub async fn run_with(
                         stats: stats.clone(),
                         control: control.clone(),
                         admins: admins.clone(),
+                        media: media.clone(),
                     },
                 )
             });
@@ -192,6 +203,9 @@ pub async fn run_with(
     );
     on_ready(&started);
     tokio::spawn(notify::run_watchdog(health.clone(), background.clone()));
+    if let Some(g) = windows_guard.clone() {
+        tokio::spawn(save_windows(g, store.clone(), background.clone()));
+    }
 
     stop.wait(opts.run_for).await;
 
@@ -204,6 +218,11 @@ pub async fn run_with(
     }
     infra.shutdown(DRAIN_HEALTH).await;
     background.cancel();
+    if let Some(g) = &windows_guard
+        && let Err(e) = store.save_guard_windows(&g.windows()).await
+    {
+        tracing::warn!(error = %e, "cannot save the pacing windows");
+    }
     let _ = store
         .audit("daemon", "stop", serde_json::json!({"drained": drained}))
         .await;
@@ -211,6 +230,31 @@ pub async fn run_with(
     tracing::info!("stopped");
     Ok(())
 }
+
+/// Saves the guard's pacing windows every few seconds (a kill -9 loses at most that much).
+async fn save_windows(
+    guard: crate::guard::Guard,
+    store: crate::store::Store,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    let mut last = Vec::new();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(WINDOWS_EVERY) => {}
+            _ = cancel.cancelled() => return,
+        }
+        let now = guard.windows();
+        if now != last {
+            match store.save_guard_windows(&now).await {
+                Ok(()) => last = now,
+                Err(e) => tracing::debug!(error = %e, "cannot save the pacing windows now"),
+            }
+        }
+    }
+}
+
+/// How often the pacing windows are saved.
+const WINDOWS_EVERY: Duration = Duration::from_secs(2);
 
 struct StopSignals {
     term: tokio::signal::unix::Signal,

@@ -51,7 +51,8 @@ fn demo_config(
     let text = format!(
         "[store]\ndir = {dir:?}\n\n[vault]\nkey_file = {key:?}\n\n[health]\nlisten = \"{listen}\"\nallow_remote = {remote}\n\n\
          [telegram]\napi_id = {DEMO_API_ID}\napi_hash_file = {hash:?}\n\n[telegram.server]\naddress = \"{mtproto}\"\nauth_key_file = {ak:?}\n\n\
-         [bot]\ntoken_file = {token:?}\napi_url = \"http://{bot_api}\"\nadmins = [{DEMO_ADMIN}]\n",
+         [bot]\ntoken_file = {token:?}\napi_url = \"http://{bot_api}\"\nadmins = [{DEMO_ADMIN}]\n\n\
+         [media]\nkinds = [\"photo\", \"voice\", \"sticker\"]\nmin_free_space = \"100 MB\"\n",
         dir = dir.display().to_string(),
         key = dir.join("vault.key").display().to_string(),
         remote = !listen.ip().is_loopback(),
@@ -70,6 +71,7 @@ async fn report(store_cfg: crate::config::StoreConfig) {
     };
     let mut done_reported = false;
     let mut last_total = 0;
+    let mut last_media = (0, 0);
     loop {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let Ok(chs) = store.channels().await else {
@@ -107,6 +109,19 @@ async fn report(store_cfg: crate::config::StoreConfig) {
                 "live: {} new posts stored (total {total})",
                 total - last_total
             );
+        }
+        // The media archive: photos, voice messages and stickers, each content stored once.
+        if let Ok(counts) = store.media_counts().await {
+            let done: i64 = counts.iter().map(|c| c.done).sum();
+            let pending: i64 = counts.iter().map(|c| c.pending).sum();
+            if (done, pending) != last_media && done > 0 {
+                let bytes = store.media_bytes().await.unwrap_or(0);
+                println!(
+                    "media: {done} files stored ({:.1} MB under media/, each content once), {pending} to fetch",
+                    bytes as f64 / 1e6
+                );
+                last_media = (done, pending);
+            }
         }
         last_total = total;
     }

@@ -15,6 +15,7 @@ pub mod demo;
 pub mod guard;
 pub mod health;
 pub mod logging;
+pub mod media;
 pub mod notify;
 pub mod parser;
 pub mod store;

@@ -9,7 +9,6 @@ pub fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
-/// `2026-11-23T07:03:06Z` (millisecond precision when `millis`).
 /// Milliseconds since the Unix epoch (0 before it).
 pub fn unix_millis() -> i64 {
     SystemTime::now()
@@ -17,6 +16,7 @@ pub fn unix_millis() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// `2026-11-23T07:03:06Z` (millisecond precision when `millis`).
 pub fn rfc3339(t: SystemTime, millis: bool) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs() as i64;

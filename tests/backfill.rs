@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use fake_telegram::flood::QuotaMode;
-use fake_telegram::world::{EntityKind, Media};
+use fake_telegram::world::{EntityKind, MediaKind};
 use fake_telegram::{FakeTelegram, Options};
 use rand::Rng;
 
@@ -128,17 +128,22 @@ async fn backfill_of_50000_posts_over_5_channels_stores_exactly_every_post_with_
         assert_eq!(f[10], p.post_author.clone().unwrap_or_default());
         match &p.media {
             None => assert_eq!(f[11], ""),
-            Some(Media::Photo { .. }) => assert_eq!(f[11], "photo"),
-            Some(Media::Document {
-                file_name, size, ..
-            }) => {
-                assert_eq!(f[11], "document");
-                assert_eq!(f[12], file_name);
-                assert_eq!(f[13], size.to_string());
-            }
-            Some(Media::Video { file_name, .. }) => {
-                assert_eq!(f[11], "video");
-                assert_eq!(f[12], file_name);
+            Some(m) => {
+                let kind = match m.kind {
+                    MediaKind::Photo => "photo",
+                    MediaKind::Document => "document",
+                    MediaKind::Video => "video",
+                    MediaKind::Round => "video_note",
+                    MediaKind::Audio => "audio",
+                    MediaKind::Voice => "voice",
+                    MediaKind::Sticker => "sticker",
+                    MediaKind::Gif => "animation",
+                };
+                assert_eq!(f[11], kind);
+                if m.kind == MediaKind::Document {
+                    assert_eq!(f[12], m.file_name.clone().unwrap_or_default());
+                    assert_eq!(f[13], m.size.to_string());
+                }
             }
         }
         assert_eq!(f[14], p.entities.len().to_string());

@@ -54,6 +54,10 @@ async fn posts_edits_and_deletions_made_while_the_daemon_was_stopped_all_reach_t
             .take(2)
             .copied()
             .collect();
+        // A post made and deleted before the daemon saw it: the next post's id jumps over it,
+        // and that is no reason to read history (the pts proves nothing else was missed).
+        let gone = fake.world.post(ch, "Deleted before anyone saw it").unwrap();
+        fake.world.delete(ch, &[gone]).unwrap();
         let first = fake
             .world
             .post(ch, "Posted while the daemon was away")
@@ -117,6 +121,7 @@ async fn posts_edits_and_deletions_made_while_the_daemon_was_stopped_all_reach_t
     }
     // Caught up from the saved pts with getChannelDifference, not by reading history again.
     assert!(requests("updates.getChannelDifference") >= ids.len() as u64);
+    // (A post id jumping over a deleted post once made each channel read history again.)
     assert_eq!(
         requests("messages.getHistory"),
         history_before,
@@ -168,6 +173,59 @@ async fn a_flood_wait_during_catch_up_is_waited_out_without_a_call() {
     let stats = fake.world.stats();
     assert_eq!(stats.calls_during_wait, 0, "no call during the wait");
     assert_eq!(stats.bans, 0);
+    stop(&mut child);
+}
+
+/// More happened while the daemon was stopped than Telegram keeps as events
+/// (`channelDifferenceTooLong`): the posts in between are refilled from history, and a
+/// FLOOD_WAIT on `messages.getHistory` in that refill is waited out without a call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_wait_during_a_gap_refill_from_history_is_waited_out_without_a_call() {
+    let fake = FakeTelegram::start(Options {
+        channels: 1,
+        posts: 20,
+        password: None,
+        quotas: QuotaMode::Strict,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let env = telegram_env_with(&fake, "");
+    login_and_add(&env, &fake, &fake.info.channels.clone()).await;
+    let ch = fake.world.channel_id(&fake.info.channels[0]).unwrap();
+    let mut child = started(&env).await;
+    wait_daemon(&mut child, "the backfill", || {
+        one(&env, "SELECT backfill_state FROM channels") == "done"
+    })
+    .await;
+    stop(&mut child);
+    // Past the 500 events the fake keeps for a catch-up.
+    let posted: Vec<i32> = (0..520)
+        .map(|i| fake.world.post(ch, &format!("away {i}")).unwrap())
+        .collect();
+    fake.faults.add(Fault {
+        kind: FaultKind::FloodWait { secs: 3 },
+        method: Some("messages.getHistory".into()),
+        count: 1,
+    });
+    let history = || fake.world.stats().requests["messages.getHistory"];
+    let before = history();
+    let t = std::time::Instant::now();
+    let mut child = started(&env).await;
+    wait_daemon(&mut child, "every post made while stopped", || {
+        let stored = stored_ids(&env, ch);
+        posted.iter().all(|id| stored.contains(id))
+    })
+    .await;
+    assert!(history() > before, "refilled from history");
+    assert!(
+        t.elapsed() >= Duration::from_secs(3),
+        "waited the FLOOD_WAIT out"
+    );
+    let stats = fake.world.stats();
+    assert_eq!(stats.calls_during_wait, 0, "no call during the wait");
+    assert_eq!(stats.bans, 0);
+    assert_eq!(stored_view(&env, ch), world_view(&fake, ch));
     stop(&mut child);
 }
 

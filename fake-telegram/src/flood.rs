@@ -38,6 +38,7 @@ pub fn default_quotas() -> HashMap<String, Quota> {
         ("channels.getChannels".to_string(), q(30, 30)),
         ("updates.getChannelDifference".to_string(), q(60, 30)),
         ("messages.checkChatInvite".to_string(), q(5, 60)),
+        ("upload.getFile".to_string(), q(600, 30)),
         ("auth.sendCode".to_string(), q(5, 3600)),
         ("auth.signIn".to_string(), q(5, 60)),
         ("auth.checkPassword".to_string(), q(5, 60)),

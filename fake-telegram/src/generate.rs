@@ -6,7 +6,9 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::world::{Entity, EntityKind, FwdFrom, Media, Post, ServiceAction, World, unix_now};
+use crate::world::{
+    Entity, EntityKind, FwdFrom, Media, MediaKind, Post, ServiceAction, World, unix_now,
+};
 
 const NAMES: &[(&str, &str)] = &[
     ("technews", "Tech News Daily 🖥"),
@@ -100,30 +102,82 @@ fn make_text(rng: &mut StdRng, entities: &mut Vec<Entity>) -> String {
     text
 }
 
+/// A post's file: kinds in the proportions of a news channel, sizes as Telegram's clients
+/// make them, stored on DC 4 (the test account's home), 5 or 2 (`FILE_MIGRATE`, an exported
+/// authorization).
 fn make_media(rng: &mut StdRng, id: i64) -> Media {
-    match rng.random_range(0..3) {
-        0 => Media::Photo {
+    let dc = [4, 4, 4, 4, 4, 5, 5, 5, 2, 2][rng.random_range(0..10)];
+    let roll = rng.random_range(0..100);
+    let mut m = if roll < 45 {
+        Media::photo(
             id,
-            w: 1280,
-            h: rng.random_range(720..1280),
-            size: rng.random_range(40_000..400_000),
-        },
-        1 => Media::Document {
+            1280,
+            rng.random_range(720..1280),
+            rng.random_range(40_000..400_000),
+        )
+    } else if roll < 65 {
+        let mut m = Media::document(
             id,
-            mime_type: "application/pdf".into(),
-            size: rng.random_range(10_000..5_000_000),
-            file_name: format!("report-{id}.pdf"),
-        },
-        _ => Media::Video {
+            "video/mp4",
+            rng.random_range(500_000..50_000_000),
+            &format!("clip-{id}.mp4"),
+        );
+        m.kind = MediaKind::Video;
+        (m.w, m.h, m.duration) = (1920, 1080, rng.random_range(5.0..600.0));
+        m.thumb = Some(rng.random_range(5_000..20_000));
+        m
+    } else if roll < 80 {
+        Media::document(
             id,
-            mime_type: "video/mp4".into(),
-            size: rng.random_range(500_000..50_000_000),
-            file_name: format!("clip-{id}.mp4"),
-            duration: rng.random_range(5.0..600.0),
-            w: 1920,
-            h: 1080,
-        },
-    }
+            "application/pdf",
+            rng.random_range(10_000..5_000_000),
+            &format!("report-{id}.pdf"),
+        )
+    } else if roll < 85 {
+        let mut m = Media::document(
+            id,
+            "audio/mpeg",
+            rng.random_range(1_000_000..10_000_000),
+            &format!("episode-{id}.mp3"),
+        );
+        m.kind = MediaKind::Audio;
+        m.duration = rng.random_range(60.0..3_600.0);
+        m
+    } else if roll < 90 {
+        let mut m = Media::document(id, "audio/ogg", rng.random_range(5_000..200_000), "");
+        (m.kind, m.file_name) = (MediaKind::Voice, None);
+        m.duration = rng.random_range(1.0..120.0);
+        m
+    } else if roll < 93 {
+        let mut m = Media::document(id, "video/mp4", rng.random_range(200_000..3_000_000), "");
+        (m.kind, m.file_name) = (MediaKind::Round, None);
+        (m.w, m.h, m.duration) = (384, 384, rng.random_range(1.0..60.0));
+        m.thumb = Some(rng.random_range(2_000..8_000));
+        m
+    } else if roll < 97 {
+        let mut m = Media::document(
+            id,
+            "image/webp",
+            rng.random_range(10_000..60_000),
+            "sticker.webp",
+        );
+        m.kind = MediaKind::Sticker;
+        (m.w, m.h) = (512, 512);
+        m
+    } else {
+        let mut m = Media::document(
+            id,
+            "video/mp4",
+            rng.random_range(50_000..2_000_000),
+            "animation.mp4",
+        );
+        m.kind = MediaKind::Gif;
+        (m.w, m.h, m.duration) = (480, 270, rng.random_range(1.0..10.0));
+        m.thumb = Some(rng.random_range(2_000..8_000));
+        m
+    };
+    m.dc = dc;
+    m
 }
 
 /// Fills `world` with `channels` channels of `posts` posts each.
@@ -131,6 +185,8 @@ pub fn generate(world: &World, channels: usize, posts: usize, seed: u64) -> Vec<
     let mut rng = StdRng::seed_from_u64(seed);
     let mut usernames = Vec::new();
     let now = unix_now();
+    // Files posted more than once (reposts), across channels.
+    let mut shared: Vec<Media> = Vec::new();
     for c in 0..channels {
         let (base, title) = NAMES[c % NAMES.len()];
         let username = if c < NAMES.len() {
@@ -148,6 +204,7 @@ pub fn generate(world: &World, channels: usize, posts: usize, seed: u64) -> Vec<
         let span = 86_400 * 365;
         let mut album_left = 0;
         let mut album_id = 0i64;
+        let mut files: Vec<Media> = Vec::new();
         let mut w = world.lock();
         let Some(ch) = w.channels.get_mut(&id) else {
             continue;
@@ -197,18 +254,30 @@ pub fn generate(world: &World, channels: usize, posts: usize, seed: u64) -> Vec<
             if album_left > 0 {
                 album_left -= 1;
                 p.grouped_id = Some(album_id);
-                p.media = Some(Media::Photo {
-                    id: (id as i64) << 8,
-                    w: 1280,
-                    h: 960,
-                    size: rng.random_range(40_000..400_000),
-                });
+                let mut m =
+                    Media::photo(file_id(c, id), 1280, 960, rng.random_range(40_000..400_000));
+                m.dc = [4, 5, 2][rng.random_range(0..3)];
+                p.media = Some(m);
                 if album_left > 0 {
                     p.text.clear();
                     p.entities.clear();
                 }
             } else if rng.random_bool(0.2) {
-                p.media = Some(make_media(&mut rng, (id as i64) << 8));
+                // Now and then a file posted before (a repost): the same file again.
+                p.media = match shared.len() {
+                    n if n > 0 && rng.random_bool(0.05) => {
+                        Some(shared[rng.random_range(0..n)].clone())
+                    }
+                    _ => Some(make_media(&mut rng, file_id(c, id))),
+                };
+                if let Some(m) = &p.media
+                    && shared.len() < 16
+                {
+                    shared.push(m.clone());
+                }
+            }
+            if let Some(m) = &p.media {
+                files.push(m.clone());
             }
             if i > 10 && rng.random_bool(0.05) {
                 p.reply_to = Some(rng.random_range(2..id));
@@ -242,8 +311,16 @@ pub fn generate(world: &World, channels: usize, posts: usize, seed: u64) -> Vec<
         }
         ch.next_id = next;
         ch.pts = next;
+        for m in files {
+            w.files.insert(m.id, m);
+        }
     }
     usernames
+}
+
+/// A file id unique to channel `c`'s post `id`.
+fn file_id(c: usize, id: i32) -> i64 {
+    ((c as i64 + 1) << 32) | ((id as i64) << 4)
 }
 
 #[cfg(test)]

@@ -407,3 +407,68 @@ async fn a_revoked_account_and_a_private_channel_answer_as_telegram_does() {
         .unwrap_err();
     assert!(err.is("AUTH_KEY_UNREGISTERED"), "{err}");
 }
+
+/// `updates.getDifference` names the joined channels that changed since the caller's state
+/// (`updateChannelTooLong` with their pts), and only those; with none, `differenceEmpty`.
+#[tokio::test]
+async fn the_common_difference_names_the_joined_channels_that_changed() {
+    use grammers_client::tl;
+    let fake = start(Options {
+        channels: 2,
+        posts: 5,
+        quotas: QuotaMode::Strict,
+        ..Default::default()
+    })
+    .await;
+    let conn = connect(&fake);
+    let c = conn.client.clone();
+    login(&fake, &c).await;
+    let ids: Vec<i64> = fake
+        .info
+        .channels
+        .iter()
+        .map(|u| fake.world.channel_id(u).unwrap())
+        .collect();
+    let p = c
+        .resolve_username(&fake.info.channels[0])
+        .await
+        .unwrap()
+        .unwrap();
+    c.join_chat(p.to_ref().await.unwrap().unwrap())
+        .await
+        .unwrap();
+    let tl::enums::updates::State::State(state) = c
+        .invoke(&tl::functions::updates::GetState {})
+        .await
+        .unwrap();
+    let since = |date: i32| tl::functions::updates::GetDifference {
+        pts: state.pts,
+        pts_limit: None,
+        pts_total_limit: None,
+        date,
+        qts: state.qts,
+        qts_limit: None,
+    };
+    // Nothing yet happened in a joined channel after a second from now.
+    let answer = c.invoke(&since(state.date + 1)).await.unwrap();
+    assert!(
+        matches!(answer, tl::enums::updates::Difference::Empty(_)),
+        "{answer:?}"
+    );
+    fake.world.post(ids[0], "joined: named").unwrap();
+    fake.world.post(ids[1], "not joined: not named").unwrap();
+    let answer = c.invoke(&since(state.date)).await.unwrap();
+    let tl::enums::updates::Difference::Difference(d) = answer else {
+        panic!("expected a difference, got {answer:?}");
+    };
+    let named: Vec<(i64, Option<i32>)> = d
+        .other_updates
+        .iter()
+        .filter_map(|u| match u {
+            tl::enums::Update::ChannelTooLong(t) => Some((t.channel_id, t.pts)),
+            _ => None,
+        })
+        .collect();
+    let pts = fake.world.lock().channels[&ids[0]].pts;
+    assert_eq!(named, vec![(ids[0], Some(pts))]);
+}

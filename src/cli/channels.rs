@@ -92,6 +92,11 @@ pub async fn add(
     }
     row.with_comments = with_comments;
     let new = store.add_channel(&row).await?;
+    if new {
+        store
+            .set_media_policy(c.id, &crate::store::MediaPolicy::for_new(&cfg.media))
+            .await?;
+    }
     store
         .audit(
             "cli",

@@ -18,6 +18,7 @@ use crate::vault::{Vault, VaultKey};
 
 pub(crate) mod channels;
 mod login;
+mod media;
 mod ops;
 
 /// EX_CONFIG from sysexits.h: the configuration is wrong; restarting will not help.
@@ -159,6 +160,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The media archive: what each channel downloads, and how far it got.
+    #[command(subcommand)]
+    Media(media::MediaCommand),
     /// Print the version, schema version and SQLite version.
     Version,
 }
@@ -393,6 +397,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = load_config(&cli)?;
             ops::stats(&cfg, *json).await
         }
+        Command::Media(c) => media::run(&load_config(&cli)?, c).await,
         Command::Version => {
             let sqlite: String = {
                 let mut conn =

@@ -13,8 +13,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub mod media;
 pub mod proxy;
 mod validate;
+
+pub use media::MediaConfig;
 
 use validate::Validator;
 
@@ -55,6 +58,8 @@ struct RawConfig {
     log: RawLog,
     telegram: Option<RawTelegram>,
     bot: Option<RawBot>,
+    #[serde(default)]
+    media: media::RawMedia,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -161,6 +166,7 @@ pub struct Config {
     pub log: LogConfig,
     pub telegram: Option<TelegramConfig>,
     pub bot: Option<BotConfig>,
+    pub media: MediaConfig,
     /// Things worth a warning that do not stop the daemon (e.g. a group-readable key file).
     pub warnings: Vec<String>,
 }

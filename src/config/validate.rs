@@ -463,6 +463,7 @@ impl Validator<'_> {
             log: LogConfig { level, format },
             telegram,
             bot,
+            media: super::media::validate(raw.media, &self.origin("media"))?,
             warnings: self.warnings,
         })
     }

@@ -22,7 +22,7 @@ use crate::health::{ExtraCheck, Health, Status};
 pub mod botapi;
 pub mod breaker;
 mod metrics;
-mod pacing;
+pub mod pacing;
 
 pub use breaker::BreakerState;
 use breaker::{Breaker, BreakerConfig, jitter};
@@ -167,7 +167,7 @@ struct Stats {
 
 struct Inner {
     config: GuardConfig,
-    gates: Mutex<HashMap<&'static str, Arc<Mutex<Gate>>>>,
+    gates: Mutex<HashMap<String, Arc<Mutex<Gate>>>>,
     /// Serializes callers of one method while they wait for a slot, so they go in order.
     turns: Mutex<HashMap<&'static str, Arc<tokio::sync::Mutex<()>>>>,
     breakers: Mutex<BTreeMap<i32, Breaker>>,
@@ -217,7 +217,13 @@ impl Guard {
     }
 
     fn gate(&self, method: &'static str) -> (Arc<Mutex<Gate>>, Arc<tokio::sync::Mutex<()>>) {
-        let gate = lock(&self.0.gates).entry(method).or_default().clone();
+        let gate = {
+            let mut gates = lock(&self.0.gates);
+            match gates.get(method) {
+                Some(g) => g.clone(),
+                None => gates.entry(method.to_string()).or_default().clone(),
+            }
+        };
         let turn = lock(&self.0.turns).entry(method).or_default().clone();
         (gate, turn)
     }
@@ -336,6 +342,38 @@ impl Guard {
                     tokio::time::sleep(jitter(delay, 0.25)).await;
                 }
             }
+        }
+    }
+
+    /// Each method's recent calls and FLOOD_WAIT pause, in wall-clock time: saved, so that a
+    /// new process does not start with empty windows and spend a budget the last one already
+    /// used (Telegram counts the account's calls, not the process's).
+    pub fn windows(&self) -> Vec<pacing::Window> {
+        let gates: Vec<(String, Arc<Mutex<Gate>>)> = lock(&self.0.gates)
+            .iter()
+            .map(|(m, g)| (m.clone(), g.clone()))
+            .collect();
+        let (now, wall) = (Instant::now(), crate::time::unix_millis());
+        gates
+            .into_iter()
+            .filter_map(|(method, g)| {
+                let pace = self.0.config.pacing.get(&method).copied();
+                lock(&g).window(&method, pace, now, wall)
+            })
+            .collect()
+    }
+
+    /// Takes up the windows a previous process saved (calls older than a method's window, and
+    /// pauses already over, are dropped).
+    pub fn restore(&self, windows: &[pacing::Window]) {
+        let (now, wall) = (Instant::now(), crate::time::unix_millis());
+        for w in windows {
+            let pace = self.0.config.pacing.get(&w.method).copied();
+            let gate = lock(&self.0.gates)
+                .entry(w.method.clone())
+                .or_default()
+                .clone();
+            lock(&gate).restore(w, pace, now, wall);
         }
     }
 

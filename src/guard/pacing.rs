@@ -108,9 +108,121 @@ impl Gate {
     }
 }
 
+/// One method's window as saved between processes, in Unix milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    pub method: String,
+    /// When its recent calls were answered, oldest first.
+    pub calls: Vec<i64>,
+    /// The end of its FLOOD_WAIT pause, if one is on.
+    pub paused_until: Option<i64>,
+}
+
+fn to_wall(t: Instant, now: Instant, wall: i64) -> i64 {
+    wall - now.saturating_duration_since(t).as_millis() as i64
+        + t.saturating_duration_since(now).as_millis() as i64
+}
+
+fn from_wall(ms: i64, now: Instant, wall: i64) -> Option<Instant> {
+    if ms >= wall {
+        now.checked_add(Duration::from_millis((ms - wall) as u64))
+    } else {
+        now.checked_sub(Duration::from_millis((wall - ms) as u64))
+    }
+}
+
+impl Gate {
+    /// This gate as a [`Window`] (`None` when there is nothing worth saving).
+    pub(super) fn window(
+        &self,
+        method: &str,
+        pace: Option<Pace>,
+        now: Instant,
+        wall: i64,
+    ) -> Option<Window> {
+        let calls: Vec<i64> = match pace {
+            Some(p) => self
+                .done
+                .iter()
+                .filter(|t| now.saturating_duration_since(**t) < p.window)
+                .map(|t| to_wall(*t, now, wall))
+                .collect(),
+            None => Vec::new(),
+        };
+        let paused_until = self
+            .paused_until
+            .filter(|u| *u > now)
+            .map(|u| to_wall(u, now, wall));
+        (!calls.is_empty() || paused_until.is_some()).then(|| Window {
+            method: method.to_string(),
+            calls,
+            paused_until,
+        })
+    }
+
+    /// Takes up a saved window. A clock that moved back makes calls look newer (the safe way).
+    pub(super) fn restore(&mut self, w: &Window, pace: Option<Pace>, now: Instant, wall: i64) {
+        if let Some(p) = pace {
+            let mut calls: Vec<Instant> = w
+                .calls
+                .iter()
+                .filter_map(|ms| from_wall((*ms).min(wall), now, wall))
+                .filter(|t| now.saturating_duration_since(*t) < p.window)
+                .collect();
+            calls.sort();
+            calls.truncate(p.calls as usize * 2);
+            let mut merged: Vec<Instant> = self.done.drain(..).chain(calls).collect();
+            merged.sort();
+            self.done = merged.into();
+        }
+        if let Some(until) = w.paused_until.filter(|u| *u > wall)
+            && let Some(until) = from_wall(until, now, wall)
+        {
+            self.paused_until = Some(self.paused_until.map_or(until, |u| u.max(until)));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A new process started with empty windows and spent a budget the one before had used:
+    /// FLOOD_WAITs right after every restart.
+    #[test]
+    fn a_restart_keeps_the_calls_of_the_window_and_the_pause() {
+        let pace = Some(Pace {
+            calls: 3,
+            window: Duration::from_secs(30),
+        });
+        let (now, wall) = (Instant::now(), 1_000_000_000_000i64);
+        let mut before = Gate::default();
+        for ago in [40, 20, 10, 5] {
+            before.done.push_back(now - Duration::from_secs(ago));
+        }
+        before.paused_until = Some(now + Duration::from_secs(7));
+        let saved = before.window("m", pace, now, wall).unwrap();
+        assert_eq!(
+            saved.calls.len(),
+            3,
+            "the call out of the window is not kept"
+        );
+        // The new process starts two seconds later, its own clock elsewhere.
+        let later = Instant::now() + Duration::from_secs(50);
+        let mut after = Gate::default();
+        after.restore(&saved, pace, later, wall + 2_000);
+        assert_eq!(after.done.len(), 3);
+        let next = after.next_slot(later, pace).expect("the window is full");
+        assert!(
+            next > later,
+            "no call before the pause and the window allow"
+        );
+        assert!(next <= later + Duration::from_secs(11));
+        // Nothing older than the window, nor a pause already over, comes back.
+        let mut stale = Gate::default();
+        stale.restore(&saved, pace, later, wall + 60_000);
+        assert!(stale.done.is_empty() && stale.paused_until.is_none());
+    }
 
     #[test]
     fn paces_parse_and_nonsense_is_refused() {

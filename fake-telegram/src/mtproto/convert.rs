@@ -3,7 +3,8 @@
 use grammers_tl_types as tl;
 use tl::{enums, types};
 
-use crate::world::{Account, Channel, EntityKind, Media, Post, ServiceAction};
+use crate::world::files;
+use crate::world::{Account, Channel, EntityKind, Media, MediaKind, Post, ServiceAction, unix_now};
 
 pub fn peer_channel(id: i64) -> enums::Peer {
     types::PeerChannel { channel_id: id }.into()
@@ -205,132 +206,161 @@ fn entity(e: &crate::world::Entity) -> enums::MessageEntity {
     }
 }
 
-fn document(
-    id: i64,
-    date: i32,
-    mime_type: &str,
-    size: i64,
-    attributes: Vec<enums::DocumentAttribute>,
-) -> enums::Document {
-    types::Document {
-        id,
-        access_hash: id ^ 0x0d0c,
-        file_reference: vec![1, 2, 3, 4],
-        date,
-        mime_type: mime_type.to_string(),
+/// The inline preview Telegram puts in a photo's or a thumbnail's sizes (type `i`).
+fn stripped() -> enums::PhotoSize {
+    types::PhotoStrippedSize {
+        r#type: "i".into(),
+        bytes: vec![1, 24, 40, 0x28, 0xa2, 0x8a, 0x00, 0x28],
+    }
+    .into()
+}
+
+/// A thumbnail (type `m`, 320 px on its long side) of `size` bytes.
+fn thumb(w: i32, h: i32, size: i32) -> enums::PhotoSize {
+    let (tw, th) = if w >= h {
+        (320, (320 * h / w.max(1)).max(1))
+    } else {
+        ((320 * w / h.max(1)).max(1), 320)
+    };
+    types::PhotoSize {
+        r#type: "m".into(),
+        w: tw,
+        h: th,
         size,
-        thumbs: None,
+    }
+    .into()
+}
+
+fn document(m: &Media, date: i32) -> enums::Document {
+    use types::{
+        DocumentAttributeAnimated, DocumentAttributeAudio, DocumentAttributeFilename,
+        DocumentAttributeImageSize, DocumentAttributeSticker, DocumentAttributeVideo,
+    };
+    let video = |round_message| -> enums::DocumentAttribute {
+        DocumentAttributeVideo {
+            round_message,
+            supports_streaming: !round_message,
+            nosound: false,
+            duration: m.duration,
+            w: m.w,
+            h: m.h,
+            preload_prefix_size: None,
+            video_start_ts: None,
+            video_codec: None,
+        }
+        .into()
+    };
+    let audio = |voice| -> enums::DocumentAttribute {
+        DocumentAttributeAudio {
+            voice,
+            duration: m.duration as i32,
+            title: (!voice).then(|| format!("Episode {}", m.id)),
+            performer: (!voice).then(|| "The channel".to_string()),
+            waveform: voice.then(|| vec![0x10; 63]),
+        }
+        .into()
+    };
+    let mut attributes: Vec<enums::DocumentAttribute> = match m.kind {
+        MediaKind::Video => vec![video(false)],
+        MediaKind::Round => vec![video(true)],
+        MediaKind::Gif => vec![DocumentAttributeAnimated {}.into(), video(false)],
+        MediaKind::Audio => vec![audio(false)],
+        MediaKind::Voice => vec![audio(true)],
+        MediaKind::Sticker => vec![
+            DocumentAttributeSticker {
+                mask: false,
+                alt: "🙂".into(),
+                stickerset: enums::InputStickerSet::Empty,
+                mask_coords: None,
+            }
+            .into(),
+            DocumentAttributeImageSize { w: m.w, h: m.h }.into(),
+        ],
+        MediaKind::Document | MediaKind::Photo => Vec::new(),
+    };
+    if let Some(name) = m.file_name.as_deref().filter(|n| !n.is_empty()) {
+        attributes.push(
+            DocumentAttributeFilename {
+                file_name: name.to_string(),
+            }
+            .into(),
+        );
+    }
+    types::Document {
+        id: m.id,
+        access_hash: document_hash(m.id),
+        // Issued now, as Telegram issues one with every message it serves.
+        file_reference: files::file_reference(m.id, unix_now()),
+        date,
+        mime_type: m.mime_type.clone(),
+        size: m.size,
+        thumbs: m.thumb.map(|t| vec![stripped(), thumb(m.w, m.h, t)]),
         video_thumbs: None,
-        dc_id: 2,
+        dc_id: m.dc,
         attributes,
     }
     .into()
 }
 
+/// The access hashes of the fake's photos and documents (any account may use them: a file's
+/// hash is not tied to an account, unlike a channel's).
+pub fn photo_hash(id: i64) -> i64 {
+    id ^ 0x0f0f
+}
+
+pub fn document_hash(id: i64) -> i64 {
+    id ^ 0x0d0c
+}
+
 fn media(m: &Media, date: i32) -> enums::MessageMedia {
-    match m {
-        Media::Photo { id, w, h, size } => types::MessageMediaPhoto {
+    if m.kind == MediaKind::Photo {
+        let size = m.size as i32;
+        return types::MessageMediaPhoto {
             spoiler: false,
             live_photo: false,
             photo: Some(
                 types::Photo {
                     has_stickers: false,
-                    id: *id,
-                    access_hash: id ^ 0x0f0f,
-                    file_reference: vec![1, 2, 3, 4],
+                    id: m.id,
+                    access_hash: photo_hash(m.id),
+                    file_reference: files::file_reference(m.id, unix_now()),
                     date,
                     sizes: vec![
-                        types::PhotoSize {
+                        stripped(),
+                        thumb(m.w, m.h, m.thumb.unwrap_or(1_000)),
+                        // The largest size is progressive, its prefixes listed: its size is
+                        // the last.
+                        types::PhotoSizeProgressive {
                             r#type: "y".into(),
-                            w: *w,
-                            h: *h,
-                            size: *size,
+                            w: m.w,
+                            h: m.h,
+                            sizes: vec![size / 8, size / 3, size / 2, size],
                         }
                         .into(),
                     ],
                     video_sizes: None,
-                    dc_id: 2,
+                    dc_id: m.dc,
                 }
                 .into(),
             ),
             ttl_seconds: None,
             video: None,
         }
-        .into(),
-        Media::Document {
-            id,
-            mime_type,
-            size,
-            file_name,
-        } => types::MessageMediaDocument {
-            nopremium: false,
-            spoiler: false,
-            video: false,
-            round: false,
-            voice: false,
-            document: Some(document(
-                *id,
-                date,
-                mime_type,
-                *size,
-                vec![
-                    types::DocumentAttributeFilename {
-                        file_name: file_name.clone(),
-                    }
-                    .into(),
-                ],
-            )),
-            alt_documents: None,
-            video_cover: None,
-            video_timestamp: None,
-            ttl_seconds: None,
-        }
-        .into(),
-        Media::Video {
-            id,
-            mime_type,
-            size,
-            file_name,
-            duration,
-            w,
-            h,
-        } => types::MessageMediaDocument {
-            nopremium: false,
-            spoiler: false,
-            video: true,
-            round: false,
-            voice: false,
-            document: Some(document(
-                *id,
-                date,
-                mime_type,
-                *size,
-                vec![
-                    types::DocumentAttributeVideo {
-                        round_message: false,
-                        supports_streaming: true,
-                        nosound: false,
-                        duration: *duration,
-                        w: *w,
-                        h: *h,
-                        preload_prefix_size: None,
-                        video_start_ts: None,
-                        video_codec: None,
-                    }
-                    .into(),
-                    types::DocumentAttributeFilename {
-                        file_name: file_name.clone(),
-                    }
-                    .into(),
-                ],
-            )),
-            alt_documents: None,
-            video_cover: None,
-            video_timestamp: None,
-            ttl_seconds: None,
-        }
-        .into(),
+        .into();
     }
+    types::MessageMediaDocument {
+        nopremium: false,
+        spoiler: false,
+        video: matches!(m.kind, MediaKind::Video | MediaKind::Round),
+        round: m.kind == MediaKind::Round,
+        voice: m.kind == MediaKind::Voice,
+        document: Some(document(m, date)),
+        alt_documents: None,
+        video_cover: None,
+        video_timestamp: None,
+        ttl_seconds: None,
+    }
+    .into()
 }
 
 fn reply_header(to: i32) -> enums::MessageReplyHeader {

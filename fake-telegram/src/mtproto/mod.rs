@@ -11,6 +11,7 @@ mod channels;
 pub mod convert;
 pub mod dcs;
 mod envelope;
+mod files;
 mod joins;
 pub mod qr;
 mod rpc;

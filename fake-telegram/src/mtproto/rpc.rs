@@ -8,7 +8,7 @@ use tl::{Cursor, Deserializable, Identifiable, Serializable, enums, functions, t
 
 use super::Shared;
 use super::envelope::Conn;
-use super::{auth, channels, convert, dcs, joins, updates};
+use super::{auth, channels, convert, dcs, files, joins, updates};
 use crate::faults::FaultKind;
 use crate::flood::Verdict;
 
@@ -282,6 +282,7 @@ fn dispatch(ctx: &Ctx, c: u32, name: &str, body: &[u8], user_id: Option<i64>) ->
         | f::messages::ImportChatInvite::CONSTRUCTOR_ID => {
             joins::call(ctx, c, body, user_id.unwrap_or(0))
         }
+        f::upload::GetFile::CONSTRUCTOR_ID => files::get_file(ctx, parse(body)?),
         f::updates::GetState::CONSTRUCTOR_ID
         | f::updates::GetDifference::CONSTRUCTOR_ID
         | f::updates::GetChannelDifference::CONSTRUCTOR_ID => {

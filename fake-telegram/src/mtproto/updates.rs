@@ -34,13 +34,10 @@ pub(super) fn call(ctx: &Ctx, c: u32, body: &[u8], viewer: i64) -> R {
             })
             .to_bytes())
         }
-        f::updates::GetDifference::CONSTRUCTOR_ID => Ok(enums::updates::Difference::Empty(
-            types::updates::DifferenceEmpty {
-                date: unix_now(),
-                seq: 0,
-            },
-        )
-        .to_bytes()),
+        f::updates::GetDifference::CONSTRUCTOR_ID => {
+            let req: f::updates::GetDifference = parse(body)?;
+            Ok(common_difference(&shared.world.lock(), &req, viewer))
+        }
         f::updates::GetChannelDifference::CONSTRUCTOR_ID => {
             let req: f::updates::GetChannelDifference = parse(body)?;
             let w = shared.world.lock();
@@ -55,6 +52,55 @@ pub(super) fn call(ctx: &Ctx, c: u32, body: &[u8], viewer: i64) -> R {
         }
         _ => Err(err(400, "INPUT_METHOD_INVALID")),
     }
+}
+
+/// The common state's changes since `req`'s date. There are no private chats here, so the
+/// only news is which joined channels changed: Telegram names them with `updateChannelTooLong`
+/// (their pts), for the client to catch each up with `getChannelDifference`
+/// (core.telegram.org/api/updates#recovering-gaps); with none, `differenceEmpty`.
+fn common_difference(
+    w: &crate::world::WorldState,
+    req: &functions::updates::GetDifference,
+    viewer: i64,
+) -> Vec<u8> {
+    let now = unix_now();
+    let changed: Vec<&Channel> = w
+        .channels
+        .values()
+        .filter(|c| c.is_member(viewer) && c.changed_at >= req.date && !c.deleted)
+        .collect();
+    if changed.is_empty() {
+        return enums::updates::Difference::Empty(types::updates::DifferenceEmpty {
+            date: now,
+            seq: 0,
+        })
+        .to_bytes();
+    }
+    enums::updates::Difference::Difference(types::updates::Difference {
+        new_messages: Vec::new(),
+        new_encrypted_messages: Vec::new(),
+        other_updates: changed
+            .iter()
+            .map(|c| {
+                types::UpdateChannelTooLong {
+                    channel_id: c.id,
+                    pts: Some(c.pts),
+                }
+                .into()
+            })
+            .collect(),
+        chats: changed.iter().map(|c| convert::chat(c, viewer)).collect(),
+        users: Vec::new(),
+        state: types::updates::State {
+            pts: w.pts,
+            qts: 0,
+            date: now,
+            seq: 0,
+            unread_count: 0,
+        }
+        .into(),
+    })
+    .to_bytes()
 }
 
 fn channel_difference(

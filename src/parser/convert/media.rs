@@ -54,7 +54,10 @@ pub(super) fn document_obj(d: &enums::Document) -> (&'static str, Obj<'_>) {
     let enums::Document::Document(doc) = d else {
         return ("document", obj([("empty", Field::Bool(true))]));
     };
+    // Attributes come in any order; a sticker or an animation (a GIF, which also has a video
+    // attribute) is that whatever else it says.
     let mut kind = "document";
+    let (mut sticker, mut animated) = (false, false);
     let mut v = obj([
         ("id", Field::Int(doc.id)),
         ("mime_type", Field::Str(&doc.mime_type)),
@@ -87,14 +90,19 @@ pub(super) fn document_obj(d: &enums::Document) -> (&'static str, Obj<'_>) {
                     v.set("performer", Field::Str(p));
                 }
             }
-            enums::DocumentAttribute::Sticker(_) => kind = "sticker",
-            enums::DocumentAttribute::Animated => kind = "animation",
+            enums::DocumentAttribute::Sticker(_) => sticker = true,
+            enums::DocumentAttribute::Animated => animated = true,
             enums::DocumentAttribute::ImageSize(x) => {
                 v.set("w", Field::Int(x.w.into()))
                     .set("h", Field::Int(x.h.into()));
             }
             _ => {}
         }
+    }
+    if sticker {
+        kind = "sticker";
+    } else if animated {
+        kind = "animation";
     }
     (kind, v)
 }

@@ -133,6 +133,7 @@ fn document_value(d: &enums::Document) -> (&'static str, Value) {
         return ("document", json!({"empty": true}));
     };
     let mut kind = "document";
+    let (mut sticker, mut animated) = (false, false);
     let mut v = json!({"id": doc.id, "mime_type": doc.mime_type, "size": doc.size, "dc_id": doc.dc_id, "date": doc.date});
     for a in &doc.attributes {
         match a {
@@ -157,8 +158,8 @@ fn document_value(d: &enums::Document) -> (&'static str, Value) {
                     v["performer"] = json!(p);
                 }
             }
-            enums::DocumentAttribute::Sticker(_) => kind = "sticker",
-            enums::DocumentAttribute::Animated => kind = "animation",
+            enums::DocumentAttribute::Sticker(_) => sticker = true,
+            enums::DocumentAttribute::Animated => animated = true,
             enums::DocumentAttribute::ImageSize(x) => {
                 v["w"] = json!(x.w);
                 v["h"] = json!(x.h);
@@ -166,7 +167,26 @@ fn document_value(d: &enums::Document) -> (&'static str, Value) {
             _ => {}
         }
     }
+    if sticker {
+        kind = "sticker";
+    } else if animated {
+        kind = "animation";
+    }
     (kind, v)
+}
+
+/// A GIF is an animation with a video attribute too; when the video attribute came after the
+/// animated one, the GIF was stored as a video.
+#[test]
+fn a_gif_whose_video_attribute_comes_last_is_an_animation() {
+    use enums::DocumentAttribute as A;
+    for attrs in [
+        vec![A::Animated, video(3.0, false)],
+        vec![video(3.0, false), A::Animated],
+    ] {
+        let m = document_media(attrs, false, false, false);
+        assert_eq!(media_json(&m).unwrap().0, "animation");
+    }
 }
 
 fn media_value(m: &enums::MessageMedia) -> Option<(&'static str, String)> {

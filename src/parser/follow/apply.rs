@@ -96,16 +96,18 @@ pub(super) async fn note_users(ctx: &Ctx, users: &[grammers_client::tl::enums::U
 }
 
 /// Stores what one update says about channel `ch`. `live`: pushed now (its delivery lag is
-/// measured) rather than recovered from a difference.
+/// measured) rather than recovered from a difference. `gapless`: it follows the saved pts (see
+/// [`new_posts`]).
 pub(super) async fn apply(
     ctx: &mut Ctx,
     ch: i64,
     u: &Update,
     live: bool,
+    gapless: bool,
 ) -> Result<(), StoreError> {
     match u {
         Update::NewChannelMessage(x) => {
-            new_posts(ctx, ch, std::slice::from_ref(&x.message), live).await
+            new_posts(ctx, ch, std::slice::from_ref(&x.message), live, gapless).await
         }
         Update::EditChannelMessage(x) => {
             if let Some(row) = convert::message_row(&x.message) {
@@ -130,12 +132,15 @@ pub(super) async fn apply(
 }
 
 /// New posts of `ch`, oldest first. A post whose id jumps past the newest stored one queues a
-/// refill of the ids between (posts Telegram never sent us, or deleted before we saw them).
+/// refill of the ids between (posts Telegram never sent us, or deleted before we saw them) —
+/// unless `gapless`: the posts follow the saved pts, so every change since is accounted for
+/// and the ids between were deleted (a refill would spend a `getHistory` on nothing).
 pub(super) async fn new_posts(
     ctx: &mut Ctx,
     ch: i64,
     messages: &[Message],
     live: bool,
+    gapless: bool,
 ) -> Result<(), StoreError> {
     let mut rows: Vec<_> = messages.iter().filter_map(convert::message_row).collect();
     if rows.is_empty() {
@@ -155,6 +160,7 @@ pub(super) async fn new_posts(
     };
     if let (Some(k), Some(first)) = (known, rows.first())
         && first.id > k + 1
+        && !gapless
     {
         tracing::info!(channel = %name, after = k, before = first.id, "posts missing before a new post; refilling");
         ctx.refill(Refill {

@@ -113,12 +113,12 @@ pub(super) async fn catch_up(ctx: &mut Ctx, ch: i64, mut pts: i32) -> Result<Cau
                 apply::note_chats(ctx, &d.chats).await;
                 apply::note_users(ctx, &d.users).await;
                 // Posts found by a poll are delivered now: their lag counts like a push's.
-                apply::new_posts(ctx, ch, &d.new_messages, true)
+                apply::new_posts(ctx, ch, &d.new_messages, true, true)
                     .await
                     .map_err(later)?;
                 recovered += d.new_messages.len();
                 for u in &d.other_updates {
-                    apply::apply(ctx, ch, u, false).await.map_err(later)?;
+                    apply::apply(ctx, ch, u, false, true).await.map_err(later)?;
                 }
                 ctx.save_pts(ch, d.pts).await;
                 pts = d.pts;
@@ -143,7 +143,7 @@ pub(super) async fn catch_up(ctx: &mut Ctx, ch: i64, mut pts: i32) -> Result<Cau
                     ));
                 };
                 // The ids between the newest stored post and these are refilled by new_posts.
-                apply::new_posts(ctx, ch, &d.messages, false)
+                apply::new_posts(ctx, ch, &d.messages, false, false)
                     .await
                     .map_err(later)?;
                 recovered += d.messages.len();

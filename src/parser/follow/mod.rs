@@ -25,7 +25,7 @@ mod difference;
 pub(crate) mod join;
 mod poll;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -199,9 +199,11 @@ async fn refresh(ctx: &mut Ctx, behind: &mut HashMap<i64, Instant>, first: bool)
         .cloned()
         .map(|c| (c.id, c))
         .collect();
+    // All at one instant: among them, the busiest go first (see `catch_up_due`).
+    let at = Instant::now();
     for id in now.keys() {
         if !ctx.channels.contains_key(id) && ctx.pts(*id).is_some() {
-            behind.entry(*id).or_insert_with(Instant::now);
+            behind.entry(*id).or_insert(at);
         }
     }
     behind.retain(|id, _| now.contains_key(id));
@@ -272,7 +274,8 @@ async fn on_updates(ctx: &mut Ctx, u: &UpdatesLike, behind: &mut HashMap<i64, In
                 tracing::debug!(channel = ch, local, pts, count, "update gap; catching up");
                 behind.insert(ch, Instant::now());
             }
-            _ => match apply::apply(ctx, ch, update, true).await {
+            // In order after the saved pts: gapless. With no pts saved yet, nothing proves it.
+            local => match apply::apply(ctx, ch, update, true, local.is_some()).await {
                 Ok(()) => {
                     ctx.save_pts(ch, pts).await;
                     // In order: the channel is current, its next poll can wait.
@@ -296,14 +299,17 @@ async fn catch_up_due(
     cancel: &CancellationToken,
 ) -> Result<(), PartError> {
     let now = Instant::now();
-    let due: BTreeSet<(Instant, i64)> = behind
+    // Oldest first; of those behind since the same moment (every channel at a start), the ones
+    // the schedule polls most often, whose posts wait most.
+    let mut due: Vec<(Instant, f64, i64)> = behind
         .iter()
         .filter(|(_, at)| **at <= now)
-        .map(|(id, at)| (*at, *id))
+        .map(|(id, at)| (*at, ctx.schedule.urgency(*id), *id))
         .collect();
+    due.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)).then(a.2.cmp(&b.2)));
     // A few at a time, so pushed updates are read between them.
     let due = due.into_iter().take(CATCH_UPS_PER_ROUND);
-    for (_, ch) in due {
+    for (_, _, ch) in due {
         if cancel.is_cancelled() {
             return Ok(());
         }

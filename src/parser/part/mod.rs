@@ -54,6 +54,15 @@ pub struct Deps {
     pub control: Arc<SessionControl>,
     /// Bot admins, told when the account stops working for good.
     pub admins: Vec<i64>,
+    /// What the media archive downloads.
+    pub media: crate::config::MediaConfig,
+}
+
+/// The parser's tasks beside the work loop, and their settings.
+struct Tasks {
+    heartbeat: Duration,
+    follow: super::follow::Settings,
+    media: crate::config::MediaConfig,
 }
 
 pub async fn run(ctx: PartContext, tg: TelegramConfig, deps: Deps) -> Result<(), PartError> {
@@ -64,6 +73,7 @@ pub async fn run(ctx: PartContext, tg: TelegramConfig, deps: Deps) -> Result<(),
         stats,
         control,
         admins,
+        media,
     } = deps;
     let connect = || async {
         // Not while the bot's login dialog is writing the session.
@@ -132,12 +142,15 @@ pub async fn run(ctx: PartContext, tg: TelegramConfig, deps: Deps) -> Result<(),
             &store,
             &stats,
             &control,
-            tg.guard.heartbeat,
-            super::follow::Settings {
-                admins: admins.clone().into(),
-                sweep: tg.follow_sweep,
-                join: tg.join,
-                schedule: tg.follow_schedule,
+            Tasks {
+                heartbeat: tg.guard.heartbeat,
+                follow: super::follow::Settings {
+                    admins: admins.clone().into(),
+                    sweep: tg.follow_sweep,
+                    join: tg.join,
+                    schedule: tg.follow_schedule,
+                },
+                media: media.clone(),
             },
         )
         .await
@@ -169,9 +182,13 @@ async fn logged_in(
     store: &Store,
     stats: &Arc<LiveStats>,
     control: &SessionControl,
-    heartbeat_every: Duration,
-    settings: super::follow::Settings,
+    tasks: Tasks,
 ) -> Result<(), PartError> {
+    let Tasks {
+        heartbeat: heartbeat_every,
+        follow: settings,
+        media,
+    } = tasks;
     ctx.registry.set(ctx.name, PartState::Running);
     tracing::info!("parser running");
 
@@ -210,6 +227,7 @@ async fn logged_in(
         conn.clone(),
         store.clone(),
         settings.join,
+        crate::store::MediaPolicy::for_new(&media),
         ctx.cancel.clone(),
     ));
     let heartbeat = tokio::spawn(heartbeat(
@@ -218,6 +236,15 @@ async fn logged_in(
         ctx.cancel.clone(),
         heartbeat_every,
     ));
+    // Files, beside the text: never in its way.
+    let media_dir = store
+        .path()
+        .parent()
+        .map_or_else(|| std::path::PathBuf::from("media"), |d| d.join("media"));
+    let mut media = tokio::spawn(
+        crate::media::Downloader::new(conn.clone(), store.clone(), media, media_dir)
+            .run(ctx.cancel.clone()),
+    );
     let joined = |what: &'static str| {
         move |r: Result<Result<(), PartError>, tokio::task::JoinError>| match r {
             Ok(r) => r,
@@ -233,6 +260,7 @@ async fn logged_in(
         r = &mut requests => joined("channel requests")(r),
         r = &mut follow => joined("following updates")(r),
         r = &mut heartbeat => joined("the heartbeat")(r),
+        r = &mut media => joined("the media downloads")(r),
         tx = control.logout_requested() => {
             logout = Some(tx);
             Ok(())
@@ -240,6 +268,7 @@ async fn logged_in(
     };
     requests.abort();
     heartbeat.abort();
+    media.abort();
     follow.abort();
     // What the follower stored is covered by the pts it saved: written now, not in a second.
     let _ = conn.session.flush().await;

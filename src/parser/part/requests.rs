@@ -29,6 +29,7 @@ pub(super) async fn requests_loop(
     conn: Arc<Connected>,
     store: Store,
     join: bool,
+    media: crate::store::MediaPolicy,
     cancel: CancellationToken,
 ) -> Result<(), PartError> {
     // Requests waiting for an admin to approve a join, and when each is looked at again.
@@ -84,6 +85,12 @@ pub(super) async fn requests_loop(
                         .add_channel(&row)
                         .await
                         .map_err(|e| PartError::Retry(e.to_string()))?;
+                    if added {
+                        store
+                            .set_media_policy(c.id, &media)
+                            .await
+                            .map_err(|e| PartError::Retry(e.to_string()))?;
+                    }
                     let _ = store
                         .audit(
                             &r.requested_by,

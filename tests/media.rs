@@ -1,0 +1,242 @@
+//! The media archive against the fake: files of every kind, byte-exact (SHA-256 against the
+//! fake's), on DCs other than the account's home (the login copied there), stored once per
+//! content, filtered by kind and size, thumbnails of videos; an expired file reference and a
+//! FLOOD_WAIT on `upload.getFile` on the way.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use fake_telegram::faults::{Fault, FaultKind};
+use fake_telegram::flood::QuotaMode;
+use fake_telegram::world::files::{file_sha256, thumb_id};
+use fake_telegram::world::{Media, MediaKind};
+use fake_telegram::{FakeTelegram, Options};
+
+fn media(kind: MediaKind, id: i64, size: i64, dc: i32) -> Media {
+    let (mime, name) = match kind {
+        MediaKind::Photo => ("image/jpeg", None),
+        MediaKind::Video | MediaKind::Round | MediaKind::Gif => ("video/mp4", Some("v.mp4")),
+        MediaKind::Audio => ("audio/mpeg", Some("a.mp3")),
+        MediaKind::Voice => ("audio/ogg", None),
+        MediaKind::Sticker => ("image/webp", Some("sticker.webp")),
+        MediaKind::Document => ("application/pdf", Some("report.pdf")),
+    };
+    let mut m = if kind == MediaKind::Photo {
+        Media::photo(id, 1280, 960, size)
+    } else {
+        let mut m = Media::document(id, mime, size, name.unwrap_or(""));
+        m.kind = kind;
+        m.file_name = name.map(str::to_string);
+        (m.w, m.h, m.duration) = (640, 360, 12.0);
+        if matches!(kind, MediaKind::Video | MediaKind::Round | MediaKind::Gif) {
+            m.thumb = Some(6_000 + id as i32 % 1000);
+        }
+        m
+    };
+    m.dc = dc;
+    m
+}
+
+/// `(message id, sha256, path, state, reason)` of every media row of `ch`.
+fn rows(env: &Env, ch: i64) -> Vec<(i64, String, String, String, String)> {
+    sql(
+        env,
+        &format!(
+            "SELECT message_id, coalesce(sha256,''), coalesce(path,''), state, coalesce(reason,'') FROM media WHERE channel_id = {ch} ORDER BY message_id"
+        ),
+    )
+    .lines()
+    .map(|l| {
+        let f: Vec<&str> = l.split('|').collect();
+        (
+            f[0].parse().unwrap(),
+            f[1].to_string(),
+            f[2].to_string(),
+            f[3].to_string(),
+            f[4].to_string(),
+        )
+    })
+    .collect()
+}
+
+fn sha_of_file(p: &std::path::Path) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(std::fs::read(p).unwrap()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_of_every_kind_are_stored_byte_exact_once_per_content() {
+    let fake = FakeTelegram::start(Options {
+        channels: 1,
+        posts: 0,
+        password: None,
+        quotas: QuotaMode::Strict,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let ch = fake.world.channel_id(&fake.info.channels[0]).unwrap();
+    // Every kind, on the home DC (4) and on others (5, 2), some of several parts.
+    let kinds = [
+        (MediaKind::Photo, 150_000, 5),
+        (MediaKind::Video, 1_300_000, 4),
+        (MediaKind::Round, 400_000, 2),
+        (MediaKind::Gif, 90_000, 5),
+        (MediaKind::Audio, 700_000, 4),
+        (MediaKind::Voice, 30_000, 5),
+        (MediaKind::Sticker, 20_000, 2),
+        (MediaKind::Document, 2_100_000, 5),
+    ];
+    let mut want = Vec::new();
+    for (i, (kind, size, dc)) in kinds.iter().enumerate() {
+        let m = media(*kind, 9_000 + i as i64, *size, *dc);
+        let id = fake
+            .world
+            .post_media(ch, &format!("{kind:?}"), m.clone())
+            .unwrap();
+        want.push((id as i64, file_sha256(m.id, m.size)));
+    }
+    // The same file in 20 posts (a repost): fetched and stored once.
+    let shared = media(MediaKind::Photo, 7_777, 333_333, 5);
+    let mut reposts = Vec::new();
+    for i in 0..20 {
+        reposts.push(
+            fake.world
+                .post_media(ch, &format!("again {i}"), shared.clone())
+                .unwrap() as i64,
+        );
+    }
+    // Too big for the configured maximum: skipped, with why.
+    let big = fake
+        .world
+        .post_media(ch, "big", media(MediaKind::Document, 6_000, 6_000_000, 4))
+        .unwrap() as i64;
+    let env = telegram_env_with(
+        &fake,
+        "[media]\nkinds = [\"all\"]\nmax_file_size = \"5 MB\"\nmin_free_space = 1\n",
+    );
+    login_and_add(&env, &fake, &fake.info.channels).await;
+    let mut child = started(&env).await;
+    wait_daemon_for(&mut child, "every file", Duration::from_secs(120), || {
+        sql(&env, "SELECT count(*) FROM media WHERE state = 'pending'") == "0"
+            && sql(&env, "SELECT count(*) FROM media") == (kinds.len() + 21).to_string()
+    })
+    .await;
+    let got = rows(&env, ch);
+    let state = env.state_dir();
+    for (id, sha) in &want {
+        let r = got.iter().find(|r| r.0 == *id).unwrap();
+        assert_eq!(
+            (&r.3, &r.4),
+            (&"done".to_string(), &String::new()),
+            "post {id}"
+        );
+        assert_eq!(&r.1, sha, "post {id}: the fake's bytes");
+        let path = state.join(&r.2);
+        assert_eq!(&sha_of_file(&path), sha, "post {id}: the bytes on disk");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(path.metadata().unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let paths: std::collections::BTreeSet<&String> = got
+        .iter()
+        .filter(|r| reposts.contains(&r.0))
+        .map(|r| &r.2)
+        .collect();
+    assert_eq!(paths.len(), 1, "one file for the 20 reposts");
+    let r = got.iter().find(|r| r.0 == reposts[0]).unwrap();
+    assert_eq!(r.1, file_sha256(shared.id, shared.size));
+    let big_row = got.iter().find(|r| r.0 == big).unwrap();
+    assert_eq!(big_row.3, "skipped");
+    assert!(
+        big_row.4.contains("larger than the maximum"),
+        "{}",
+        big_row.4
+    );
+    // Nothing left half-written.
+    let partial = state.join("media/.partial");
+    let left = std::fs::read_dir(&partial).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "no partial file left");
+    let stats = fake.world.stats();
+    assert_eq!(stats.calls_during_wait, 0);
+    assert_eq!(stats.bans, 0);
+    assert!(
+        stats.requests["auth.importAuthorization"] >= 2,
+        "the login was copied to DCs 5 and 2 for their files"
+    );
+    let out = run_with_input(&env, &["media", "status"], "").await;
+    let status = text(&out);
+    assert!(
+        status
+            .lines()
+            .any(|l| l.split_whitespace().nth(1) == Some("28")),
+        "{status}"
+    );
+    stop(&mut child);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_reference_and_a_flood_wait_do_not_stop_a_download() {
+    let fake = FakeTelegram::start(Options {
+        channels: 1,
+        posts: 0,
+        password: None,
+        quotas: QuotaMode::Strict,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let ch = fake.world.channel_id(&fake.info.channels[0]).unwrap();
+    let video = media(MediaKind::Video, 4_242, 3_000_000, 5);
+    let photo = media(MediaKind::Photo, 4_343, 100_000, 4);
+    let v = fake.world.post_media(ch, "video", video.clone()).unwrap() as i64;
+    let p = fake.world.post_media(ch, "photo", photo.clone()).unwrap() as i64;
+    // Photos only, and thumbnails of videos: the video's thumbnail is fetched, not the video.
+    let env = telegram_env_with(&fake, "[media]\nkinds = [\"photo\"]\nmin_free_space = 1\n");
+    login_and_add(&env, &fake, &fake.info.channels).await;
+    // References good for a second, parts slower than that: the reference expires mid-file.
+    fake.world.lock().file_reference_ttl = 1;
+    fake.faults.add(Fault {
+        kind: FaultKind::Latency { ms: 1_100 },
+        method: Some("upload.getFile".into()),
+        count: 3,
+    });
+    fake.faults.add(Fault {
+        kind: FaultKind::FloodWait { secs: 3 },
+        method: Some("upload.getFile".into()),
+        count: 1,
+    });
+    let refetches = || {
+        fake.world
+            .stats()
+            .requests
+            .get("channels.getMessages")
+            .copied()
+            .unwrap_or(0)
+    };
+    let mut child = started(&env).await;
+    wait_daemon_for(&mut child, "both files", Duration::from_secs(90), || {
+        sql(&env, "SELECT count(*) FROM media WHERE state = 'done'") == "2"
+    })
+    .await;
+    let got = rows(&env, ch);
+    let thumb = got.iter().find(|r| r.0 == v).unwrap();
+    assert_eq!(
+        thumb.1,
+        file_sha256(thumb_id(video.id), video.thumb.unwrap() as i64),
+        "the video's thumbnail"
+    );
+    assert_eq!(
+        got.iter().find(|r| r.0 == p).unwrap().1,
+        file_sha256(photo.id, photo.size)
+    );
+    assert!(
+        refetches() >= 2,
+        "the posts were read again for fresh references"
+    );
+    let stats = fake.world.stats();
+    assert_eq!(stats.calls_during_wait, 0, "no call during the FLOOD_WAIT");
+    assert_eq!(stats.bans, 0);
+    stop(&mut child);
+}
