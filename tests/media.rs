@@ -240,3 +240,104 @@ async fn an_expired_reference_and_a_flood_wait_do_not_stop_a_download() {
     assert_eq!(stats.bans, 0);
     stop(&mut child);
 }
+
+/// Sets a file's modification time an hour back (`gc` leaves files changed lately alone).
+fn age(p: &std::path::Path) {
+    let ok = std::process::Command::new("touch")
+        .args(["-d", "1 hour ago"])
+        .arg(p)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_finds_a_damaged_and_a_missing_file_and_gc_removes_only_orphans() {
+    let fake = FakeTelegram::start(Options {
+        channels: 1,
+        posts: 0,
+        password: None,
+        quotas: QuotaMode::Strict,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let ch = fake.world.channel_id(&fake.info.channels[0]).unwrap();
+    for i in 0..3 {
+        fake.world
+            .post_media(
+                ch,
+                "photo",
+                media(MediaKind::Photo, 5_100 + i, 50_000 + i * 1_000, 4),
+            )
+            .unwrap();
+    }
+    let env = telegram_env_with(&fake, "[media]\nkinds = [\"photo\"]\nmin_free_space = 1\n");
+    login_and_add(&env, &fake, &fake.info.channels).await;
+    let all_done = || sql(&env, "SELECT count(*) FROM media WHERE state = 'done'") == "3";
+    let mut child = started(&env).await;
+    wait_daemon_for(&mut child, "the photos", Duration::from_secs(60), all_done).await;
+    stop(&mut child);
+
+    let state = env.state_dir();
+    let got = rows(&env, ch);
+    let (damaged, missing, kept) = (
+        state.join(&got[0].2),
+        state.join(&got[1].2),
+        state.join(&got[2].2),
+    );
+    let mut bytes = std::fs::read(&damaged).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&damaged, bytes).unwrap();
+    std::fs::remove_file(&missing).unwrap();
+    let orphan = state.join("media/ab/cd/0000-orphan.bin");
+    std::fs::create_dir_all(orphan.parent().unwrap()).unwrap();
+    std::fs::write(&orphan, b"no post points here").unwrap();
+    let stale_partial = state.join("media/.partial/1_999.part");
+    std::fs::create_dir_all(stale_partial.parent().unwrap()).unwrap();
+    std::fs::write(&stale_partial, b"half a file nobody wants").unwrap();
+    let fresh_orphan = state.join("media/ab/cd/0001-new.bin");
+    std::fs::write(&fresh_orphan, b"just written").unwrap();
+    for p in [&orphan, &stale_partial, &kept] {
+        age(p);
+    }
+
+    let out = run_with_input(&env, &["media", "verify"], "").await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("3 file(s) checked: 1 missing, 1 damaged; 2 post(s) queued"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        sql(&env, "SELECT count(*) FROM media WHERE state = 'pending'"),
+        "2"
+    );
+    let out = run_with_input(&env, &["media", "gc"], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("2 file(s) no post needs removed"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        !orphan.exists() && !stale_partial.exists(),
+        "orphans removed"
+    );
+    assert!(kept.exists(), "a file a post points to is kept");
+    assert!(fresh_orphan.exists(), "a file written lately is left alone");
+
+    // Fetched again: every file exact, verify clean.
+    let mut child = started(&env).await;
+    wait_daemon_for(
+        &mut child,
+        "the photos again",
+        Duration::from_secs(60),
+        all_done,
+    )
+    .await;
+    stop(&mut child);
+    let out = run_with_input(&env, &["media", "verify"], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}

@@ -48,6 +48,12 @@ pub fn default_quotas() -> HashMap<String, Quota> {
 /// How many calls during a wait get an account banned in strict mode.
 pub const STRICT_VIOLATIONS: u32 = 3;
 
+/// A call that arrives this soon after a FLOOD_WAIT was told was in flight when it was: a
+/// client sending several requests at once (parallel file parts, as TDLib and grammers do)
+/// cannot take back those already sent. It gets the wait too, but is not counted as a call
+/// made during it. Anything later is.
+pub const PIPELINED: Duration = Duration::from_secs(1);
+
 pub enum Verdict {
     Allow,
     /// Over quota: wait this many seconds.
@@ -61,6 +67,9 @@ pub enum Verdict {
 struct MethodState {
     calls: VecDeque<Instant>,
     wait_until: Option<Instant>,
+    /// When the wait was told: calls arriving within [`PIPELINED`] of it were sent before the
+    /// client could know.
+    told_at: Option<Instant>,
     violations: u32,
     /// Breaches in a row (each within a day of the last), for escalating methods.
     strikes: u32,
@@ -105,6 +114,7 @@ impl Flood {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let s = state.entry((account, method.to_string())).or_default();
         s.wait_until = Some(Instant::now() + Duration::from_secs(u64::from(secs)));
+        s.told_at = Some(Instant::now());
     }
 
     pub fn check(&self, account: i64, method: &str) -> Verdict {
@@ -117,6 +127,10 @@ impl Flood {
                 && let Some(until) = s.wait_until
                 && now < until
             {
+                let left = until.duration_since(now).as_secs_f64().ceil().max(1.0) as u32;
+                if s.told_at.is_some_and(|t| now.duration_since(t) < PIPELINED) {
+                    return Verdict::Wait(left);
+                }
                 s.violations += 1;
                 return Verdict::WaitAgain(
                     until.duration_since(now).as_secs_f64().ceil().max(1.0) as u32
@@ -138,6 +152,11 @@ impl Flood {
         let s = state.entry((account, method.to_string())).or_default();
         if let Some(until) = s.wait_until {
             if now < until {
+                if s.told_at.is_some_and(|t| now.duration_since(t) < PIPELINED) {
+                    return Verdict::Wait(
+                        until.duration_since(now).as_secs_f64().ceil().max(1.0) as u32
+                    );
+                }
                 s.violations += 1;
                 if mode == QuotaMode::Strict && s.violations >= STRICT_VIOLATIONS {
                     return Verdict::Ban;
@@ -171,6 +190,7 @@ impl Flood {
                 until = until.max(now + escalated);
             }
             s.wait_until = Some(until);
+            s.told_at = Some(now);
             return Verdict::Wait(until.duration_since(now).as_secs_f64().ceil().max(1.0) as u32);
         }
         s.calls.push_back(now);
@@ -181,6 +201,22 @@ impl Flood {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn calls_in_flight_when_a_wait_was_told_are_not_violations_later_ones_are() {
+        let f = Flood::new(QuotaMode::Strict);
+        f.impose(1, "upload.getFile", 30);
+        assert!(matches!(f.check(1, "upload.getFile"), Verdict::Wait(_)));
+        {
+            let mut st = f.state.lock().unwrap();
+            let s = st.get_mut(&(1, "upload.getFile".to_string())).unwrap();
+            s.told_at = Some(Instant::now() - PIPELINED);
+        }
+        assert!(matches!(
+            f.check(1, "upload.getFile"),
+            Verdict::WaitAgain(_)
+        ));
+    }
 
     #[test]
     fn resolve_waits_escalate_from_a_minute_to_hours() {
@@ -222,6 +258,14 @@ mod tests {
             matches!(f.check(2, "m"), Verdict::Allow),
             "quotas are per account"
         );
+        // In flight when the wait was told: a wait, not held against the account.
+        assert!(matches!(f.check(1, "m"), Verdict::Wait(_)));
+        f.state
+            .lock()
+            .unwrap()
+            .get_mut(&(1, "m".to_string()))
+            .unwrap()
+            .told_at = Some(Instant::now() - PIPELINED);
         assert!(matches!(f.check(1, "m"), Verdict::WaitAgain(_)));
         assert!(matches!(f.check(1, "m"), Verdict::WaitAgain(_)));
         assert!(matches!(f.check(1, "m"), Verdict::Ban));

@@ -28,6 +28,11 @@ pub enum MediaCommand {
     },
     /// Archive no more files of a channel (those stored stay).
     Off { channel: String },
+    /// Hash every stored file again; a missing or damaged one is fetched again (its rows go
+    /// back to the queue). Exit 1 if any was found.
+    Verify,
+    /// Remove the files no post points to any more, and partial downloads no longer needed.
+    Gc,
 }
 
 pub async fn run(cfg: &Config, c: &MediaCommand) -> anyhow::Result<ExitCode> {
@@ -62,7 +67,46 @@ pub async fn run(cfg: &Config, c: &MediaCommand) -> anyhow::Result<ExitCode> {
             set(cfg, channel, policy).await
         }
         MediaCommand::Off { channel } => set(cfg, channel, MediaPolicy::default()).await,
+        MediaCommand::Verify => verify(cfg).await,
+        MediaCommand::Gc => gc(cfg).await,
     }
+}
+
+async fn verify(cfg: &Config) -> anyhow::Result<ExitCode> {
+    let store = Store::open(&cfg.store).await?;
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("verifying {pos}/{len} files {wide_bar}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let v = crate::media::maintain::verify(&store, &cfg.store.dir, |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })
+    .await?;
+    bar.finish_and_clear();
+    println!(
+        "{} file(s) checked: {} missing, {} damaged; {} post(s) queued to fetch again",
+        v.checked, v.missing, v.damaged, v.requeued
+    );
+    store.close().await;
+    Ok(if v.missing + v.damaged > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn gc(cfg: &Config) -> anyhow::Result<ExitCode> {
+    let store = Store::open(&cfg.store).await?;
+    let c = crate::media::maintain::gc(&store, &cfg.store.dir).await?;
+    println!(
+        "{} file(s) no post needs removed ({})",
+        c.files,
+        human(c.bytes as i64)
+    );
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn set(cfg: &Config, channel: &str, policy: MediaPolicy) -> anyhow::Result<ExitCode> {

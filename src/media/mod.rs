@@ -19,6 +19,7 @@
 
 mod download;
 mod location;
+pub mod maintain;
 mod room;
 
 use std::collections::HashMap;

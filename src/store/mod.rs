@@ -14,6 +14,7 @@ mod export;
 mod ingest;
 mod lock;
 mod media;
+mod media_files;
 mod outbox;
 mod requests;
 mod sealed;
