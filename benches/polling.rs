@@ -3,8 +3,10 @@
 //! `updates.getChannelDifference` and the daemon's default pace for it. Prints the delivery lag
 //! (mean, p50, p95, max), polls a second, FLOOD_WAITs and the daemon's RSS for the adaptive
 //! schedule, and beside it, in the same run, the same daemon with
-//! `follow_schedule = "round_robin"` (every channel in turn, the same quota), and the least p95
-//! any schedule could reach with that budget (worked out from the true rates).
+//! `follow_schedule = "round_robin"` (every channel in turn, the same quota), and the best p95
+//! any schedule could reach with that budget in a steady-state model (worked out from the true
+//! rates; a 300 s run can fall a little below it, its quiet channels posting less than their
+//! average share).
 //!
 //! The channels have posted at the same rates for the day before (their history is backfilled
 //! first), as for a daemon restarted on an archive it keeps: it starts from the rates the archive
@@ -186,7 +188,14 @@ fn run(schedule: &str, channels: usize, traffic: Duration, rates: &[f64]) -> Out
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    let mut acc = vec![0.0f64; channels];
+    // Each channel starts at its own phase of its posting cycle (spread evenly, in a shuffled
+    // order): a channel posting every 2 hours posts within the 300 s with the right odds, not
+    // never, and channels of the same rate do not post together.
+    let mut acc: Vec<f64> = (0..channels)
+        .map(|k| {
+            ((k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) as f64 / (1u64 << 53) as f64
+        })
+        .collect();
     let polls_before = fake.world.stats().requests["updates.getChannelDifference"];
     let t = Instant::now();
     let mut posted = 0usize;
@@ -194,7 +203,6 @@ fn run(schedule: &str, channels: usize, traffic: Duration, rates: &[f64]) -> Out
     let step = Duration::from_millis(100);
     while t.elapsed() < traffic {
         for (k, id) in ids.iter().enumerate() {
-            // Spread phases so channels of the same rate do not post together.
             acc[k] += rates[k] * step.as_secs_f64();
             if acc[k] >= 1.0 {
                 acc[k] -= 1.0;
@@ -252,7 +260,7 @@ fn pct(sorted: &[i64], p: f64) -> i64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-/// The least p95 lag any schedule could reach: polling channel i every `I_i` seconds leaves
+/// The best p95 lag any schedule could reach in the steady state: polling channel i every `I_i` seconds leaves
 /// its posts' lag spread evenly over [0, I_i]; with `budget` polls a second, every channel at
 /// least once a `sweep` and none sooner than `timeout`, the share of posts later than L is
 /// smallest when the busiest channels are polled every L and the rest once a sweep. The
@@ -333,7 +341,7 @@ fn main() {
         let ratio = pct(&a.lags, 0.95) as f64 / pct(&r.lags, 0.95).max(1) as f64;
         let bound = least_p95(&rates, budget, 900.0, 30.0);
         println!(
-            "  adaptive p95 / round-robin p95 = {ratio:.2} (target <= 0.33; the least p95 any schedule reaches here: {bound:.0} s = {:.2} of round-robin's); FLOOD_WAITs {} (target 0); RSS {:.1} MiB (target <= 40)",
+            "  adaptive p95 / round-robin p95 = {ratio:.2} (target <= 0.33; a steady-state model's best p95 for any schedule here: {bound:.0} s = {:.2} of round-robin's); FLOOD_WAITs {} (target 0); RSS {:.1} MiB (target <= 40)",
             bound / pct(&r.lags, 0.95).max(1) as f64,
             a.flood_waits,
             a.rss_mib

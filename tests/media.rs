@@ -341,3 +341,45 @@ async fn verify_finds_a_damaged_and_a_missing_file_and_gc_removes_only_orphans()
     let out = run_with_input(&env, &["media", "verify"], "").await;
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 }
+
+/// `channels add --media` sets what a channel archives; without it a new channel gets
+/// `[media]`'s kinds (none without the section); `media off` stops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_add_media_chooses_what_a_channel_archives() {
+    let fake = FakeTelegram::start(Options {
+        channels: 2,
+        posts: 5,
+        password: None,
+        quotas: QuotaMode::Strict,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let env = telegram_env_with(&fake, "");
+    login_and_add(&env, &fake, &[]).await;
+    let (a, b) = (&fake.info.channels[0], &fake.info.channels[1]);
+    let out = run_with_input(&env, &["channels", "add", a, "--media", "photo,round"], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run_with_input(&env, &["channels", "add", b], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let kinds = |name: &str| {
+        sql(
+            &env,
+            &format!(
+                "SELECT coalesce(media_kinds, 'none') FROM channels WHERE username = '{name}'"
+            ),
+        )
+    };
+    assert_eq!(kinds(a), "photo,video_note");
+    assert_eq!(kinds(b), "none", "no [media] section: nothing archived");
+    let out = run_with_input(&env, &["channels", "add", a, "--media", "pictures"], "").await;
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        text(&out).contains("expected kinds among"),
+        "{}",
+        text(&out)
+    );
+    let out = run_with_input(&env, &["media", "off", a], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(kinds(a), "none");
+}

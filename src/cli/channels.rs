@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::{Context, anyhow, bail};
+use clap::Subcommand;
 
 use super::login::open;
 use crate::config::Config;
@@ -12,13 +13,121 @@ use crate::parser::backfill;
 use crate::parser::resolve::{ResolveError, resolve};
 use crate::store::{NewChannel, Store};
 
+#[derive(Debug, Subcommand)]
+pub enum ChannelsCommand {
+    /// Follow a channel: @name, a t.me link, or tg://resolve?domain=name.
+    Add {
+        channel: String,
+        /// Backfill only posts from this date on (YYYY-MM-DD, UTC).
+        #[arg(long, conflicts_with = "last")]
+        since: Option<String>,
+        /// Backfill only the newest N posts.
+        #[arg(long)]
+        last: Option<i64>,
+        /// Follow it without joining it (the account does not visibly subscribe; the
+        /// channel is polled, never pushed).
+        #[arg(long)]
+        no_join: bool,
+        /// Follow its comments too: its discussion group is found and followed as a channel
+        /// of its own (`v_comments` links each comment to its post).
+        #[arg(long)]
+        with_comments: bool,
+        /// Archive its posts' files of these kinds (photo, video, round, gif, audio, voice,
+        /// sticker, document, all or none; comma-separated). Default: `media.kinds`.
+        #[arg(long, value_name = "KINDS")]
+        media: Option<String>,
+    },
+    /// List followed channels: posts stored, backfill progress, newest post, lag, state.
+    List,
+    /// Stop following a channel.
+    Remove {
+        channel: String,
+        /// Also delete its stored posts.
+        #[arg(long)]
+        purge: bool,
+    },
+    /// Pause a channel (nothing is fetched for it until resumed).
+    Pause { channel: String },
+    /// Resume a paused channel.
+    Resume { channel: String },
+}
+
+pub async fn run(cfg: &Config, c: &ChannelsCommand) -> anyhow::Result<ExitCode> {
+    match c {
+        ChannelsCommand::Add {
+            channel,
+            since,
+            last,
+            no_join,
+            with_comments,
+            media,
+        } => {
+            let media = match media {
+                Some(m) => Some(
+                    crate::config::media::parse_kinds(std::slice::from_ref(m))
+                        .map_err(|e| anyhow!("--media: {e}"))?,
+                ),
+                None => None,
+            };
+            add(
+                cfg,
+                channel,
+                since.as_deref(),
+                *last,
+                AddOptions {
+                    no_join: *no_join,
+                    with_comments: *with_comments,
+                    media,
+                },
+            )
+            .await
+        }
+        ChannelsCommand::List => list(cfg).await,
+        ChannelsCommand::Remove { channel, purge } => {
+            set_state(cfg, channel, "remove", *purge).await
+        }
+        ChannelsCommand::Pause { channel } => set_state(cfg, channel, "pause", false).await,
+        ChannelsCommand::Resume { channel } => set_state(cfg, channel, "resume", false).await,
+    }
+}
+
 /// How `channels add` follows the channel.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct AddOptions {
     /// Without joining it.
     pub no_join: bool,
     /// Its comments too.
     pub with_comments: bool,
+    /// The kinds of files to archive, if not `media.kinds`.
+    pub media: Option<Vec<String>>,
+}
+
+/// The media policy `--media` asks for (or, for a new channel, `[media]`'s).
+fn media_policy(cfg: &Config, kinds: Option<&Vec<String>>) -> crate::store::MediaPolicy {
+    match kinds {
+        Some(k) => crate::store::MediaPolicy {
+            kinds: k.clone(),
+            max_size: None,
+            video_thumbs: !k.is_empty() && cfg.media.video_thumbnails,
+        },
+        None => crate::store::MediaPolicy::for_new(&cfg.media),
+    }
+}
+
+/// Sets `channel`'s media policy from `--media` and queues its stored posts' files.
+async fn apply_media(
+    cfg: &Config,
+    store: &Store,
+    channel: i64,
+    kinds: &[String],
+) -> anyhow::Result<()> {
+    store
+        .set_media_policy(channel, &media_policy(cfg, Some(&kinds.to_vec())))
+        .await?;
+    store
+        .media_enqueue_channel(channel, cfg.media.max_file_size)
+        .await?;
+    Ok(())
 }
 
 pub async fn add(
@@ -28,10 +137,7 @@ pub async fn add(
     last: Option<i64>,
     opts: AddOptions,
 ) -> anyhow::Result<ExitCode> {
-    let AddOptions {
-        no_join,
-        with_comments,
-    } = opts;
+    let (no_join, with_comments) = (opts.no_join, opts.with_comments);
     let since = match since {
         Some(s) => Some(
             crate::time::parse_date(s)
@@ -63,6 +169,9 @@ pub async fn add(
         if with_comments && !known.with_comments {
             store.set_with_comments(known.id).await?;
         }
+        if let Some(kinds) = &opts.media {
+            apply_media(cfg, &store, known.id, kinds).await?;
+        }
         println!("{}", crate::parser::resolve::known_line(&known));
         drop(conn);
         store.close().await;
@@ -92,9 +201,9 @@ pub async fn add(
     }
     row.with_comments = with_comments;
     let new = store.add_channel(&row).await?;
-    if new {
+    if new || opts.media.is_some() {
         store
-            .set_media_policy(c.id, &crate::store::MediaPolicy::for_new(&cfg.media))
+            .set_media_policy(c.id, &media_policy(cfg, opts.media.as_ref()))
             .await?;
     }
     store
@@ -151,6 +260,10 @@ async fn add_through_daemon(
                 return Ok(ExitCode::SUCCESS);
             }
             "done" => {
+                // The daemon gave it `[media]`'s kinds; `--media` is set here.
+                if let (Some(kinds), Some(ch)) = (&opts.media, r.channel_id) {
+                    apply_media(cfg, &store, ch, kinds).await?;
+                }
                 println!("{}", r.outcome.unwrap_or_default());
                 store.close().await;
                 return Ok(ExitCode::SUCCESS);

@@ -17,6 +17,7 @@ use crate::store::{StateLock, Store};
 use crate::vault::{Vault, VaultKey};
 
 pub(crate) mod channels;
+use channels::ChannelsCommand;
 mod login;
 mod media;
 mod ops;
@@ -167,41 +168,6 @@ pub enum Command {
     Version,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum ChannelsCommand {
-    /// Follow a channel: @name, a t.me link, or tg://resolve?domain=name.
-    Add {
-        channel: String,
-        /// Backfill only posts from this date on (YYYY-MM-DD, UTC).
-        #[arg(long, conflicts_with = "last")]
-        since: Option<String>,
-        /// Backfill only the newest N posts.
-        #[arg(long)]
-        last: Option<i64>,
-        /// Follow it without joining it (the account does not visibly subscribe; the
-        /// channel is polled, never pushed).
-        #[arg(long)]
-        no_join: bool,
-        /// Follow its comments too: its discussion group is found and followed as a channel
-        /// of its own (`v_comments` links each comment to its post).
-        #[arg(long)]
-        with_comments: bool,
-    },
-    /// List followed channels: posts stored, backfill progress, newest post, lag, state.
-    List,
-    /// Stop following a channel.
-    Remove {
-        channel: String,
-        /// Also delete its stored posts.
-        #[arg(long)]
-        purge: bool,
-    },
-    /// Pause a channel (nothing is fetched for it until resumed).
-    Pause { channel: String },
-    /// Resume a paused channel.
-    Resume { channel: String },
-}
-
 /// Picks the exit code for an error: 78 for anything an operator fixes in configuration.
 pub fn exit_code_for(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
@@ -305,40 +271,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = load_config(&cli)?;
             login::logout(&cfg, *forget).await
         }
-        Command::Channels(c) => {
-            let cfg = load_config(&cli)?;
-            match c {
-                ChannelsCommand::Add {
-                    channel,
-                    since,
-                    last,
-                    no_join,
-                    with_comments,
-                } => {
-                    channels::add(
-                        &cfg,
-                        channel,
-                        since.as_deref(),
-                        *last,
-                        channels::AddOptions {
-                            no_join: *no_join,
-                            with_comments: *with_comments,
-                        },
-                    )
-                    .await
-                }
-                ChannelsCommand::List => channels::list(&cfg).await,
-                ChannelsCommand::Remove { channel, purge } => {
-                    channels::set_state(&cfg, channel, "remove", *purge).await
-                }
-                ChannelsCommand::Pause { channel } => {
-                    channels::set_state(&cfg, channel, "pause", false).await
-                }
-                ChannelsCommand::Resume { channel } => {
-                    channels::set_state(&cfg, channel, "resume", false).await
-                }
-            }
-        }
+        Command::Channels(c) => channels::run(&load_config(&cli)?, c).await,
         Command::Backfill { channel } => {
             let cfg = load_config(&cli)?;
             channels::run_backfill(&cfg, channel.as_deref()).await

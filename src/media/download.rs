@@ -74,21 +74,24 @@ pub fn content_path(sha: &str, ext: &str) -> PathBuf {
 /// Downloads `job`'s file from `loc`, records it done.
 pub async fn fetch(d: &Downloader, job: &MediaJob, mut loc: Location) -> Result<(), Error> {
     // The same file stored for another post: nothing to fetch.
-    if let Ok(Some((sha, path, size))) = d.store.media_by_file(loc.file_id, job.thumb).await
+    let photo = job.kind == "photo";
+    if let Ok(Some((sha, path, size))) = d.store.media_by_file(loc.file_id, photo, job.thumb).await
         && d.dir.parent().is_some_and(|p| p.join(&path).is_file())
     {
         return d
             .store
-            .media_done(job, &sha, &path, size)
+            .media_done(job, loc.file_id, &sha, &path, size)
             .await
             .map_err(|e| Error::Later(e.to_string()));
     }
     let partial_dir = d.dir.join(".partial");
     std::fs::create_dir_all(&partial_dir).map_err(|e| io_err("creating media/.partial", e))?;
+    // Named for the file too: a post whose file was replaced by an edit starts afresh.
     let partial = partial_dir.join(format!(
-        "{}_{}{}.part",
+        "{}_{}_{}{}.part",
         job.channel_id,
         job.message_id,
+        loc.file_id,
         if job.thumb { "_thumb" } else { "" }
     ));
     let mut file = std::fs::OpenOptions::new()
@@ -179,7 +182,7 @@ pub async fn fetch(d: &Downloader, job: &MediaJob, mut loc: Location) -> Result<
     place(&partial, &d.dir.join(&rel)).map_err(|e| io_err("storing a file", e))?;
     let stored = Path::new("media").join(&rel);
     d.store
-        .media_done(job, &sha, &stored.to_string_lossy(), size)
+        .media_done(job, loc.file_id, &sha, &stored.to_string_lossy(), size)
         .await
         .map_err(|e| Error::Later(e.to_string()))
 }

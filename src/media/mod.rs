@@ -45,6 +45,8 @@ const SCAN_BATCH: i64 = 5_000;
 /// hour; after this many tries it is failed for good.
 const RETRY_FIRST: i64 = 30;
 const MAX_ATTEMPTS: i64 = 8;
+/// How long downloads pause when the disk is full or the budget reached, before looking again.
+const NO_ROOM_PAUSE: Duration = Duration::from_secs(30);
 
 /// What the downloader needs.
 #[derive(Clone)]
@@ -109,7 +111,7 @@ impl Downloader {
             if let Some(why) = room.lacks(&self.store, need).await {
                 self.report(Some(&why));
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(30)) => continue,
+                    _ = tokio::time::sleep(NO_ROOM_PAUSE) => continue,
                     _ = cancel.cancelled() => return Ok(()),
                 }
             }
@@ -128,12 +130,18 @@ impl Downloader {
         for j in jobs {
             by_channel.entry(j.channel_id).or_default().push(j);
         }
-        let mut work = Vec::new();
+        let mut work: Vec<(MediaJob, location::Location)> = Vec::new();
         for (ch, jobs) in by_channel {
             match location::read(&self.conn, &self.store, ch, &jobs).await {
                 Ok(found) => {
                     for j in jobs {
                         match found.get(&j.message_id) {
+                            // One download per file in a batch: its reposts find it stored
+                            // in the next.
+                            Some(Ok(loc))
+                                if work.iter().any(|(w, l)| {
+                                    l.file_id == loc.file_id && w.thumb == j.thumb
+                                }) => {}
                             Some(Ok(loc)) => work.push((j, loc.clone())),
                             Some(Err(why)) => self.skip(&j, why).await,
                             None => self.skip(&j, "the post is gone").await,
@@ -180,9 +188,13 @@ impl Downloader {
                 Err(download::Error::Failed(why)) => self.fail(&job, &why, false).await,
                 Err(download::Error::Later(why)) => self.fail(&job, &why, true).await,
                 Err(download::Error::NoRoom(why)) => {
-                    // Kept pending; the loop pauses until there is room.
+                    // Kept pending (the parts written stay); nothing more until there is room.
                     self.report(Some(&why));
                     set.abort_all();
+                    tokio::select! {
+                        _ = tokio::time::sleep(NO_ROOM_PAUSE) => {}
+                        _ = cancel.cancelled() => {}
+                    }
                     return Ok(());
                 }
             }

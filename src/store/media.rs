@@ -296,30 +296,53 @@ impl Store {
         .await?)
     }
 
-    /// The stored file of Telegram's file `file_id` (its thumbnail if `thumb`), if one is done.
+    /// The stored file of Telegram's file `file_id` (a photo's if `photo`: photo and document
+    /// ids are apart; its thumbnail if `thumb`), if one is done: `(sha256, path, size)`.
     pub async fn media_by_file(
         &self,
         file_id: i64,
+        photo: bool,
         thumb: bool,
     ) -> Result<Option<(String, String, i64)>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT sha256, path, size FROM media WHERE file_id = ? AND thumb = ? AND state = 'done' LIMIT 1",
+            "SELECT sha256, path, size FROM media WHERE file_id = ? AND (kind = 'photo') = ? AND thumb = ? \
+             AND state = 'done' LIMIT 1",
         )
         .bind(file_id)
+        .bind(photo)
         .bind(thumb)
         .fetch_optional(self.reader())
         .await?)
     }
 
-    /// The file of a post is stored: at `path` (relative to the state directory), `size` bytes.
+    /// The file of a post is stored: Telegram's file `file_id` (it may have changed since the
+    /// post was queued), at `path` (relative to the state directory), `size` bytes.
     pub async fn media_done(
         &self,
         job: &MediaJob,
+        file_id: i64,
         sha256: &str,
         path: &str,
         size: i64,
     ) -> Result<(), StoreError> {
-        self.media_set(job, "UPDATE media SET state = 'done', reason = NULL, sha256 = ?, path = ?, size = ?, fetched_at = ?, retry_at = NULL, updated_at = ? WHERE channel_id = ? AND message_id = ?", Some((sha256, path, size))).await
+        let now = crate::time::unix_now();
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE media SET state = 'done', reason = NULL, file_id = ?, sha256 = ?, path = ?, size = ?, \
+             fetched_at = ?, retry_at = NULL, updated_at = ? WHERE channel_id = ? AND message_id = ?",
+        )
+        .bind(file_id)
+        .bind(sha256)
+        .bind(path)
+        .bind(size)
+        .bind(now)
+        .bind(now)
+        .bind(job.channel_id)
+        .bind(job.message_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// A file will not be fetched (`why`: the post is gone, it has no thumbnail...).
@@ -356,29 +379,6 @@ impl Store {
             .bind(state)
             .bind(why)
             .bind(crate::time::unix_now())
-            .bind(job.channel_id)
-            .bind(job.message_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn media_set(
-        &self,
-        job: &MediaJob,
-        q: &'static str,
-        done: Option<(&str, &str, i64)>,
-    ) -> Result<(), StoreError> {
-        let now = crate::time::unix_now();
-        let mut tx = self.begin_write().await?;
-        let (sha, path, size) = done.unwrap_or_default();
-        sqlx::query(q)
-            .bind(sha)
-            .bind(path)
-            .bind(size)
-            .bind(now)
-            .bind(now)
             .bind(job.channel_id)
             .bind(job.message_id)
             .execute(&mut *tx)

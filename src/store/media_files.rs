@@ -41,15 +41,16 @@ impl Store {
             > 0)
     }
 
-    /// Whether the partial download named `name` (`<channel>_<post>[_thumb].part`) belongs to a
-    /// file still to fetch.
+    /// Whether the partial download named `name` (`<channel>_<post>_<file>[_thumb].part`)
+    /// belongs to a file still to fetch.
     pub async fn media_partial_wanted(&self, name: &str) -> Result<bool, StoreError> {
         let stem = name.strip_suffix(".part").unwrap_or(name);
         let (stem, thumb) = match stem.strip_suffix("_thumb") {
             Some(s) => (s, true),
             None => (stem, false),
         };
-        let Some((ch, post)) = stem.split_once('_') else {
+        let mut parts = stem.split('_');
+        let (Some(ch), Some(post)) = (parts.next(), parts.next()) else {
             return Ok(false);
         };
         let (Ok(ch), Ok(post)) = (ch.parse::<i64>(), post.parse::<i64>()) else {

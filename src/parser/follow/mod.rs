@@ -19,6 +19,7 @@
 //! A channel's first pts comes from the first history page the backfill or a refill reads
 //! (`messages.channelMessages` carries it), or from its first pushed update.
 
+mod allocate;
 mod apply;
 mod comments;
 mod difference;
