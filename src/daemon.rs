@@ -155,6 +155,7 @@ pub async fn run_with(
                 telegram: cfg.telegram.clone(),
                 vault: vault.clone(),
                 control: control.clone(),
+                media: cfg.media.clone(),
             });
             parts.spawn("bot", move |ctx| {
                 crate::bot::run(

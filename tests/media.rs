@@ -7,64 +7,12 @@ mod common;
 
 use std::time::Duration;
 
+use common::media::*;
 use common::*;
 use fake_telegram::faults::{Fault, FaultKind};
 use fake_telegram::flood::QuotaMode;
-use fake_telegram::world::files::{file_sha256, thumb_id};
-use fake_telegram::world::{Media, MediaKind};
+use fake_telegram::world::MediaKind;
 use fake_telegram::{FakeTelegram, Options};
-
-fn media(kind: MediaKind, id: i64, size: i64, dc: i32) -> Media {
-    let (mime, name) = match kind {
-        MediaKind::Photo => ("image/jpeg", None),
-        MediaKind::Video | MediaKind::Round | MediaKind::Gif => ("video/mp4", Some("v.mp4")),
-        MediaKind::Audio => ("audio/mpeg", Some("a.mp3")),
-        MediaKind::Voice => ("audio/ogg", None),
-        MediaKind::Sticker => ("image/webp", Some("sticker.webp")),
-        MediaKind::Document => ("application/pdf", Some("report.pdf")),
-    };
-    let mut m = if kind == MediaKind::Photo {
-        Media::photo(id, 1280, 960, size)
-    } else {
-        let mut m = Media::document(id, mime, size, name.unwrap_or(""));
-        m.kind = kind;
-        m.file_name = name.map(str::to_string);
-        (m.w, m.h, m.duration) = (640, 360, 12.0);
-        if matches!(kind, MediaKind::Video | MediaKind::Round | MediaKind::Gif) {
-            m.thumb = Some(6_000 + id as i32 % 1000);
-        }
-        m
-    };
-    m.dc = dc;
-    m
-}
-
-/// `(message id, sha256, path, state, reason)` of every media row of `ch`.
-fn rows(env: &Env, ch: i64) -> Vec<(i64, String, String, String, String)> {
-    sql(
-        env,
-        &format!(
-            "SELECT message_id, coalesce(sha256,''), coalesce(path,''), state, coalesce(reason,'') FROM media WHERE channel_id = {ch} ORDER BY message_id"
-        ),
-    )
-    .lines()
-    .map(|l| {
-        let f: Vec<&str> = l.split('|').collect();
-        (
-            f[0].parse().unwrap(),
-            f[1].to_string(),
-            f[2].to_string(),
-            f[3].to_string(),
-            f[4].to_string(),
-        )
-    })
-    .collect()
-}
-
-fn sha_of_file(p: &std::path::Path) -> String {
-    use sha2::{Digest, Sha256};
-    hex::encode(Sha256::digest(std::fs::read(p).unwrap()))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_of_every_kind_are_stored_byte_exact_once_per_content() {
@@ -96,7 +44,7 @@ async fn files_of_every_kind_are_stored_byte_exact_once_per_content() {
             .world
             .post_media(ch, &format!("{kind:?}"), m.clone())
             .unwrap();
-        want.push((id as i64, file_sha256(m.id, m.size)));
+        want.push((id as i64, m.sha256(false)));
     }
     // The same file in 20 posts (a repost): fetched and stored once.
     let shared = media(MediaKind::Photo, 7_777, 333_333, 5);
@@ -146,7 +94,7 @@ async fn files_of_every_kind_are_stored_byte_exact_once_per_content() {
         .collect();
     assert_eq!(paths.len(), 1, "one file for the 20 reposts");
     let r = got.iter().find(|r| r.0 == reposts[0]).unwrap();
-    assert_eq!(r.1, file_sha256(shared.id, shared.size));
+    assert_eq!(r.1, shared.sha256(false));
     let big_row = got.iter().find(|r| r.0 == big).unwrap();
     assert_eq!(big_row.3, "skipped");
     assert!(
@@ -222,14 +170,10 @@ async fn an_expired_reference_and_a_flood_wait_do_not_stop_a_download() {
     .await;
     let got = rows(&env, ch);
     let thumb = got.iter().find(|r| r.0 == v).unwrap();
-    assert_eq!(
-        thumb.1,
-        file_sha256(thumb_id(video.id), video.thumb.unwrap() as i64),
-        "the video's thumbnail"
-    );
+    assert_eq!(thumb.1, video.sha256(true), "the video's thumbnail");
     assert_eq!(
         got.iter().find(|r| r.0 == p).unwrap().1,
-        file_sha256(photo.id, photo.size)
+        photo.sha256(false)
     );
     assert!(
         refetches() >= 2,

@@ -95,7 +95,7 @@ pub const COMMANDS: &[Command] = &[
     Command {
         name: "add",
         role: Role::Admin,
-        args: "<@channel | t.me link | invite link> [--since YYYY-MM-DD | --last N] [--no-join] [--with-comments]",
+        args: "<@channel | t.me link | invite link> [--since YYYY-MM-DD | --last N] [--no-join] [--with-comments] [--media [photo,video,…|all]]",
         about: "follow a channel and read its history",
     },
     Command {

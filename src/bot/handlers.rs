@@ -297,7 +297,29 @@ async fn add(
         return reply(bot, app, msg, usage_error(spec, "Which channel?")).await;
     };
     let (mut since, mut last, mut no_join, mut with_comments) = (None, None, false, false);
+    let mut media: Option<Vec<String>> = None;
+    let mut words = words.peekable();
     while let Some(flag) = words.next() {
+        if flag == "--media" {
+            // The kinds named, or `[media]`'s.
+            let named = words.next_if(|w| !w.starts_with("--"));
+            let kinds = match named {
+                Some(k) => crate::config::media::parse_kinds(&[k.to_string()]),
+                None if app.account.media.kinds.is_empty() => Err(
+                    "name the kinds of files to archive: photo, video, round, gif, audio, voice, sticker, document, or all"
+                        .to_string(),
+                ),
+                None => Ok(app.account.media.kinds.clone()),
+            };
+            match kinds {
+                Ok(k) => media = Some(k),
+                Err(e) => {
+                    return reply(bot, app, msg, usage_error(spec, &format!("--media: {e}.")))
+                        .await;
+                }
+            }
+            continue;
+        }
         if flag == "--no-join" {
             no_join = true;
             continue;
@@ -384,7 +406,20 @@ async fn add(
         match r.as_ref().map(|r| (r.state.as_str(), r.outcome.is_some())) {
             Some(("done" | "failed", _)) | Some(("pending", true)) => {
                 app.status_cache.invalidate().await;
-                let outcome = r.and_then(|r| r.outcome).unwrap_or_default();
+                let Some(r) = r else { continue };
+                let mut outcome = r.outcome.unwrap_or_default();
+                // The daemon gave it `[media]`'s kinds; `--media` is set here.
+                if let (Some(kinds), Some(ch), "done") = (&media, r.channel_id, r.state.as_str()) {
+                    crate::media::set_kinds(&app.store, &app.account.media, ch, kinds).await?;
+                    outcome.push_str(&format!(
+                        "\nFiles archived: {}.",
+                        if kinds.is_empty() {
+                            "none".to_string()
+                        } else {
+                            kinds.join(", ")
+                        }
+                    ));
+                }
                 return reply(bot, app, msg, outcome).await;
             }
             None => return reply(bot, app, msg, "The request disappeared; try again.").await,

@@ -60,6 +60,8 @@ pub struct Account {
     pub telegram: Option<crate::config::TelegramConfig>,
     pub vault: Arc<crate::vault::Vault>,
     pub control: Arc<crate::parser::control::SessionControl>,
+    /// `[media]`: the kinds `/add … --media` archives when it names none.
+    pub media: crate::config::MediaConfig,
 }
 
 impl App {

@@ -97,15 +97,20 @@ fn when(ts: i64) -> String {
     )
 }
 
-fn hit_html(h: &Hit) -> String {
+/// Photos Telegram takes by upload (core.telegram.org/bots/api#sendphoto: 10 MB at most).
+const PHOTO_MAX: i64 = 10 * 1024 * 1024;
+
+/// `photo`: the number of its photo button.
+fn hit_html(h: &Hit, photo: Option<usize>) -> String {
     let name = match &h.username {
         Some(u) => format!("{} (@{})", escape_html(&h.title), escape_html(u)),
         None => escape_html(&h.title),
     };
     format!(
-        "<b>{name}</b> · {}{}\n{}\n<a href=\"{}\">open the post</a>\n\n",
+        "<b>{name}</b> · {}{}{}\n{}\n<a href=\"{}\">open the post</a>\n\n",
         when(h.date),
         if h.deleted { " · deleted" } else { "" },
+        photo.map(|n| format!(" · 📷 {n}")).unwrap_or_default(),
         snippet_html(&h.snippet),
         escape_html(&h.link())
     )
@@ -166,8 +171,21 @@ pub async fn page(
         page * PAGE_SIZE + hits.len().min(PAGE_SIZE as usize) as u32,
         escape_html(query)
     );
-    for h in hits.iter().take(PAGE_SIZE as usize) {
-        text.push_str(&hit_html(h));
+    // A button per result whose photo is stored: pressed, the bot sends it.
+    let mut photos = Vec::new();
+    for (i, h) in hits.iter().take(PAGE_SIZE as usize).enumerate() {
+        let photo = app
+            .store
+            .media_photo(h.channel_id, h.id)
+            .await?
+            .is_some_and(|(_, size)| size <= PHOTO_MAX);
+        if photo {
+            photos.push(InlineKeyboardButton::callback(
+                format!("📷 {}", i + 1),
+                format!("p:{}:{}", h.channel_id, h.id),
+            ));
+        }
+        text.push_str(&hit_html(h, photo.then_some(i + 1)));
     }
     let mut row = Vec::new();
     if page > 0 {
@@ -182,7 +200,11 @@ pub async fn page(
             format!("s:{id}:{}", page + 1),
         ));
     }
-    let kb = (!row.is_empty()).then(|| InlineKeyboardMarkup::new(vec![row]));
+    let rows: Vec<_> = [photos, row]
+        .into_iter()
+        .filter(|r| !r.is_empty())
+        .collect();
+    let kb = (!rows.is_empty()).then(|| InlineKeyboardMarkup::new(rows));
     Ok((text, kb))
 }
 
@@ -230,6 +252,21 @@ pub async fn on_callback(
         let app = app.clone();
         async move { app.call(None, r).await.map(|_| ()) }
     };
+    if let (Some(photo), Some(msg)) = (
+        q.data.as_deref().and_then(|d| d.strip_prefix("p:")),
+        q.regular_message(),
+    ) {
+        let post = photo
+            .split_once(':')
+            .and_then(|(c, m)| Some((c.parse::<i64>().ok()?, m.parse::<i64>().ok()?)));
+        let Some((channel, post)) = post else {
+            return answer("This button is not mine.").await;
+        };
+        return match send_photo(&bot, &app, msg.chat.id, channel, post).await? {
+            None => answer("").await,
+            Some(why) => answer(why).await,
+        };
+    }
     let (Some((id, n)), Some(msg)) = (parsed, q.regular_message()) else {
         return answer("This button is not mine.").await;
     };
@@ -245,6 +282,40 @@ pub async fn on_callback(
     }
     app.call(Some(msg.chat.id), req).await?;
     answer("").await
+}
+
+/// Sends the stored photo of a post to `chat`, or says why not.
+async fn send_photo(
+    bot: &Bot,
+    app: &App,
+    chat: teloxide::types::ChatId,
+    channel: i64,
+    post: i64,
+) -> Result<Option<&'static str>, BotError> {
+    let Some((path, _)) = app.store.media_photo(channel, post).await? else {
+        return Ok(Some("That photo is not stored (any more)."));
+    };
+    let full = app
+        .store
+        .path()
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .join(&path);
+    if !full.is_file() {
+        tracing::warn!(path = %full.display(), "a stored photo is missing; `tgparser media verify` fetches it again");
+        return Ok(Some("That photo's file is missing from the archive."));
+    }
+    let username = app
+        .store
+        .find_channel(&channel.to_string())
+        .await?
+        .and_then(|c| c.username);
+    let caption = crate::store::post_link(channel, username.as_deref(), post);
+    let req = bot
+        .send_photo(chat, teloxide::types::InputFile::file(full))
+        .caption(caption);
+    app.call(Some(chat), req).await?;
+    Ok(None)
 }
 
 #[cfg(test)]

@@ -102,18 +102,6 @@ pub struct AddOptions {
     pub media: Option<Vec<String>>,
 }
 
-/// The media policy `--media` asks for (or, for a new channel, `[media]`'s).
-fn media_policy(cfg: &Config, kinds: Option<&Vec<String>>) -> crate::store::MediaPolicy {
-    match kinds {
-        Some(k) => crate::store::MediaPolicy {
-            kinds: k.clone(),
-            max_size: None,
-            video_thumbs: !k.is_empty() && cfg.media.video_thumbnails,
-        },
-        None => crate::store::MediaPolicy::for_new(&cfg.media),
-    }
-}
-
 /// Sets `channel`'s media policy from `--media` and queues its stored posts' files.
 async fn apply_media(
     cfg: &Config,
@@ -121,12 +109,7 @@ async fn apply_media(
     channel: i64,
     kinds: &[String],
 ) -> anyhow::Result<()> {
-    store
-        .set_media_policy(channel, &media_policy(cfg, Some(&kinds.to_vec())))
-        .await?;
-    store
-        .media_enqueue_channel(channel, cfg.media.max_file_size)
-        .await?;
+    crate::media::set_kinds(store, &cfg.media, channel, kinds).await?;
     Ok(())
 }
 
@@ -201,10 +184,14 @@ pub async fn add(
     }
     row.with_comments = with_comments;
     let new = store.add_channel(&row).await?;
-    if new || opts.media.is_some() {
-        store
-            .set_media_policy(c.id, &media_policy(cfg, opts.media.as_ref()))
-            .await?;
+    match &opts.media {
+        Some(kinds) => apply_media(cfg, &store, c.id, kinds).await?,
+        None if new => {
+            store
+                .set_media_policy(c.id, &crate::store::MediaPolicy::for_new(&cfg.media))
+                .await?
+        }
+        None => {}
     }
     store
         .audit(

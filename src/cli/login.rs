@@ -46,6 +46,11 @@ pub(super) async fn open(cfg: &Config) -> anyhow::Result<(StateLock, Store, Conn
         .verify_or_init_vault(&vault, &cfg.vault.key_file)
         .await?;
     let conn = client::connect(tg, store.clone(), vault, client::interactive_guard(tg)).await?;
+    // The calls the daemon made before it stopped still count against Telegram's windows.
+    match store.guard_windows().await {
+        Ok(w) => conn.guard.restore(&w),
+        Err(e) => tracing::warn!(error = %e, "cannot read the saved pacing windows"),
+    }
     Ok((lock, store, conn))
 }
 

@@ -33,6 +33,20 @@ pub enum MediaCommand {
     Verify,
     /// Remove the files no post points to any more, and partial downloads no longer needed.
     Gc,
+    /// Download the queued files of these posts now, in the foreground, with progress (those
+    /// waiting to be tried again are tried once more). While the daemon runs, it fetches them
+    /// itself: this then shows its progress. Exit 1 if files failed or there was no room.
+    Fetch {
+        /// Only this channel (@name, t.me link or id).
+        #[arg(long)]
+        channel: Option<String>,
+        /// Posts from this date on (YYYY-MM-DD, UTC).
+        #[arg(long)]
+        since: Option<String>,
+        /// Posts before this date.
+        #[arg(long)]
+        until: Option<String>,
+    },
 }
 
 pub async fn run(cfg: &Config, c: &MediaCommand) -> anyhow::Result<ExitCode> {
@@ -69,6 +83,14 @@ pub async fn run(cfg: &Config, c: &MediaCommand) -> anyhow::Result<ExitCode> {
         MediaCommand::Off { channel } => set(cfg, channel, MediaPolicy::default()).await,
         MediaCommand::Verify => verify(cfg).await,
         MediaCommand::Gc => gc(cfg).await,
+        MediaCommand::Fetch {
+            channel,
+            since,
+            until,
+        } => {
+            super::media_fetch::fetch(cfg, channel.as_deref(), since.as_deref(), until.as_deref())
+                .await
+        }
     }
 }
 
@@ -140,7 +162,7 @@ async fn set(cfg: &Config, channel: &str, policy: MediaPolicy) -> anyhow::Result
     Ok(ExitCode::SUCCESS)
 }
 
-fn human(bytes: i64) -> String {
+pub(super) fn human(bytes: i64) -> String {
     let b = bytes as f64;
     if b >= 1e9 {
         format!("{:.1} GB", b / 1e9)

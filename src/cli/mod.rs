@@ -20,6 +20,7 @@ pub(crate) mod channels;
 use channels::ChannelsCommand;
 mod login;
 mod media;
+mod media_fetch;
 mod ops;
 
 /// EX_CONFIG from sysexits.h: the configuration is wrong; restarting will not help.
@@ -148,6 +149,10 @@ pub enum Command {
         /// Add every earlier version of each post.
         #[arg(long)]
         with_history: bool,
+        /// Add each post's stored file: `media_path` (absolute; empty until downloaded) and
+        /// `media_state` (pending, done, skipped, failed; empty: no file archived).
+        #[arg(long)]
+        with_media_paths: bool,
         /// Write to FILE (complete or not at all) instead of standard output.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
@@ -305,6 +310,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             query,
             format,
             with_history,
+            with_media_paths,
             out,
         } => {
             let cfg = load_config(&cli)?;
@@ -317,6 +323,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     query: query.as_deref(),
                     format: *format,
                     with_history: *with_history,
+                    with_media_paths: *with_media_paths,
                     out: out.as_deref(),
                 },
             )

@@ -15,7 +15,7 @@ use crate::store::{
 };
 
 /// `--since` / `--until` as Unix seconds (UTC dates, or full RFC 3339 times).
-fn date_arg(flag: &str, value: Option<&str>) -> anyhow::Result<Option<i64>> {
+pub(super) fn date_arg(flag: &str, value: Option<&str>) -> anyhow::Result<Option<i64>> {
     match value {
         None => Ok(None),
         Some(v) => crate::time::parse_date_time(v).map(Some).ok_or_else(|| {
@@ -26,7 +26,10 @@ fn date_arg(flag: &str, value: Option<&str>) -> anyhow::Result<Option<i64>> {
     }
 }
 
-async fn channel_arg(store: &Store, channel: Option<&str>) -> anyhow::Result<Option<i64>> {
+pub(super) async fn channel_arg(
+    store: &Store,
+    channel: Option<&str>,
+) -> anyhow::Result<Option<i64>> {
     match channel {
         None => Ok(None),
         Some(c) => match store.find_channel(c).await? {
@@ -132,7 +135,14 @@ pub struct ExportArgs<'a> {
     pub query: Option<&'a str>,
     pub format: Format,
     pub with_history: bool,
+    pub with_media_paths: bool,
     pub out: Option<&'a Path>,
+}
+
+/// `p` made absolute against the working directory (a path in an export outlives the
+/// directory it was made in).
+fn absolute(p: &Path) -> std::path::PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
 /// CSV columns, in order. JSON columns are written as their JSON text.
@@ -181,6 +191,7 @@ fn csv_field(out: &mut Vec<u8>, s: &str) {
 }
 
 fn csv_row(r: &PostRecord, history: bool, out: &mut Vec<u8>) {
+    let flat = |v: &Option<Option<String>>| v.clone().flatten().unwrap_or_default();
     let opt = |v: &Option<String>| v.clone().unwrap_or_default();
     let num = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
     let raw = |v: &Option<Box<serde_json::value::RawValue>>| {
@@ -218,6 +229,10 @@ fn csv_row(r: &PostRecord, history: bool, out: &mut Vec<u8>) {
         u8::from(r.deleted).to_string(),
         opt(&r.deleted_at),
     ];
+    if r.media_state.is_some() {
+        fields.push(flat(&r.media_path));
+        fields.push(flat(&r.media_state));
+    }
     if history {
         fields.push(
             r.history
@@ -244,6 +259,9 @@ pub async fn export(cfg: &Config, a: ExportArgs<'_>) -> anyhow::Result<ExitCode>
         query: a.query.map(str::to_string),
         with_history: a.with_history,
         limit: None,
+        media_root: a
+            .with_media_paths
+            .then(|| absolute(&cfg.store.dir).to_string_lossy().into_owned()),
     };
     // Written to FILE.partial and renamed at the end, so a failed export never leaves a file
     // that looks complete.
@@ -279,6 +297,9 @@ pub async fn export(cfg: &Config, a: ExportArgs<'_>) -> anyhow::Result<ExitCode>
     let mut buf = Vec::with_capacity(4096);
     if a.format == Format::Csv {
         let mut header = CSV_COLUMNS.join(",");
+        if a.with_media_paths {
+            header.push_str(",media_path,media_state");
+        }
         if a.with_history {
             header.push_str(",history");
         }

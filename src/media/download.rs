@@ -134,8 +134,12 @@ pub async fn fetch(d: &Downloader, job: &MediaJob, mut loc: Location) -> Result<
         match get_part(d, &mut loc, &req, again).await {
             Ok(bytes) => {
                 again = false;
-                file.write_all(&bytes)
-                    .map_err(|e| io_err("writing a part", e))?;
+                if let Err(e) = file.write_all(&bytes) {
+                    // A torn part is dropped now, not at the resume: its bytes are the
+                    // room the database may need.
+                    let _ = file.set_len(offset as u64);
+                    return Err(io_err("writing a part", e));
+                }
                 offset += bytes.len() as i64;
                 if (bytes.len() as i64) < PART {
                     break;

@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::MediaConfig;
 use crate::parser::client::Connected;
-use crate::store::{MediaJob, Store};
+use crate::store::{MediaJob, MediaSelection, Store};
 use crate::supervisor::PartError;
 
 pub use download::PART;
@@ -46,7 +46,27 @@ const SCAN_BATCH: i64 = 5_000;
 const RETRY_FIRST: i64 = 30;
 const MAX_ATTEMPTS: i64 = 8;
 /// How long downloads pause when the disk is full or the budget reached, before looking again.
-const NO_ROOM_PAUSE: Duration = Duration::from_secs(30);
+const NO_ROOM_PAUSE: Duration = Duration::from_secs(10);
+
+/// Sets the kinds of files `channel` archives (`--media` of `channels add`, `/add`; the
+/// maximum size and video thumbnails as `[media]` says) and queues its stored posts' files:
+/// how many were queued.
+pub async fn set_kinds(
+    store: &Store,
+    config: &MediaConfig,
+    channel: i64,
+    kinds: &[String],
+) -> Result<usize, crate::store::StoreError> {
+    let policy = crate::store::MediaPolicy {
+        kinds: kinds.to_vec(),
+        max_size: None,
+        video_thumbs: !kinds.is_empty() && config.video_thumbnails,
+    };
+    store.set_media_policy(channel, &policy).await?;
+    store
+        .media_enqueue_channel(channel, config.max_file_size)
+        .await
+}
 
 /// What the downloader needs.
 #[derive(Clone)]
@@ -77,21 +97,7 @@ impl Downloader {
             if cancel.is_cancelled() {
                 return Ok(());
             }
-            // Catch the queue up with the archive.
-            loop {
-                match self
-                    .store
-                    .media_enqueue_new(SCAN_BATCH, self.config.max_file_size)
-                    .await
-                {
-                    Ok(0) => break,
-                    Ok(_) => continue,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot queue media now");
-                        break;
-                    }
-                }
-            }
+            self.catch_up().await;
             let jobs = match self.store.media_next(self.config.parallel as i64 * 4).await {
                 Ok(j) => j,
                 Err(e) => {
@@ -116,16 +122,75 @@ impl Downloader {
                 }
             }
             self.report(None);
-            self.batch(jobs, &cancel).await?;
+            if let Some(why) = self.batch(jobs, &room, &cancel).await? {
+                // Kept pending (the parts written stay); nothing more until there is room.
+                self.report(Some(&why));
+                tokio::select! {
+                    _ = tokio::time::sleep(NO_ROOM_PAUSE) => {}
+                    _ = cancel.cancelled() => return Ok(()),
+                }
+            }
+        }
+    }
+
+    /// Downloads the files of `sel` now, each tried once more even if it waits to be tried
+    /// again later, until none is left (`Ok(None)`) or there is no room (`Ok(Some(why))`).
+    pub async fn fetch(
+        &self,
+        sel: &MediaSelection,
+        cancel: &CancellationToken,
+    ) -> Result<Option<String>, PartError> {
+        let room = Room::new(&self.dir, &self.config);
+        let started = crate::time::unix_now();
+        self.catch_up().await;
+        loop {
+            if cancel.is_cancelled() {
+                return Ok(None);
+            }
+            let jobs = self
+                .store
+                .media_next_in(self.config.parallel as i64 * 4, sel, Some(started))
+                .await
+                .map_err(|e| PartError::Retry(e.to_string()))?;
+            if jobs.is_empty() {
+                return Ok(None);
+            }
+            let need: i64 = jobs.iter().map(|j| j.size.unwrap_or(0)).max().unwrap_or(0);
+            if let Some(why) = room.lacks(&self.store, need).await {
+                return Ok(Some(why));
+            }
+            if let Some(why) = self.batch(jobs, &room, cancel).await? {
+                return Ok(Some(why));
+            }
+        }
+    }
+
+    /// Catches the queue up with the archive.
+    async fn catch_up(&self) {
+        loop {
+            match self
+                .store
+                .media_enqueue_new(SCAN_BATCH, self.config.max_file_size)
+                .await
+            {
+                Ok(0) => break,
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot queue media now");
+                    break;
+                }
+            }
         }
     }
 
     /// Downloads `jobs`, `parallel` at once, their locations read first (a call per channel).
+    /// `Some(why)`: stopped because the disk is full.
     async fn batch(
         &self,
         jobs: Vec<MediaJob>,
+        room: &Room,
         cancel: &CancellationToken,
-    ) -> Result<(), PartError> {
+    ) -> Result<Option<String>, PartError> {
         let mut by_channel: HashMap<i64, Vec<MediaJob>> = HashMap::new();
         for j in jobs {
             by_channel.entry(j.channel_id).or_default().push(j);
@@ -164,10 +229,24 @@ impl Downloader {
             }
         }
         let mut set = tokio::task::JoinSet::new();
-        let mut work = work.into_iter();
+        let mut work = work.into_iter().peekable();
+        // Bytes the downloads in flight may still write, by file: a download starts only if
+        // it fits beside them, so downloads at once never take the room the database keeps.
+        let mut in_flight: HashMap<(i64, i64), i64> = HashMap::new();
+        let mut no_room = None;
         loop {
-            while set.len() < self.config.parallel && !cancel.is_cancelled() {
+            while set.len() < self.config.parallel && !cancel.is_cancelled() && no_room.is_none() {
+                let Some((job, _)) = work.peek() else { break };
+                let size = job.size.unwrap_or(0);
+                let others: i64 = in_flight.values().sum();
+                if !in_flight.is_empty()
+                    && let Some(why) = room.lacks(&self.store, others + size).await
+                {
+                    no_room = Some(why);
+                    break;
+                }
                 let Some((job, loc)) = work.next() else { break };
+                in_flight.insert((job.channel_id, job.message_id), size);
                 let me = self.clone();
                 set.spawn(async move {
                     let r = download::fetch(&me, &job, loc).await;
@@ -175,9 +254,10 @@ impl Downloader {
                 });
             }
             let Some(done) = set.join_next().await else {
-                return Ok(());
+                return Ok(no_room);
             };
             let Ok((job, r)) = done else { continue };
+            in_flight.remove(&(job.channel_id, job.message_id));
             match r {
                 Ok(()) => {}
                 Err(download::Error::Fatal(e)) => {
@@ -188,14 +268,8 @@ impl Downloader {
                 Err(download::Error::Failed(why)) => self.fail(&job, &why, false).await,
                 Err(download::Error::Later(why)) => self.fail(&job, &why, true).await,
                 Err(download::Error::NoRoom(why)) => {
-                    // Kept pending (the parts written stay); nothing more until there is room.
-                    self.report(Some(&why));
                     set.abort_all();
-                    tokio::select! {
-                        _ = tokio::time::sleep(NO_ROOM_PAUSE) => {}
-                        _ = cancel.cancelled() => {}
-                    }
-                    return Ok(());
+                    return Ok(Some(why));
                 }
             }
         }

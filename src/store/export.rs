@@ -23,6 +23,9 @@ pub struct ExportFilter {
     pub with_history: bool,
     /// At most this many posts.
     pub limit: Option<u64>,
+    /// Add each post's stored file (`media_path`: this directory, the state directory, joined
+    /// with the `media` row's path) and how its download stands (`media_state`).
+    pub media_root: Option<String>,
 }
 
 /// An earlier version of a post.
@@ -68,6 +71,11 @@ pub struct PostRecord {
     pub version: i64,
     pub deleted: bool,
     pub deleted_at: Option<String>,
+    /// With [`ExportFilter::media_root`]: the stored file's absolute path (`Some(None)`: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media_path: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media_state: Option<Option<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<Vec<Version>>,
 }
@@ -92,6 +100,19 @@ const COLUMNS: &str = "m.channel_id, c.username, c.title, m.id, m.kind, m.date, 
      m.entities, m.views, m.forwards, m.replies, m.reactions, m.grouped_id, m.reply_to_msg_id, \
      m.reply_to_top_id, m.fwd_from, m.post_author, m.pinned, m.silent, m.noforwards, m.media_kind, \
      m.media, m.action, m.convert_error, m.version, m.deleted_at, m.from_id";
+
+/// The post's `media` row, for [`ExportFilter::media_root`]: the join and its columns (none
+/// when not asked for, so exports without them cost nothing more).
+fn media_join(f: &ExportFilter) -> (&'static str, &'static str) {
+    if f.media_root.is_some() {
+        (
+            "LEFT JOIN media md ON md.channel_id = m.channel_id AND md.message_id = m.id",
+            ", md.path, md.state",
+        )
+    } else {
+        ("", "")
+    }
+}
 
 fn record(r: &sqlx::sqlite::SqliteRow) -> Result<PostRecord, sqlx::Error> {
     let channel_id: i64 = r.try_get(0)?;
@@ -129,8 +150,27 @@ fn record(r: &sqlx::sqlite::SqliteRow) -> Result<PostRecord, sqlx::Error> {
         version: r.try_get(25)?,
         deleted: deleted_at.is_some(),
         deleted_at: deleted_at.map(iso),
+        media_path: None,
+        media_state: None,
         history: None,
     })
+}
+
+/// Adds the media columns to `rec` when `root` asks for them.
+fn with_media(
+    rec: &mut PostRecord,
+    r: &sqlx::sqlite::SqliteRow,
+    root: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    let Some(root) = root else { return Ok(()) };
+    let path: Option<String> = r.try_get(28)?;
+    let state: Option<String> = r.try_get(29)?;
+    rec.media_path = Some(
+        path.filter(|_| state.as_deref() == Some("done"))
+            .map(|p| format!("{root}/{p}")),
+    );
+    rec.media_state = Some(state);
+    Ok(())
 }
 
 impl Store {
@@ -141,15 +181,16 @@ impl Store {
     where
         F: FnMut(PostRecord) -> bool,
     {
+        let (join, media_cols) = media_join(f);
         let sql = match &f.query {
             Some(_) => format!(
-                "SELECT {COLUMNS} FROM messages_fts JOIN messages m ON m.search_key = messages_fts.rowid \
-                 JOIN channels c ON c.id = m.channel_id WHERE messages_fts MATCH ?1 \
+                "SELECT {COLUMNS}{media_cols} FROM messages_fts JOIN messages m ON m.search_key = messages_fts.rowid \
+                 JOIN channels c ON c.id = m.channel_id {join} WHERE messages_fts MATCH ?1 \
                  AND (?2 IS NULL OR m.channel_id = ?2) AND (?3 IS NULL OR m.date >= ?3) \
                  AND (?4 IS NULL OR m.date < ?4) ORDER BY messages_fts.rowid DESC LIMIT ?5"
             ),
             None => format!(
-                "SELECT {COLUMNS} FROM messages m JOIN channels c ON c.id = m.channel_id \
+                "SELECT {COLUMNS}{media_cols} FROM messages m JOIN channels c ON c.id = m.channel_id {join} \
                  WHERE ?1 IS NULL AND (?2 IS NULL OR m.channel_id = ?2) \
                  AND (?3 IS NULL OR m.date >= ?3) AND (?4 IS NULL OR m.date < ?4) \
                  ORDER BY m.channel_id, m.id LIMIT ?5"
@@ -180,6 +221,7 @@ impl Store {
                 }
             };
             let mut rec = record(&row).map_err(StoreError::from)?;
+            with_media(&mut rec, &row, f.media_root.as_deref()).map_err(StoreError::from)?;
             if let Some(hc) = history_conn.as_mut() {
                 let versions = sqlx::query(
                     "SELECT version, text, entities, edit_date FROM message_versions \
@@ -230,10 +272,12 @@ impl Store {
     where
         F: FnMut(&[u8], u64) -> bool,
     {
-        let object = json_object_sql(f.with_history);
+        let (join, _) = media_join(f);
         if f.query.is_some() {
+            let object = json_object_sql(f.with_history, f.media_root.as_ref().map(|_| "?7"));
             return self.export_jsonl_matches(f, &object, sink).await;
         }
+        let object = json_object_sql(f.with_history, f.media_root.as_ref().map(|_| "?9"));
         let filters = "(?5 IS NULL OR m.channel_id = ?5) AND (?6 IS NULL OR m.date >= ?6) \
                        AND (?7 IS NULL OR m.date < ?7)";
         // Where the batch after `lo` ends: its last key, or none when fewer posts remain.
@@ -247,7 +291,7 @@ impl Store {
         let batch = format!(
             "SELECT group_concat(j, char(10)), count(*) FROM (\
                SELECT {object} AS j \
-               FROM messages m JOIN channels c ON c.id = m.channel_id \
+               FROM messages m JOIN channels c ON c.id = m.channel_id {join} \
                WHERE (m.channel_id, m.id) > (?1, ?2) AND (m.channel_id, m.id) <= (?3, ?4) AND {filters} \
                ORDER BY m.channel_id, m.id LIMIT ?8)"
         );
@@ -288,6 +332,10 @@ impl Store {
                 let hi = end.unwrap_or((i64::MAX, i64::MAX));
                 cut_done = end.is_none();
                 let q = range(&batch, lo, Some(hi), want);
+                let q = match &f.media_root {
+                    Some(root) => q.bind(root.clone()),
+                    None => q,
+                };
                 let pool = self.reader().clone();
                 pending.push_back(async move {
                     let mut conn = pool.acquire().await?;
@@ -326,11 +374,12 @@ impl Store {
     where
         F: FnMut(&[u8], u64) -> bool,
     {
+        let (join, _) = media_join(f);
         let sql = format!(
             "SELECT group_concat(j, char(10) ORDER BY k DESC), count(*), min(k) FROM (\
                SELECT m.search_key AS k, {object} AS j \
                FROM messages_fts JOIN messages m ON m.search_key = messages_fts.rowid \
-               JOIN channels c ON c.id = m.channel_id \
+               JOIN channels c ON c.id = m.channel_id {join} \
                WHERE messages_fts MATCH ?1 AND messages_fts.rowid < ?2 \
                  AND (?3 IS NULL OR m.channel_id = ?3) AND (?4 IS NULL OR m.date >= ?4) \
                  AND (?5 IS NULL OR m.date < ?5) \
@@ -349,22 +398,23 @@ impl Store {
                 break;
             }
             // Only constant SQL is formatted in; every value is bound.
-            let row: (Option<Vec<u8>>, i64, Option<i64>) =
-                match sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
-                    .bind(query.as_deref())
-                    .bind(before)
-                    .bind(f.channel_id)
-                    .bind(f.since)
-                    .bind(f.until)
-                    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                    .fetch_one(&mut *conn)
-                    .await
-                {
-                    Ok(r) => r,
-                    Err(e) => {
-                        return Err(query_error(f, e));
-                    }
-                };
+            let q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(query.as_deref())
+                .bind(before)
+                .bind(f.channel_id)
+                .bind(f.since)
+                .bind(f.until)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX));
+            let q = match &f.media_root {
+                Some(root) => q.bind(root.as_str()),
+                None => q,
+            };
+            let row: (Option<Vec<u8>>, i64, Option<i64>) = match q.fetch_one(&mut *conn).await {
+                Ok(r) => r,
+                Err(e) => {
+                    return Err(query_error(f, e));
+                }
+            };
             let (Some(mut text), n, Some(last)) = row else {
                 break;
             };
@@ -395,7 +445,8 @@ fn query_error(f: &ExportFilter, e: sqlx::Error) -> super::SearchError {
 /// Costs per row were measured: `json('true')` is a constant SQLite computes once per
 /// statement (`json(CASE … THEN 'true' …)` parsed per row, a third of the time), and
 /// `datetime` is cheaper than `strftime` with a format.
-fn json_object_sql(with_history: bool) -> String {
+/// `root`: the parameter the state directory is bound to, for [`ExportFilter::media_root`].
+fn json_object_sql(with_history: bool, root: Option<&str>) -> String {
     let date =
         |col: &str| format!("replace(datetime(max({col}, 0), 'unixepoch'), ' ', 'T') || 'Z'");
     let boolean = |cond: &str| format!("CASE WHEN {cond} THEN json('true') ELSE json('false') END");
@@ -414,6 +465,13 @@ fn json_object_sql(with_history: bool) -> String {
     } else {
         String::new()
     };
+    let media_file = match root {
+        Some(root) => format!(
+            ", 'media_path', CASE WHEN md.state = 'done' THEN {root} || '/' || md.path END, \
+             'media_state', md.state"
+        ),
+        None => String::new(),
+    };
     format!(
         "json_object(\
          'channel_id', m.channel_id, 'channel_username', c.username, 'channel_title', c.title, \
@@ -428,7 +486,7 @@ fn json_object_sql(with_history: bool) -> String {
          'pinned', {pinned}, 'silent', {silent}, 'noforwards', {noforwards}, \
          'media_kind', m.media_kind, 'media', {media}, 'action', {action}, \
          'convert_error', m.convert_error, 'version', m.version, \
-         'deleted', {deleted}, 'deleted_at', {deleted_at}{history})",
+         'deleted', {deleted}, 'deleted_at', {deleted_at}{media_file}{history})",
         date = date("m.date"),
         edit_date = date("m.edit_date"),
         deleted_at = date("m.deleted_at"),

@@ -77,6 +77,25 @@ async fn sqlite_written_json_lines_equal_the_serialized_records() {
         .execute(&mut *tx)
         .await
         .unwrap();
+    // Files of some posts: stored, pending, failed.
+    for (ch, id, state, path) in [
+        (5, 31, "done", Some("media/ab/cd/abcd.jpg")),
+        (5, 62, "pending", None),
+        (9, 93, "failed", None),
+        (9, 31, "done", Some("media/ef/01/ef01 'q'.jpg")),
+    ] {
+        sqlx::query(
+            "INSERT INTO media (channel_id, message_id, date, kind, file_id, state, path, updated_at) \
+             VALUES (?, ?, 0, 'photo', 1, ?, ?, 0)",
+        )
+        .bind(ch)
+        .bind(id)
+        .bind(state)
+        .bind(path)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    }
     tx.commit().await.unwrap();
 
     let filters = [
@@ -102,6 +121,16 @@ async fn sqlite_written_json_lines_equal_the_serialized_records() {
         ExportFilter {
             limit: Some(2_345),
             with_history: true,
+            ..Default::default()
+        },
+        ExportFilter {
+            media_root: Some("/var/lib/tgparser".into()),
+            ..Default::default()
+        },
+        ExportFilter {
+            query: Some("word".into()),
+            with_history: true,
+            media_root: Some("/state 'dir'".into()),
             ..Default::default()
         },
     ];
@@ -132,6 +161,31 @@ async fn sqlite_written_json_lines_equal_the_serialized_records() {
         assert_eq!(lines.len(), records.len(), "{f:?}");
         for (l, r) in lines.iter().zip(&records) {
             assert_eq!(l, r, "{f:?}");
+        }
+        if let Some(root) = &f.media_root {
+            let stored = lines
+                .iter()
+                .find(|l| l["channel_id"] == 5 && l["id"] == 31)
+                .map(|l| (l["media_path"].clone(), l["media_state"].clone()));
+            if f.query.is_none() {
+                assert_eq!(
+                    stored,
+                    Some((
+                        serde_json::json!(format!("{root}/media/ab/cd/abcd.jpg")),
+                        serde_json::json!("done")
+                    ))
+                );
+            }
+            assert!(lines.iter().all(|l| l.get("media_path").is_some()));
+            let failed = lines.iter().find(|l| l["channel_id"] == 9 && l["id"] == 93);
+            if let Some(l) = failed {
+                assert_eq!(
+                    (&l["media_path"], &l["media_state"]),
+                    (&serde_json::Value::Null, &serde_json::json!("failed"))
+                );
+            }
+        } else {
+            assert!(lines.iter().all(|l| l.get("media_path").is_none()));
         }
         if f.limit.is_some() {
             assert_eq!(lines.len(), 2_345);

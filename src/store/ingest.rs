@@ -467,7 +467,7 @@ impl Store {
         // Held to the commit: every other write waits for the writer's connection as always,
         // so the rows' connection writes alone (and never meets SQLite's busy lock).
         let _writer = self.writer.acquire().await?;
-        let mut tx = self.rows_writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = super::begin_immediate(&self.rows_writer).await?;
         let present = present_channels(&mut tx, batches.iter().map(|b| b.0)).await?;
         let batches: Vec<_> = batches
             .iter()

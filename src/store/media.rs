@@ -57,6 +57,28 @@ pub struct MediaJob {
     pub attempts: i64,
 }
 
+/// Which posts' files (`media fetch`): a channel, a span of post dates (unix seconds, `since`
+/// inclusive, `until` exclusive).
+#[derive(Debug, Clone, Default)]
+pub struct MediaSelection {
+    pub channel_id: Option<i64>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+}
+
+/// A selection's files by state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, sqlx::FromRow)]
+pub struct MediaTally {
+    pub done: i64,
+    pub done_bytes: i64,
+    pub pending: i64,
+    pub pending_bytes: i64,
+    /// Of those pending, the ones waiting to be tried again later.
+    pub waiting: i64,
+    pub failed: i64,
+    pub skipped: i64,
+}
+
 /// One channel's files, for `media status`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct MediaCount {
@@ -286,13 +308,52 @@ impl Store {
 
     /// Up to `n` files to fetch, the newest posts first; none waiting for a retry.
     pub async fn media_next(&self, n: i64) -> Result<Vec<MediaJob>, StoreError> {
+        self.media_next_in(n, &MediaSelection::default(), None)
+            .await
+    }
+
+    /// Up to `n` files of `sel` to download now, newest first. `tried_before`: those waiting to
+    /// be tried again too, if last tried before then (`media fetch`, asked by a person, tries
+    /// each once more).
+    pub async fn media_next_in(
+        &self,
+        n: i64,
+        sel: &MediaSelection,
+        tried_before: Option<i64>,
+    ) -> Result<Vec<MediaJob>, StoreError> {
         Ok(sqlx::query_as::<_, MediaJob>(
             "SELECT channel_id, message_id, kind, thumb, file_id, dc_id, mime_type, size, attempts FROM media \
-             WHERE state = 'pending' AND (retry_at IS NULL OR retry_at <= ?) ORDER BY date DESC LIMIT ?",
+             WHERE state = 'pending' AND (retry_at IS NULL OR retry_at <= ?1 OR updated_at < ?6) \
+             AND (?3 IS NULL OR channel_id = ?3) AND (?4 IS NULL OR date >= ?4) AND (?5 IS NULL OR date < ?5) \
+             ORDER BY date DESC LIMIT ?2",
         )
         .bind(crate::time::unix_now())
         .bind(n)
+        .bind(sel.channel_id)
+        .bind(sel.since)
+        .bind(sel.until)
+        .bind(tried_before.unwrap_or(i64::MIN))
         .fetch_all(self.reader())
+        .await?)
+    }
+
+    /// Files of `sel` by state.
+    pub async fn media_tally(&self, sel: &MediaSelection) -> Result<MediaTally, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE state = 'done'), \
+                    coalesce(sum(size) FILTER (WHERE state = 'done'), 0), \
+                    count(*) FILTER (WHERE state = 'pending'), \
+                    coalesce(sum(size) FILTER (WHERE state = 'pending'), 0), \
+                    count(*) FILTER (WHERE state = 'pending' AND retry_at > ?4), \
+                    count(*) FILTER (WHERE state = 'failed'), \
+                    count(*) FILTER (WHERE state = 'skipped') \
+             FROM media WHERE (?1 IS NULL OR channel_id = ?1) AND (?2 IS NULL OR date >= ?2) AND (?3 IS NULL OR date < ?3)",
+        )
+        .bind(sel.channel_id)
+        .bind(sel.since)
+        .bind(sel.until)
+        .bind(crate::time::unix_now())
+        .fetch_one(self.reader())
         .await?)
     }
 

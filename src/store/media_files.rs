@@ -1,8 +1,26 @@
-//! The stored files as the `media` rows name them, for `media verify` and `media gc`.
+//! The stored files as the `media` rows name them, for `media verify`, `media gc` and the
+//! photos `/search` sends.
 
 use super::{Store, StoreError};
 
 impl Store {
+    /// The stored photo of a post (or the thumbnail of its video), a JPEG: its path (relative
+    /// to the state directory) and size.
+    pub async fn media_photo(
+        &self,
+        channel_id: i64,
+        message_id: i64,
+    ) -> Result<Option<(String, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT path, coalesce(size, 0) FROM media WHERE channel_id = ? AND message_id = ? \
+             AND state = 'done' AND path IS NOT NULL AND (kind = 'photo' OR thumb = 1)",
+        )
+        .bind(channel_id)
+        .bind(message_id)
+        .fetch_optional(self.reader())
+        .await?)
+    }
+
     /// Every stored file a done row points to: `(path, sha256)`, each path once.
     pub async fn media_stored(&self) -> Result<Vec<(String, String)>, StoreError> {
         Ok(sqlx::query_as(

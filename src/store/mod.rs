@@ -40,7 +40,7 @@ pub use channels::{ChannelRecord, NewChannel, invite_hash, normalize_ref};
 pub use export::{ExportFilter, PostRecord, iso};
 pub use ingest::{CursorAdvance, MessageRow};
 pub use lock::{Locked, StateLock};
-pub use media::{FILE_KINDS, MediaCount, MediaJob, MediaPolicy};
+pub use media::{FILE_KINDS, MediaCount, MediaJob, MediaPolicy, MediaSelection, MediaTally};
 pub use outbox::{AlertPost, OutboxCounts, OutboxRow};
 pub use requests::ChannelRequest;
 pub use sealed::{SEALED_COLUMNS, SealedColumn};
@@ -129,6 +129,30 @@ pub struct Store {
     alerts: std::sync::Arc<alerts::AlertCache>,
     /// Known bot users, shared by every clone.
     users: std::sync::Arc<bot_users::UserCache>,
+}
+
+/// `BEGIN IMMEDIATE` on one of `pool`'s connections. When a write fails because the disk is
+/// full, SQLite may roll the transaction back by itself; sqlx's own ROLLBACK then fails, it
+/// keeps counting the transaction open, and refuses every later `BEGIN` on that connection
+/// ("non-zero transaction depth") until a restart. Such a connection is closed and a new one
+/// opened, so writes resume by themselves once there is room.
+pub(crate) async fn begin_immediate(
+    pool: &SqlitePool,
+) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+    let mut replaced = 0;
+    loop {
+        match pool.begin_with("BEGIN IMMEDIATE").await {
+            Err(sqlx::Error::InvalidSavePointStatement) if replaced < 4 => {
+                replaced += 1;
+                tracing::warn!(
+                    "a database connection was left inside a failed write; opening a new one"
+                );
+                let conn = pool.acquire().await?;
+                let _ = conn.close().await;
+            }
+            r => return r,
+        }
+    }
 }
 
 impl Store {
@@ -267,7 +291,7 @@ impl Store {
     /// Starts a write transaction. `BEGIN IMMEDIATE` takes the write lock up front, so a
     /// transaction never fails half-way with SQLITE_BUSY on its first write.
     pub async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+        Ok(begin_immediate(&self.writer).await?)
     }
 
     /// Runs `f` in a write transaction committed with `synchronous=FULL`: for the session and
@@ -280,13 +304,21 @@ impl Store {
         sqlx::query("PRAGMA synchronous = FULL")
             .execute(&mut *conn)
             .await?;
+        let mut stuck = false;
         let result = async {
-            let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+            let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE")
+                .await
+                .inspect_err(|e| stuck = matches!(e, sqlx::Error::InvalidSavePointStatement))?;
             let out = f(&mut tx).await?;
             tx.commit().await?;
             Ok::<T, StoreError>(out)
         }
         .await;
+        if stuck {
+            // See `begin_immediate`: this connection is closed, the next write gets a new one.
+            conn.close_on_drop();
+            return result;
+        }
         sqlx::query("PRAGMA synchronous = NORMAL")
             .execute(&mut *conn)
             .await?;
@@ -463,5 +495,71 @@ pub(crate) mod testing {
             with_comments: false,
             discussion_of: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod full_tests {
+    use super::testing;
+
+    /// A database that cannot grow (`max_page_count`: SQLite's own "database or disk is full",
+    /// as on a full disk) fails a write; once it can grow again, writes go on without a restart.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_resume_by_themselves_after_the_database_was_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = testing::store(dir.path(), 1).await;
+        let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+            .fetch_one(&store.writer)
+            .await
+            .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "PRAGMA max_page_count = {}",
+            pages + 2
+        )))
+        .execute(&store.writer)
+        .await
+        .unwrap();
+        let big = "x".repeat(200_000);
+        let mut failed = false;
+        for _ in 0..3 {
+            let mut tx = store.begin_write().await.unwrap();
+            let r = sqlx::query("INSERT INTO audit_log (at, actor, action, detail) VALUES (0, 'test', 'fill', json_object('x', ?))")
+                .bind(&big)
+                .execute(&mut *tx)
+                .await;
+            match r {
+                Ok(_) => {
+                    if let Err(e) = tx.commit().await {
+                        assert!(e.to_string().contains("full"), "{e}");
+                        failed = true;
+                        break;
+                    }
+                }
+                Err(e) => {
+                    assert!(e.to_string().contains("full"), "{e}");
+                    failed = true;
+                    drop(tx);
+                    break;
+                }
+            }
+        }
+        assert!(failed, "the database filled up");
+        // Room again: the next write works, without a restart.
+        let mut tx = store
+            .begin_write()
+            .await
+            .expect("a write after the disk was full");
+        sqlx::query("PRAGMA max_page_count = 1000000")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO audit_log (at, actor, action, detail) VALUES (0, 'test', 'after', '{}')",
+        )
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        store.close().await;
     }
 }

@@ -1,6 +1,8 @@
 //! Helpers shared by the tests that drive the real `tgparser` binary.
 #![allow(dead_code)]
 
+pub mod media;
+
 use std::net::SocketAddr;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};

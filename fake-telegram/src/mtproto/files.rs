@@ -90,16 +90,16 @@ pub(super) fn get_file(ctx: &Ctx, req: functions::upload::GetFile) -> R {
             .ok_or_else(|| err(400, "FILE_ID_INVALID"))?;
         (m, w.file_reference_ttl)
     };
-    if ctx.conn.dc != m.dc {
-        return Err(err(303, format!("FILE_MIGRATE_{}", m.dc)));
+    if ctx.conn.dc != m.stored_on() {
+        return Err(err(303, format!("FILE_MIGRATE_{}", m.stored_on())));
     }
     files::check_reference(id, reference, unix_now(), ttl).map_err(|r| err(400, r.error()))?;
-    let (file, size, is_thumb) = match (photo, thumb, m.thumb) {
-        (true, "y", _) | (false, "", _) => (m.id, m.size, false),
-        (_, "m", Some(t)) => (m.thumb_id(), t as i64, true),
+    let is_thumb = match (photo, thumb, m.thumb) {
+        (true, "y", _) | (false, "", _) => false,
+        (_, "m", Some(_)) => true,
         _ => return Err(err(400, "LOCATION_INVALID")),
     };
-    let bytes = files::file_bytes(file, size, req.offset, req.limit as usize);
+    let bytes = m.bytes(is_thumb, req.offset, req.limit as usize);
     Ok(enums::upload::File::File(types::upload::File {
         r#type: file_type(&m, is_thumb),
         mtime: 0,

@@ -47,6 +47,11 @@ pub struct Media {
     /// The size of its thumbnail (type `m`), if it has one (photos always do).
     #[serde(default)]
     pub thumb: Option<i32>,
+    /// Where the file is stored now, if Telegram moved it after its posts named `dc`:
+    /// `upload.getFile` on `dc` then answers `FILE_MIGRATE_X` to this one
+    /// (core.telegram.org/api/files: "the file is on another DC").
+    #[serde(default)]
+    pub moved_to: Option<i32>,
 }
 
 fn default_dc() -> i32 {
@@ -66,6 +71,7 @@ impl Media {
             duration: 0.0,
             dc: default_dc(),
             thumb: Some((size / 20).clamp(1_000, 30_000) as i32),
+            moved_to: None,
         }
     }
 
@@ -81,12 +87,57 @@ impl Media {
             duration: 0.0,
             dc: default_dc(),
             thumb: None,
+            moved_to: None,
         }
     }
 
     /// The thumbnail's file id (its bytes are a file of their own).
     pub fn thumb_id(&self) -> i64 {
         thumb_id(self.id)
+    }
+
+    /// The DC that serves the file.
+    pub fn stored_on(&self) -> i32 {
+        self.moved_to.unwrap_or(self.dc)
+    }
+
+    /// How the file (or its thumbnail, a JPEG) begins, as its type's files do, so a client
+    /// that reads the content (a Bot API `sendPhoto`) sees what it would on Telegram.
+    pub fn magic(&self, thumb: bool) -> &'static [u8] {
+        if thumb || self.kind == MediaKind::Photo {
+            return b"\xff\xd8\xff\xe0\x00\x10JFIF\x00";
+        }
+        match self.mime_type.as_str() {
+            "image/jpeg" => b"\xff\xd8\xff\xe0\x00\x10JFIF\x00",
+            "image/png" => b"\x89PNG\r\n\x1a\n",
+            "image/webp" => b"RIFF\x00\x00\x00\x00WEBPVP8 ",
+            "video/mp4" => b"\x00\x00\x00\x20ftypisom",
+            "audio/mpeg" => b"ID3\x04\x00",
+            "audio/ogg" => b"OggS\x00",
+            "application/pdf" => b"%PDF-1.7\n",
+            "application/zip" => b"PK\x03\x04",
+            _ => b"",
+        }
+    }
+
+    /// Bytes of the file (or its thumbnail) from `offset`, at most `len`.
+    pub fn bytes(&self, thumb: bool, offset: i64, len: usize) -> Vec<u8> {
+        let (id, size) = self.file(thumb);
+        file_bytes(id, size, self.magic(thumb), offset, len)
+    }
+
+    /// The SHA-256 of the whole file (or its thumbnail): what a download must come to.
+    pub fn sha256(&self, thumb: bool) -> String {
+        let (id, size) = self.file(thumb);
+        file_sha256(id, size, self.magic(thumb))
+    }
+
+    fn file(&self, thumb: bool) -> (i64, i64) {
+        if thumb {
+            (self.thumb_id(), self.thumb.unwrap_or(0) as i64)
+        } else {
+            (self.id, self.size)
+        }
     }
 }
 
@@ -103,7 +154,7 @@ fn mix(mut z: u64) -> u64 {
 }
 
 /// The bytes of file `id` from `offset`, at most `len` of them and none past `size`.
-pub fn file_bytes(id: i64, size: i64, offset: i64, len: usize) -> Vec<u8> {
+pub fn file_bytes(id: i64, size: i64, magic: &[u8], offset: i64, len: usize) -> Vec<u8> {
     if offset < 0 || offset >= size {
         return Vec::new();
     }
@@ -118,15 +169,22 @@ pub fn file_bytes(id: i64, size: i64, offset: i64, len: usize) -> Vec<u8> {
         out.extend_from_slice(&bytes[from..from + take]);
         pos += take as i64;
     }
+    // The file's first bytes say its type.
+    for (i, b) in magic.iter().enumerate() {
+        let at = i as i64 - offset;
+        if (0..out.len() as i64).contains(&at) {
+            out[at as usize] = *b;
+        }
+    }
     out
 }
 
 /// The SHA-256 of the whole file, lowercase hex: what a download must come to.
-pub fn file_sha256(id: i64, size: i64) -> String {
+pub fn file_sha256(id: i64, size: i64, magic: &[u8]) -> String {
     let mut h = Sha256::new();
     let mut off = 0;
     while off < size {
-        let part = file_bytes(id, size, off, 1 << 20);
+        let part = file_bytes(id, size, magic, off, 1 << 20);
         off += part.len() as i64;
         h.update(&part);
     }

@@ -409,6 +409,18 @@ impl World {
         })
     }
 
+    /// Telegram moves file `id` to `dc` (its posts still name the DC they named): whether
+    /// there is such a file.
+    pub fn move_file(&self, id: i64, dc: i32) -> bool {
+        match self.lock().files.get_mut(&id) {
+            Some(m) => {
+                m.moved_to = Some(dc);
+                true
+            }
+            None => false,
+        }
+    }
+
     pub fn post(&self, channel_id: i64, text: &str) -> Option<i32> {
         let text = text.to_string();
         self.post_with(channel_id, false, |id| Post::text(id, unix_now(), text))
