@@ -239,9 +239,7 @@ impl Downloader {
                 let Some((job, _)) = work.peek() else { break };
                 let size = job.size.unwrap_or(0);
                 let others: i64 = in_flight.values().sum();
-                if !in_flight.is_empty()
-                    && let Some(why) = room.lacks(&self.store, others + size).await
-                {
+                if let Some(why) = room.lacks(&self.store, others + size).await {
                     no_room = Some(why);
                     break;
                 }
@@ -257,9 +255,11 @@ impl Downloader {
                 return Ok(no_room);
             };
             let Ok((job, r)) = done else { continue };
-            in_flight.remove(&(job.channel_id, job.message_id));
+            let size = in_flight
+                .remove(&(job.channel_id, job.message_id))
+                .unwrap_or(0);
             match r {
-                Ok(()) => {}
+                Ok(()) => room.stored(size),
                 Err(download::Error::Fatal(e)) => {
                     set.abort_all();
                     return Err(crate::parser::part::fatal(&self.store, e).await);

@@ -340,13 +340,13 @@ impl Store {
     /// Files of `sel` by state.
     pub async fn media_tally(&self, sel: &MediaSelection) -> Result<MediaTally, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT count(*) FILTER (WHERE state = 'done'), \
-                    coalesce(sum(size) FILTER (WHERE state = 'done'), 0), \
-                    count(*) FILTER (WHERE state = 'pending'), \
-                    coalesce(sum(size) FILTER (WHERE state = 'pending'), 0), \
-                    count(*) FILTER (WHERE state = 'pending' AND retry_at > ?4), \
-                    count(*) FILTER (WHERE state = 'failed'), \
-                    count(*) FILTER (WHERE state = 'skipped') \
+            "SELECT count(*) FILTER (WHERE state = 'done') AS done, \
+                    coalesce(sum(size) FILTER (WHERE state = 'done'), 0) AS done_bytes, \
+                    count(*) FILTER (WHERE state = 'pending') AS pending, \
+                    coalesce(sum(size) FILTER (WHERE state = 'pending'), 0) AS pending_bytes, \
+                    count(*) FILTER (WHERE state = 'pending' AND retry_at > ?4) AS waiting, \
+                    count(*) FILTER (WHERE state = 'failed') AS failed, \
+                    count(*) FILTER (WHERE state = 'skipped') AS skipped \
              FROM media WHERE (?1 IS NULL OR channel_id = ?1) AND (?2 IS NULL OR date >= ?2) AND (?3 IS NULL OR date < ?3)",
         )
         .bind(sel.channel_id)

@@ -171,6 +171,19 @@ impl BotApi {
         id
     }
 
+    /// The messages the bot has in `chat` (as sent or last edited), oldest first.
+    pub fn bot_messages(&self, chat: i64) -> Vec<Value> {
+        let inner = self.lock();
+        let mut out: Vec<(i64, Value)> = inner
+            .bot_messages
+            .iter()
+            .filter(|((c, _), _)| *c == chat)
+            .map(|((_, id), m)| (*id, m.clone()))
+            .collect();
+        out.sort_by_key(|(id, _)| *id);
+        out.into_iter().map(|(_, m)| m).collect()
+    }
+
     /// A simulated user sends something to the bot. `kind` is `text` (default), `sticker`,
     /// `photo` or `callback` (with `data` and the bot message `message_id` it was pressed on).
     pub fn user_message(&self, m: &UserMessage) -> Value {
