@@ -246,12 +246,15 @@ mod tests {
 
     #[test]
     fn any_part_is_the_same_bytes_as_the_whole() {
-        let whole = file_bytes(42, 10_000, 0, 10_000);
+        let magic = b"%PDF-1.7\n";
+        let whole = file_bytes(42, 10_000, magic, 0, 10_000);
         assert_eq!(whole.len(), 10_000);
-        assert_eq!(file_bytes(42, 10_000, 4_093, 777), whole[4_093..4_870]);
-        assert_eq!(file_bytes(42, 10_000, 9_990, 4_096), whole[9_990..]);
-        assert!(file_bytes(42, 10_000, 10_000, 4_096).is_empty());
-        assert_ne!(file_bytes(43, 10_000, 0, 64), whole[..64]);
+        assert!(whole.starts_with(magic));
+        assert_eq!(file_bytes(42, 10_000, magic, 3, 777), whole[3..780]);
+        assert_eq!(file_bytes(42, 10_000, magic, 4_093, 777), whole[4_093..4_870]);
+        assert_eq!(file_bytes(42, 10_000, magic, 9_990, 4_096), whole[9_990..]);
+        assert!(file_bytes(42, 10_000, magic, 10_000, 4_096).is_empty());
+        assert_ne!(file_bytes(43, 10_000, magic, 0, 64), whole[..64]);
     }
 
     #[test]
