@@ -135,7 +135,7 @@ impl Rng {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_during_downloads_ten_times_loses_no_part_already_written_and_no_file() {
+async fn kill_9_mid_file_ten_times_resumes_each_download_and_loses_no_file() {
     let seed = std::env::var("MEDIA_KILL_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -151,11 +151,11 @@ async fn kill_9_during_downloads_ten_times_loses_no_part_already_written_and_no_
     let fake = fake().await;
     let ch = fake.world.channel_id(&fake.info.channels[0]).unwrap();
     let home = fake.info.home_dc;
-    let files: Vec<Media> = (0..6)
+    let files: Vec<Media> = (0..8)
         .map(|i| {
             let kind = [MediaKind::Document, MediaKind::Video, MediaKind::Photo][i % 3];
             let dc = [home, 5, 2][i % 3];
-            media(kind, 500 + i as i64, 2_000_000 + 700_000 * i as i64, dc)
+            media(kind, 500 + i as i64, 6_000_000 + 700_000 * i as i64, dc)
         })
         .collect();
     let parts: u64 = files
@@ -165,25 +165,42 @@ async fn kill_9_during_downloads_ten_times_loses_no_part_already_written_and_no_
     let want = post_all(&fake, &files);
     let env = telegram_env_with(
         &fake,
-        "[media]\nkinds = [\"all\"]\nmin_free_space = 1\nparallel = 3\n",
+        "[media]\nkinds = [\"all\"]\nmin_free_space = 1\nparallel = 2\n",
     );
     login_and_add(&env, &fake, &fake.info.channels).await;
     // Parts slow enough that a kill lands mid-file.
     fake.faults.add(Fault {
-        kind: FaultKind::Latency { ms: 60 },
+        kind: FaultKind::Latency { ms: 400 },
         method: Some("upload.getFile".into()),
         count: 0,
     });
     let state = env.state_dir();
-    let mut resumed = 0;
+    let partial = state.join("media/.partial");
+    let downloading = || {
+        std::fs::read_dir(&partial)
+            .map(|d| d.flatten().any(|e| e.metadata().is_ok_and(|m| m.len() > 0)))
+            .unwrap_or(false)
+    };
+    let done = || sql(&env, "SELECT count(*) FROM media WHERE state = 'done'") == "8";
+    let (mut resumed, mut rounds) = (0, 0);
     for round in 0..10 {
         let mut child = started(&env).await;
-        tokio::time::sleep(Duration::from_millis(200 + rng.below(1_800))).await;
+        // Killed at a random moment once a file is part-way down.
+        wait_daemon_for(&mut child, "a download under way", LIMIT * 2, || {
+            downloading() || done()
+        })
+        .await;
+        if done() {
+            stop(&mut child);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(rng.below(800))).await;
         child.kill().unwrap();
         child.wait().unwrap();
+        rounds += 1;
         let log = stderr_of(&mut child);
         resumed += log.matches("resuming a download").count();
-        // Every file a row says is done is whole and exact; partial files hold whole parts.
+        // Every file a row says is done is whole and exact.
         for r in rows(&env, ch).iter().filter(|r| r.3 == "done") {
             let m = &want.iter().find(|w| w.0 == r.0).unwrap().1;
             assert_eq!(r.1, m.sha256(false), "round {round}, post {}", r.0);
@@ -192,22 +209,23 @@ async fn kill_9_during_downloads_ten_times_loses_no_part_already_written_and_no_
         assert_eq!(sql(&env, "PRAGMA integrity_check"), "ok", "round {round}");
     }
     let mut child = started(&env).await;
-    wait_daemon_for(&mut child, "every file", Duration::from_secs(120), || {
-        sql(&env, "SELECT count(*) FROM media WHERE state = 'done'") == "6"
-    })
-    .await;
+    wait_daemon_for(&mut child, "every file", Duration::from_secs(120), done).await;
     resumed += stderr_of(&mut child).matches("resuming a download").count();
     stop(&mut child);
     all_exact(&env, ch, &want);
     let calls = fake.world.stats().requests["upload.getFile"];
     eprintln!(
-        "{parts} parts in all; {calls} upload.getFile calls over 11 runs; {resumed} downloads resumed"
+        "{rounds} kills mid-file; {parts} parts in all; {calls} upload.getFile calls; {resumed} downloads resumed"
     );
-    assert!(resumed >= 1, "a download was resumed from its last part");
-    // A kill costs at most the parts in flight (3 downloads) and the last part of each: a
-    // download that started over would cost its whole file again.
+    assert!(rounds >= 8, "only {rounds} kills landed mid-file");
     assert!(
-        calls <= parts + 10 * 3 * 2,
+        resumed >= rounds / 2,
+        "{resumed} downloads resumed from their last part after {rounds} kills"
+    );
+    // A kill costs at most the parts in flight (2 files, 4 parts each) and the part being
+    // written; a download that started over would cost its parts again.
+    assert!(
+        calls <= parts + rounds as u64 * 2 * 5,
         "{calls} calls for {parts} parts: downloads started over instead of resuming"
     );
 }

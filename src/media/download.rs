@@ -20,6 +20,9 @@ pub const PART: i64 = 512 * 1024;
 const REFRESHES: u32 = 3;
 /// `FILE_MIGRATE` hops per part.
 const HOPS: u32 = 3;
+/// Parts asked for at once per file: 2 MiB in flight, enough to keep a fast link busy; with
+/// `media.parallel` files at most 8 × 2 MiB of parts wait in memory.
+const WINDOW: usize = 4;
 /// A file larger than Telegram said by this much is refused (a server that never ends).
 const SLACK: i64 = 1 << 20;
 
@@ -120,51 +123,68 @@ pub async fn fetch(d: &Downloader, job: &MediaJob, mut loc: Location) -> Result<
             "resuming a download"
         );
     }
-    let limit = loc.size.map(|s| s + SLACK);
+    // Parts are asked for a few at a time (one round trip's wait overlaps the next part's
+    // transfer and decryption) and written in order, so the file on disk is always whole
+    // parts from the start and a restart resumes from its end.
     let mut refreshes = 0;
     let mut again = false;
     loop {
-        let req = tl::functions::upload::GetFile {
-            precise: false,
-            cdn_supported: false,
-            location: loc.input.clone(),
-            offset,
-            limit: PART as i32,
-        };
-        match get_part(d, &mut loc, &req, again).await {
-            Ok(bytes) => {
-                again = false;
-                if let Err(e) = file.write_all(&bytes) {
-                    // A torn part is dropped now, not at the resume: its bytes are the
-                    // room the database may need.
-                    let _ = file.set_len(offset as u64);
-                    return Err(io_err("writing a part", e));
+        let mut window = futures::stream::FuturesOrdered::new();
+        let mut next = offset;
+        let mut fault = None;
+        loop {
+            while window.len() < WINDOW && wanted(next, loc.size, window.is_empty()) {
+                window.push_back(get_part(d, loc.clone(), next, again));
+                next += PART;
+            }
+            let Some(r) = futures::StreamExt::next(&mut window).await else {
+                break;
+            };
+            match r {
+                Ok((bytes, dc)) => {
+                    again = false;
+                    loc.dc = dc;
+                    if let Err(e) = file.write_all(&bytes) {
+                        // A torn part is dropped now, not at the resume: its bytes are the
+                        // room the database may need.
+                        let _ = file.set_len(offset as u64);
+                        return Err(io_err("writing a part", e));
+                    }
+                    offset += bytes.len() as i64;
+                    if (bytes.len() as i64) < PART {
+                        break;
+                    }
+                    if loc.size.is_some_and(|s| offset > s + SLACK) {
+                        return Err(Error::Failed(format!(
+                            "Telegram sent more than the file's {} bytes",
+                            loc.size.unwrap_or(0)
+                        )));
+                    }
                 }
-                offset += bytes.len() as i64;
-                if (bytes.len() as i64) < PART {
+                Err(e) => {
+                    fault = Some(e);
                     break;
                 }
-                if limit.is_some_and(|l| offset > l) {
-                    return Err(Error::Failed(format!(
-                        "Telegram sent more than the file's {} bytes",
-                        loc.size.unwrap_or(0)
-                    )));
-                }
             }
-            Err(PartError::Reference) if refreshes < REFRESHES => {
+        }
+        // The parts asked for after a failed one are dropped; asked again from `offset`.
+        drop(window);
+        match fault {
+            None => break,
+            Some(PartError::Reference) if refreshes < REFRESHES => {
                 refreshes += 1;
                 loc = refresh(d, job).await?;
             }
-            Err(PartError::Reference) => {
+            Some(PartError::Reference) => {
                 return Err(Error::Later("the file reference kept expiring".into()));
             }
-            Err(PartError::NotHere) if !again => again = true,
-            Err(PartError::NotHere) => {
+            Some(PartError::NotHere) if !again => again = true,
+            Some(PartError::NotHere) => {
                 return Err(Error::Later(
                     "the file's DC does not take the copied login".into(),
                 ));
             }
-            Err(PartError::Other(e)) => return Err(e),
+            Some(PartError::Other(e)) => return Err(e),
         }
     }
     file.sync_all().map_err(|e| io_err("syncing a file", e))?;
@@ -228,21 +248,38 @@ enum PartError {
     Other(Error),
 }
 
-/// One part, on the file's DC (followed through `FILE_MIGRATE`).
+/// Whether the part at `offset` is worth asking for: one within the file's size (a file of
+/// unknown size is read a part at a time, until a short one).
+fn wanted(offset: i64, size: Option<i64>, first: bool) -> bool {
+    match size {
+        Some(size) => offset < size || (first && offset == 0),
+        None => first,
+    }
+}
+
+/// The part at `offset`, on the file's DC (followed through `FILE_MIGRATE`): its bytes and
+/// the DC that served it.
 async fn get_part(
     d: &Downloader,
-    loc: &mut Location,
-    req: &tl::functions::upload::GetFile,
+    mut loc: Location,
+    offset: i64,
     again: bool,
-) -> Result<Vec<u8>, PartError> {
+) -> Result<(Vec<u8>, i32), PartError> {
+    let req = tl::functions::upload::GetFile {
+        precise: false,
+        cdn_supported: false,
+        location: loc.input.clone(),
+        offset,
+        limit: PART as i32,
+    };
     let mut hops = 0;
     loop {
         d.auths
             .ensure(&d.conn, loc.dc, again)
             .await
             .map_err(|e| PartError::Other(guard_error(e)))?;
-        match d.conn.guard.invoke(&d.conn.client, loc.dc, req).await {
-            Ok(tl::enums::upload::File::File(f)) => return Ok(f.bytes),
+        match d.conn.guard.invoke(&d.conn.client, loc.dc, &req).await {
+            Ok(tl::enums::upload::File::File(f)) => return Ok((f.bytes, loc.dc)),
             Ok(tl::enums::upload::File::CdnRedirect(_)) => {
                 // Never asked for (cdn_supported is off).
                 return Err(PartError::Other(Error::Failed(

@@ -4,7 +4,8 @@
 //! - **The queue** is fed from the archive (`Store::media_enqueue_new`), so whatever stored a
 //!   post (backfill, refill, live follow), its file is queued once, crash or not. The newest
 //!   posts go first. Text never waits for media: this task has its own queue and its calls are
-//!   paced with the rest by the guard (`upload.getFile` has its own window and FLOOD_WAIT pause).
+//!   made through the guard (`upload.getFile` has its own FLOOD_WAIT pause, and a pacing window
+//!   when `[telegram.pacing]` sets one).
 //! - **A file's location** (its id, access hash and file reference) is read fresh with
 //!   `channels.getMessages` before the download and again when Telegram says the reference
 //!   expired (core.telegram.org/api/file_reference); only the file's identity is stored.

@@ -329,7 +329,8 @@ async fn handle(
             RPC_RESULT.serialize(&mut out);
             msg_id.serialize(&mut out);
             match shared.gzip_over {
-                Some(limit) if result.len() > limit => {
+                // File parts are compressed media already: sent as they are.
+                Some(limit) if result.len() > limit && method != "upload.getFile" => {
                     let mut enc =
                         flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
                     let packed = std::io::Write::write_all(&mut enc, &result)

@@ -251,7 +251,10 @@ mod tests {
         assert_eq!(whole.len(), 10_000);
         assert!(whole.starts_with(magic));
         assert_eq!(file_bytes(42, 10_000, magic, 3, 777), whole[3..780]);
-        assert_eq!(file_bytes(42, 10_000, magic, 4_093, 777), whole[4_093..4_870]);
+        assert_eq!(
+            file_bytes(42, 10_000, magic, 4_093, 777),
+            whole[4_093..4_870]
+        );
         assert_eq!(file_bytes(42, 10_000, magic, 9_990, 4_096), whole[9_990..]);
         assert!(file_bytes(42, 10_000, magic, 10_000, 4_096).is_empty());
         assert_ne!(file_bytes(43, 10_000, magic, 0, 64), whole[..64]);
