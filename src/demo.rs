@@ -290,8 +290,10 @@ async fn converse(bot: Arc<fake_telegram::botapi::BotApi>, info: fake_telegram::
         (DEMO_ADMIN, "admin", spaced, 2),
         (DEMO_ADMIN, "admin", info.password.clone(), 4),
     ];
-    for name in &info.channels {
-        script.push((DEMO_ADMIN, "admin", format!("/add @{name}"), 2));
+    for (i, name) in info.channels.iter().enumerate() {
+        // The first one says which of its files to archive; the others take `[media]`'s.
+        let media = if i == 0 { " --media photo,voice" } else { "" };
+        script.push((DEMO_ADMIN, "admin", format!("/add @{name}{media}"), 2));
     }
     script.extend([
         (DEMO_USER, "a stranger", "/help".to_string(), 2),

@@ -117,7 +117,12 @@ async fn files_moved_to_another_dc_and_faults_mid_file_still_arrive_byte_exact()
     assert_eq!(
         sql(&env, "SELECT max(attempts) FROM media"),
         "0",
-        "no file failed on the way: the faults were retried within its download"
+        "no file failed on the way: the faults were retried within its download; {}",
+        stderr_of(&mut child)
+            .lines()
+            .filter(|l| l.contains("could not be fetched"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     stop(&mut child);
 }

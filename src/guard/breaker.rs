@@ -43,7 +43,13 @@ pub struct Breaker {
     probing: bool,
     pub last_error: String,
     pub opened_total: u64,
+    /// When the last failure was counted.
+    last_failure: Option<Instant>,
 }
+
+/// Failures this close together are one: the calls in flight on a connection fail together
+/// when it drops (parts of a file, pipelined), which is one failure of the DC, not several.
+const TOGETHER: Duration = Duration::from_millis(500);
 
 /// Why a call may not go now.
 #[derive(Debug, Clone)]
@@ -67,6 +73,7 @@ impl Breaker {
             probing: false,
             last_error: String::new(),
             opened_total: 0,
+            last_failure: None,
         }
     }
 
@@ -103,6 +110,7 @@ impl Breaker {
     pub fn success(&mut self) -> bool {
         let was_open = self.open_until.is_some();
         self.failures = 0;
+        self.last_failure = None;
         self.open_until = None;
         self.probing = false;
         self.cooldown = self.config.cooldown;
@@ -112,8 +120,15 @@ impl Breaker {
     /// A call failed (network, timeout, 5xx). Returns the consecutive count and whether this
     /// failure opened the breaker.
     pub fn failure(&mut self, what: &str, now: Instant) -> (u32, bool) {
-        self.failures += 1;
         self.last_error = what.to_string();
+        let together = self
+            .last_failure
+            .is_some_and(|t| now.saturating_duration_since(t) < TOGETHER);
+        if together && !self.probing {
+            return (self.failures, false);
+        }
+        self.last_failure = Some(now);
+        self.failures += 1;
         let mut opened = false;
         if self.probing || (self.open_until.is_none() && self.failures >= self.config.threshold) {
             if self.probing {
@@ -136,5 +151,34 @@ impl Breaker {
                 .map_or(Duration::ZERO, |t| t.saturating_duration_since(now)),
             last: self.last_error.clone(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn breaker() -> Breaker {
+        Breaker::new(BreakerConfig {
+            threshold: 3,
+            cooldown: Duration::from_secs(10),
+            cooldown_max: Duration::from_secs(60),
+        })
+    }
+
+    #[test]
+    fn calls_in_flight_on_one_dropped_connection_count_as_one_failure() {
+        let mut b = breaker();
+        let t = Instant::now();
+        for i in 0..8 {
+            let (n, opened) = b.failure("broken pipe", t + Duration::from_millis(i));
+            assert_eq!((n, opened), (1, false));
+        }
+        assert_eq!(b.state(t), BreakerState::Closed);
+        // Failures apart in time still open it.
+        b.failure("broken pipe", t + Duration::from_secs(1));
+        let (n, opened) = b.failure("broken pipe", t + Duration::from_secs(2));
+        assert_eq!((n, opened), (3, true));
+        assert_eq!(b.state(t + Duration::from_secs(2)), BreakerState::Open);
     }
 }

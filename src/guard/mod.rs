@@ -540,9 +540,12 @@ mod tests {
             },
             None,
         );
+        // Failures apart in time (those together are one: see `breaker::TOGETHER`).
+        let apart = || std::thread::sleep(Duration::from_millis(510));
         for i in 1..=2 {
             assert_eq!(guard.breaker_failure(2, "io"), i);
             assert!(guard.breaker_admit(2).is_ok());
+            apart();
         }
         guard.breaker_failure(2, "io");
         assert!(matches!(
