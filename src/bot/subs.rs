@@ -32,8 +32,10 @@ pub fn parse(args: &str) -> Result<Wanted, String> {
     }
     let words: Vec<&str> = args.split_whitespace().collect();
     let (body, channel) = match words.as_slice() {
-        [rest @ .., "in", ch] if !rest.is_empty() => {
-            let cut = args.rfind(" in ").unwrap_or(args.len());
+        [rest @ .., kw, ch] if *kw == "in" && !rest.is_empty() => {
+            // Cut where that `in` starts, whatever whitespace (tabs, several spaces) is around
+            // it: the words before it are all kept.
+            let cut = kw.as_ptr() as usize - args.as_ptr() as usize;
             (args[..cut].trim(), Some(ch.to_string()))
         }
         _ => (args, None),
@@ -239,5 +241,20 @@ mod tests {
         assert!(e.contains("does not compile") && e.contains('^'), "{e}");
         assert!(parse("//").unwrap_err().contains("empty"));
         assert!(parse("  ").unwrap_err().contains("Usage: /subscribe"));
+    }
+
+    #[test]
+    fn subscribe_words_with_tabs_around_in_are_no_longer_read_as_all_words_and_the_channel() {
+        for spaced in ["rate\tcut\tin\t@x", "rate cut\tin @x", "rate  cut in\t\t@x"] {
+            assert_eq!(
+                parse(spaced).unwrap(),
+                Wanted {
+                    kind: "words",
+                    pattern: "rate cut".into(),
+                    channel: Some("@x".into())
+                },
+                "{spaced:?}"
+            );
+        }
     }
 }
