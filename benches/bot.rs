@@ -14,12 +14,10 @@ use common::cmd;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fake_telegram::botapi::UserMessage;
 use tgparser::store::NewChannel;
-use tgparser::vault::{Vault, VaultKey};
 
 fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -195,15 +193,7 @@ fn main() {
 
     // Logged in, the channel added and backfilled, as the daemon would leave it.
     let channel = rt.block_on(async {
-        let store = common::store(&d.join("state")).await;
-        let vault = Arc::new(Vault::new(
-            &VaultKey::from_file(&d.join("vault.key")).unwrap(),
-        ));
-        store
-            .verify_or_init_vault(&vault, &d.join("vault.key"))
-            .await
-            .unwrap();
-        let conn = common::logged_in(&fake, &d, &store, vault).await;
+        let (store, conn) = common::state_logged_in(&fake, &d).await;
         let c = tgparser::parser::resolve::resolve(&conn, &fake.info.channels[0])
             .await
             .unwrap();

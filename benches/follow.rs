@@ -7,11 +7,9 @@ mod common;
 use common::cmd;
 
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tgparser::store::{CursorAdvance, NewChannel};
-use tgparser::vault::{Vault, VaultKey};
 
 fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -80,15 +78,7 @@ fn main() {
     // The database as the daemon would have left it: logged in, every channel followed and
     // backfilled. Rows are the fake's posts through the parser's own conversion.
     let stored = rt.block_on(async {
-        let store = common::store(&d.join("state")).await;
-        let vault = Arc::new(Vault::new(
-            &VaultKey::from_file(&d.join("vault.key")).unwrap(),
-        ));
-        store
-            .verify_or_init_vault(&vault, &d.join("vault.key"))
-            .await
-            .unwrap();
-        let conn = common::logged_in(&fake, &d, &store, vault).await;
+        let (store, conn) = common::state_logged_in(&fake, &d).await;
         let mut stored = 0usize;
         for name in &fake.info.channels {
             let c = tgparser::parser::resolve::resolve(&conn, name)

@@ -16,13 +16,11 @@ use common::cmd;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fake_telegram::flood::QuotaMode;
 use fake_telegram::world::{Media, MediaKind};
 use tgparser::store::{FILE_KINDS, MediaPolicy, NewChannel};
-use tgparser::vault::{Vault, VaultKey};
 
 const TELETHON: &[&str] = &["telethon==1.45.0", "cryptg==0.6.0"];
 
@@ -113,15 +111,7 @@ fn prepared(
     .unwrap();
     assert!(cmd(d, &["keygen"]).status().unwrap().success());
     rt.block_on(async {
-        let store = common::store(&d.join("state")).await;
-        let vault = Arc::new(Vault::new(
-            &VaultKey::from_file(&d.join("vault.key")).unwrap(),
-        ));
-        store
-            .verify_or_init_vault(&vault, &d.join("vault.key"))
-            .await
-            .unwrap();
-        let conn = common::logged_in(fake, d, &store, vault).await;
+        let (store, conn) = common::state_logged_in(fake, d).await;
         let c = tgparser::parser::resolve::resolve(&conn, &fake.info.channels[0])
             .await
             .unwrap();

@@ -20,13 +20,11 @@ mod common;
 use common::cmd;
 
 use std::process::{Child, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fake_telegram::flood::{Quota, QuotaMode};
 use fake_telegram::world::PushMode;
 use tgparser::store::NewChannel;
-use tgparser::vault::{Vault, VaultKey};
 
 struct Outcome {
     posts: usize,
@@ -121,15 +119,7 @@ fn run(schedule: &str, channels: usize, traffic: Duration, rates: &[f64]) -> Out
     .unwrap();
     assert!(cmd(&d, &["keygen"]).status().unwrap().success());
     rt.block_on(async {
-        let store = common::store(&d.join("state")).await;
-        let vault = Arc::new(Vault::new(
-            &VaultKey::from_file(&d.join("vault.key")).unwrap(),
-        ));
-        store
-            .verify_or_init_vault(&vault, &d.join("vault.key"))
-            .await
-            .unwrap();
-        let conn = common::logged_in(&fake, &d, &store, vault).await;
+        let (store, conn) = common::state_logged_in(&fake, &d).await;
         for name in &fake.info.channels {
             let c = tgparser::parser::resolve::resolve(&conn, name)
                 .await

@@ -333,25 +333,6 @@ fn last_call_to(fake: &FakeTelegram, chat: i64, method: &str) -> serde_json::Val
         .unwrap_or_default()
 }
 
-fn buttons(params: &serde_json::Value) -> Vec<(String, String)> {
-    let markup = match &params["reply_markup"] {
-        serde_json::Value::String(s) => serde_json::from_str(s).unwrap_or_default(),
-        v => v.clone(),
-    };
-    markup["inline_keyboard"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|row| row.as_array().cloned().unwrap_or_default())
-        .map(|b| {
-            (
-                b["text"].as_str().unwrap_or_default().to_string(),
-                b["callback_data"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn search_answers_newest_first_with_the_match_in_bold_and_pages_with_buttons() {
     let fake = FakeTelegram::start(fake_opts()).await.unwrap();

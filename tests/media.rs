@@ -16,15 +16,7 @@ use fake_telegram::{FakeTelegram, Options};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_of_every_kind_are_stored_byte_exact_once_per_content() {
-    let fake = FakeTelegram::start(Options {
-        channels: 1,
-        posts: 0,
-        password: None,
-        quotas: QuotaMode::Strict,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let fake = one_channel_fake().await;
     let ch = fake.world.channel_id(&fake.info.channels[0]).unwrap();
     // Every kind, on the home DC (4) and on others (5, 2), some of several parts.
     let kinds = [
@@ -126,15 +118,7 @@ async fn files_of_every_kind_are_stored_byte_exact_once_per_content() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_reference_and_a_flood_wait_do_not_stop_a_download() {
-    let fake = FakeTelegram::start(Options {
-        channels: 1,
-        posts: 0,
-        password: None,
-        quotas: QuotaMode::Strict,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let fake = one_channel_fake().await;
     let ch = fake.world.channel_id(&fake.info.channels[0]).unwrap();
     let video = media(MediaKind::Video, 4_242, 3_000_000, 5);
     let photo = media(MediaKind::Photo, 4_343, 100_000, 4);
@@ -198,15 +182,7 @@ fn age(p: &std::path::Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_finds_a_damaged_and_a_missing_file_and_gc_removes_only_orphans() {
-    let fake = FakeTelegram::start(Options {
-        channels: 1,
-        posts: 0,
-        password: None,
-        quotas: QuotaMode::Strict,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let fake = one_channel_fake().await;
     let ch = fake.world.channel_id(&fake.info.channels[0]).unwrap();
     for i in 0..3 {
         fake.world

@@ -9,22 +9,9 @@ use std::time::Duration;
 
 use common::media::*;
 use common::*;
+use fake_telegram::FakeTelegram;
 use fake_telegram::faults::{Fault, FaultKind};
-use fake_telegram::flood::QuotaMode;
 use fake_telegram::world::{Media, MediaKind};
-use fake_telegram::{FakeTelegram, Options};
-
-async fn fake() -> FakeTelegram {
-    FakeTelegram::start(Options {
-        channels: 1,
-        posts: 0,
-        password: None,
-        quotas: QuotaMode::Strict,
-        ..Default::default()
-    })
-    .await
-    .unwrap()
-}
 
 /// Posts `files` in the fake's first channel: `(post id, file)`.
 fn post_all(fake: &FakeTelegram, files: &[Media]) -> Vec<(i64, Media)> {
@@ -74,7 +61,7 @@ fn ready_body(env: &Env) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_moved_to_another_dc_and_faults_mid_file_still_arrive_byte_exact() {
-    let fake = fake().await;
+    let fake = one_channel_fake().await;
     let ch = fake.world.channel_id(&fake.info.channels[0]).unwrap();
     let home = fake.info.home_dc;
     let away = if home == 5 { 4 } else { 5 };
@@ -153,7 +140,7 @@ async fn kill_9_mid_file_ten_times_resumes_each_download_and_loses_no_file() {
         });
     eprintln!("MEDIA_KILL_SEED={seed}");
     let mut rng = Rng(seed);
-    let fake = fake().await;
+    let fake = one_channel_fake().await;
     let ch = fake.world.channel_id(&fake.info.channels[0]).unwrap();
     let home = fake.info.home_dc;
     let files: Vec<Media> = (0..8)
@@ -237,7 +224,7 @@ async fn kill_9_mid_file_ten_times_resumes_each_download_and_loses_no_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_budget_pauses_downloads_readiness_says_why_and_text_keeps_coming() {
-    let fake = fake().await;
+    let fake = one_channel_fake().await;
     let ch = fake.world.channel_id(&fake.info.channels[0]).unwrap();
     let files: Vec<Media> = (0..4)
         .map(|i| media(MediaKind::Document, 900 + i, 1_200_000, fake.info.home_dc))
@@ -343,7 +330,7 @@ fn fill(dir: &std::path::Path) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_pauses_downloads_corrupts_nothing_and_they_resume_when_space_returns() {
-    let fake = fake().await;
+    let fake = one_channel_fake().await;
     let ch = fake.world.channel_id(&fake.info.channels[0]).unwrap();
     let files: Vec<Media> = (0..8)
         .map(|i| media(MediaKind::Document, 300 + i, 3_000_000, fake.info.home_dc))

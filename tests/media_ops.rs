@@ -15,15 +15,7 @@ use fake_telegram::{FakeTelegram, Options};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn media_fetch_downloads_the_chosen_posts_files_now_and_export_names_their_paths() {
-    let fake = FakeTelegram::start(Options {
-        channels: 1,
-        posts: 0,
-        password: None,
-        quotas: QuotaMode::Strict,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let fake = one_channel_fake().await;
     let name = fake.info.channels[0].clone();
     let ch = fake.world.channel_id(&name).unwrap();
     let files = [
@@ -150,25 +142,6 @@ async fn ask(fake: &FakeTelegram, user: i64, text: &str) -> serde_json::Value {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-fn buttons(params: &serde_json::Value) -> Vec<(String, String)> {
-    let markup = match &params["reply_markup"] {
-        serde_json::Value::String(s) => serde_json::from_str(s).unwrap_or_default(),
-        v => v.clone(),
-    };
-    markup["inline_keyboard"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|row| row.as_array().cloned().unwrap_or_default())
-        .map(|b| {
-            (
-                b["text"].as_str().unwrap_or_default().to_string(),
-                b["callback_data"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

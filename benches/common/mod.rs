@@ -95,3 +95,18 @@ pub async fn logged_in(
         .unwrap();
     conn
 }
+
+/// The database in `dir/state` with its vault checked against `dir/vault.key`, and a parser
+/// connection logged in to `fake` (see [`logged_in`]).
+pub async fn state_logged_in(fake: &fake_telegram::FakeTelegram, dir: &Path) -> (Store, Connected) {
+    let store = store(&dir.join("state")).await;
+    let vault = Arc::new(Vault::new(
+        &tgparser::vault::VaultKey::from_file(&dir.join("vault.key")).unwrap(),
+    ));
+    store
+        .verify_or_init_vault(&vault, &dir.join("vault.key"))
+        .await
+        .unwrap();
+    let conn = logged_in(fake, dir, &store, vault).await;
+    (store, conn)
+}

@@ -1,9 +1,24 @@
 //! The media archive's test helpers: a file of each kind as the fake serves it, and the
 //! `media` rows as stored.
 
+use fake_telegram::flood::QuotaMode;
 use fake_telegram::world::{Media, MediaKind};
+use fake_telegram::{FakeTelegram, Options};
 
 use super::{Env, sql};
+
+/// A fake Telegram with one empty channel and strict quotas, for files posted by the test.
+pub async fn one_channel_fake() -> FakeTelegram {
+    FakeTelegram::start(Options {
+        channels: 1,
+        posts: 0,
+        password: None,
+        quotas: QuotaMode::Strict,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
 
 pub fn media(kind: MediaKind, id: i64, size: i64, dc: i32) -> Media {
     let (mime, name) = match kind {

@@ -517,3 +517,23 @@ pub fn stored_view(env: &Env, ch: i64) -> Vec<(i32, String)> {
     })
     .collect()
 }
+
+/// The inline buttons of a Bot API call's `reply_markup`: `(text, callback data)`, row by row.
+pub fn buttons(params: &serde_json::Value) -> Vec<(String, String)> {
+    let markup = match &params["reply_markup"] {
+        serde_json::Value::String(s) => serde_json::from_str(s).unwrap_or_default(),
+        v => v.clone(),
+    };
+    markup["inline_keyboard"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|row| row.as_array().cloned().unwrap_or_default())
+        .map(|b| {
+            (
+                b["text"].as_str().unwrap_or_default().to_string(),
+                b["callback_data"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
