@@ -94,24 +94,24 @@ fn c_ceiling(dir: &std::path::Path, schema_db: &std::path::Path, n: usize) -> Op
         let mut f = std::io::BufWriter::new(std::fs::File::create(&csv).ok()?);
         for r in rows(n, 0) {
             let text = r.text.replace('"', "\"\"");
-            // The fold bits `Store::ingest` computes on its caller's thread, so SQLite runs the
-            // same folds as ours.
-            let fold = tgparser::store::fts_fold(&r.text);
-            writeln!(f, "{},{},{fold},\"{}\"", r.id, r.date, text).ok()?;
+            // The index's words `Store::ingest` computes on its caller's thread.
+            let words = tgparser::text::index_words(&r.text);
+            writeln!(f, "{},{},\"{words}\",\"{}\"", r.id, r.date, text).ok()?;
         }
     }
     let stage = format!(
-        "PRAGMA journal_mode=WAL;\nPRAGMA synchronous=NORMAL;\nPRAGMA foreign_keys=ON;\nCREATE TEMP TABLE src(id INTEGER PRIMARY KEY, date INTEGER, fold INTEGER, text TEXT);\n.mode csv\n.import {} src\n",
+        "PRAGMA journal_mode=WAL;\nPRAGMA synchronous=NORMAL;\nPRAGMA foreign_keys=ON;\nCREATE TEMP TABLE src(id INTEGER PRIMARY KEY, date INTEGER, words TEXT, text TEXT);\n.mode csv\n.import {} src\n",
         csv.display()
     );
     let mut inserts = stage.clone();
     for b in 0..n / 1000 {
         inserts.push_str(&format!(
-            "BEGIN IMMEDIATE;\nINSERT INTO messages (channel_id, id, kind, date, text, entities, views, forwards, fetched_at, updated_at, search_key, fts_fold) \
-             SELECT 1, id, 'post', date, text, '[{{\"type\":\"bold\",\"offset\":0,\"length\":7}}]', 1000, 3, 0, 0, date << 20, fold FROM src WHERE id > {} AND id <= {} \
+            "BEGIN IMMEDIATE;\nINSERT INTO messages_fts (rowid, words) SELECT date << 20, words FROM src WHERE id > {lo} AND id <= {hi};\n\
+             INSERT INTO messages (channel_id, id, kind, date, text, entities, views, forwards, fetched_at, updated_at, search_key) \
+             SELECT 1, id, 'post', date, text, '[{{\"type\":\"bold\",\"offset\":0,\"length\":7}}]', 1000, 3, 0, 0, date << 20 FROM src WHERE id > {lo} AND id <= {hi} \
              ON CONFLICT (channel_id, id) DO UPDATE SET version = version + (excluded.text IS NOT text), text = excluded.text;\nCOMMIT;\n",
-            b * 1000,
-            (b + 1) * 1000
+            lo = b * 1000,
+            hi = (b + 1) * 1000
         ));
     }
     let run = |script: &str| -> Option<Duration> {

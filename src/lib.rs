@@ -20,5 +20,6 @@ pub mod notify;
 pub mod parser;
 pub mod store;
 pub mod supervisor;
+pub mod text;
 pub mod time;
 pub mod vault;

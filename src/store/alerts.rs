@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
 use super::{MessageRow, Store, StoreError};
+use crate::text::{Expr, Query, term_texts};
 
 /// A subscription ready to match.
 struct Compiled {
@@ -19,8 +20,10 @@ struct Compiled {
 }
 
 enum Rule {
-    /// Every word, as a whole word, case-insensitive.
-    Words(Vec<String>),
+    /// Every word, as search reads words (`text::Query::words`): whole words in every script,
+    /// folded as the index folds them, a word of punctuated parts (`covid-19`) as a phrase, a
+    /// Chinese, Japanese or Korean word wherever it stands in a run.
+    Words(Expr),
     Regex(regex::Regex),
 }
 
@@ -37,15 +40,6 @@ pub fn compile_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
         .build()
 }
 
-/// The words of `text`, lower case, "ё" read as "е" (as search does): runs of letters and
-/// digits (any script).
-fn words_of(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(|w| super::search::fold(&w.to_lowercase()))
-        .collect()
-}
-
 impl Matcher {
     pub fn is_empty(&self) -> bool {
         self.subs.is_empty()
@@ -53,26 +47,21 @@ impl Matcher {
 
     /// The subscriptions a post of `channel_id` with `text` matches: (id, chat, pattern).
     fn matches<'a>(&'a self, channel_id: i64, text: &str) -> Vec<&'a Compiled> {
-        let mut words: Option<Vec<String>> = None;
+        let mut terms: Option<Vec<String>> = None;
         self.subs
             .iter()
             .filter(|s| s.channel_id.is_none_or(|c| c == channel_id))
             .filter(|s| match &s.rule {
                 Rule::Regex(r) => r.is_match(text),
-                Rule::Words(want) => {
-                    let have = words.get_or_insert_with(|| words_of(text));
-                    want.iter().all(|w| {
-                        // A subscription word may itself hold punctuation ("covid-19"): then
-                        // it is looked for as a substring of the lower-cased text.
-                        if w.chars().all(char::is_alphanumeric) {
-                            have.iter().any(|h| h == w)
-                        } else {
-                            super::search::fold(&text.to_lowercase()).contains(w.as_str())
-                        }
-                    })
-                }
+                Rule::Words(expr) => expr.matches(terms.get_or_insert_with(|| term_texts(text))),
             })
             .collect()
+    }
+
+    /// Whether a subscription to `words` would alert a post with `text` (what `/subscribe`
+    /// promises; the tests hold it to the index's answer).
+    pub fn words_match(words: &str, text: &str) -> bool {
+        Query::words(words).is_some_and(|e| e.matches(&term_texts(text)))
     }
 }
 
@@ -124,12 +113,16 @@ impl Store {
                     }
                 }
             } else {
-                Rule::Words(
-                    pattern
-                        .split_whitespace()
-                        .map(|w| super::search::fold(&w.to_lowercase()))
-                        .collect(),
-                )
+                match Query::words(&pattern) {
+                    Some(e) => Rule::Words(e),
+                    None => {
+                        tracing::warn!(
+                            subscription = id,
+                            "a subscription has no words to match; skipped"
+                        );
+                        continue;
+                    }
+                }
             };
             subs.push(Compiled {
                 id,
@@ -238,13 +231,13 @@ mod tests {
     #[test]
     fn words_match_whole_words_in_any_order_and_regexes_ignore_case() {
         let matcher = m(vec![
-            (None, Rule::Words(vec!["bitcoin".into(), "etf".into()])),
+            (None, Rule::Words(Query::words("bitcoin etf").unwrap())),
             (
                 Some(5),
                 Rule::Regex(compile_regex("rate (cut|hike)").unwrap()),
             ),
-            (None, Rule::Words(vec!["ученые".into()])),
-            (None, Rule::Words(vec!["covid-19".into()])),
+            (None, Rule::Words(Query::words("ученые").unwrap())),
+            (None, Rule::Words(Query::words("covid-19").unwrap())),
         ]);
         let ids =
             |ch, t: &str| -> Vec<i64> { matcher.matches(ch, t).iter().map(|s| s.id).collect() };

@@ -182,6 +182,7 @@ impl Store {
         F: FnMut(PostRecord) -> bool,
     {
         let (join, media_cols) = media_join(f);
+        let fts = self.export_fts(f).await?;
         let sql = match &f.query {
             Some(_) => format!(
                 "SELECT {COLUMNS}{media_cols} FROM messages_fts JOIN messages m ON m.search_key = messages_fts.rowid \
@@ -205,7 +206,7 @@ impl Store {
         };
         // Only constant SQL is formatted in; every value is bound.
         let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(f.query.as_deref().map(super::search::fold))
+            .bind(fts.as_deref())
             .bind(f.channel_id)
             .bind(f.since)
             .bind(f.until)
@@ -385,7 +386,7 @@ impl Store {
                  AND (?5 IS NULL OR m.date < ?5) \
                ORDER BY messages_fts.rowid DESC LIMIT ?6)"
         );
-        let query = f.query.as_deref().map(super::search::fold);
+        let query = self.export_fts(f).await?;
         let mut before = i64::MAX;
         let mut total = 0u64;
         let mut conn = self.reader().acquire().await.map_err(StoreError::from)?;
@@ -427,6 +428,20 @@ impl Store {
             before = last;
         }
         Ok(total)
+    }
+}
+
+impl Store {
+    /// The FTS5 query for an export's query filter (strict: a query that does not parse is an
+    /// error, as for `tgparser search`).
+    async fn export_fts(&self, f: &ExportFilter) -> Result<Option<String>, super::SearchError> {
+        let Some(q) = &f.query else { return Ok(None) };
+        let parsed = super::search::parse_query(q, false)?;
+        self.index_ready(q).await?;
+        let q = parsed;
+        Ok(Some(
+            self.fts_query(&q.expr).await.map_err(StoreError::from)?,
+        ))
     }
 }
 

@@ -6,7 +6,7 @@
 
 use sqlx::SqliteConnection;
 
-use super::{Store, StoreError, search};
+use super::{Store, StoreError};
 
 /// One post as the store keeps it. JSON columns hold Telegram's data as read.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -169,13 +169,12 @@ macro_rules! stage_columns {
     () => {
         "channel_id, id, kind, date, edit_date, text, entities, views, forwards, replies, \
          reactions, grouped_id, reply_to_msg_id, reply_to_top_id, fwd_from, post_author, pinned, \
-         silent, noforwards, media_kind, media, action, convert_error, search_key, fts_fold, \
-         from_id"
+         silent, noforwards, media_kind, media, action, convert_error, search_key, from_id"
     };
 }
 
-/// Values a staged row binds: `ord` and the `stage_columns!()` (a wrong count fails every
-/// ingest: SQLite checks the number of values bound).
+/// Values a staged row binds: `ord`, the `stage_columns!()` and `words` (a wrong count fails
+/// every ingest: SQLite checks the number of values bound).
 const STAGE_VALUES: usize = 27;
 
 /// The statement that stages `rows` rows (one of [`STAGE_SIZES`]), written once per process:
@@ -193,7 +192,7 @@ fn stage_sql(rows: usize) -> &'static str {
                     concat!(
                         "INSERT INTO temp.ingest_stage (ord, ",
                         stage_columns!(),
-                        ") VALUES {}"
+                        ", words) VALUES {}"
                     ),
                     vec![row; n].join(", ")
                 )
@@ -239,11 +238,25 @@ async fn upsert(
     // Stable, so a post given twice still ends as its later copy (it is inserted, then updated
     // by the copy after it).
     ordered.sort_by_key(|(channel, m)| (second(m), *channel, m.id));
+    // A post given twice is stored once, as its later copy (the copies are adjacent: same
+    // date, channel and id).
+    ordered.dedup_by(|later, earlier| {
+        let same = later.0 == earlier.0 && later.1.id == earlier.1.id;
+        if same {
+            std::mem::swap(later, earlier);
+        }
+        same
+    });
+    // The index's words, cut on the caller's thread (the writer's is the bottleneck).
+    let words: Vec<String> = ordered
+        .iter()
+        .map(|(_, m)| crate::text::index_words(&m.text))
+        .collect();
     let keys = search_keys(&mut *conn, &ordered).await?;
     sqlx::query(concat!(
         "CREATE TEMP TABLE IF NOT EXISTS ingest_stage (ord INTEGER PRIMARY KEY, ",
         stage_columns!(),
-        ")"
+        ", words TEXT)"
     ))
     .execute(&mut *conn)
     .await?;
@@ -280,12 +293,13 @@ async fn upsert(
                 .bind(m.action.clone())
                 .bind(m.convert_error.clone())
                 .bind(keys[staged + i])
-                .bind(search::fts_fold(&m.text))
-                .bind(m.from_id);
+                .bind(m.from_id)
+                .bind(words[staged + i].clone());
         }
         q.execute(&mut *conn).await?;
         staged += size;
     }
+    index_staged(&mut *conn).await?;
     // `WHERE true`: SQLite's grammar needs it between a SELECT's FROM and an upsert clause.
     sqlx::query(concat!(
         "INSERT INTO messages (",
@@ -301,7 +315,7 @@ async fn upsert(
            replies = coalesce(excluded.replies, replies), reactions = excluded.reactions, \
            pinned = excluded.pinned, media_kind = excluded.media_kind, media = excluded.media, \
            action = excluded.action, convert_error = excluded.convert_error, \
-           fts_fold = excluded.fts_fold, from_id = coalesce(excluded.from_id, from_id), \
+           from_id = coalesce(excluded.from_id, from_id), \
            updated_at = excluded.updated_at"
     ))
     .bind(now)
@@ -310,6 +324,30 @@ async fn upsert(
     sqlx::query("DELETE FROM temp.ingest_stage")
         .execute(&mut *conn)
         .await?;
+    Ok(())
+}
+
+/// Writes the search index for the staged rows, before they are upserted (the stored text
+/// tells which are new or edited): an edited post's words are replaced under its key, a new
+/// post's go in under the key staged for it, in key order; a post stored again unchanged (a
+/// poll reading it once more) costs the index nothing.
+async fn index_staged(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    sqlx::query(
+        "DELETE FROM messages_fts WHERE rowid IN ( \
+           SELECT m.search_key FROM temp.ingest_stage s \
+           JOIN messages m ON m.channel_id = s.channel_id AND m.id = s.id \
+           WHERE m.text IS NOT s.text)",
+    )
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO messages_fts (rowid, words) \
+         SELECT coalesce(m.search_key, s.search_key), s.words FROM temp.ingest_stage s \
+         LEFT JOIN messages m ON m.channel_id = s.channel_id AND m.id = s.id \
+         WHERE m.pk IS NULL OR m.text IS NOT s.text ORDER BY 1",
+    )
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 

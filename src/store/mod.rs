@@ -11,6 +11,7 @@ mod alerts;
 mod bot_users;
 mod channels;
 mod export;
+mod index;
 mod ingest;
 mod lock;
 mod media;
@@ -45,7 +46,7 @@ pub use outbox::{AlertPost, OutboxCounts, OutboxRow};
 pub use requests::ChannelRequest;
 pub use sealed::{SEALED_COLUMNS, SealedColumn};
 pub use search::{
-    Found, Hit, MATCH_END, MATCH_START, SearchError, SearchFilter, fts_fold, post_link,
+    Found, Hit, MATCH_END, MATCH_START, SNIPPET_UNITS, SearchError, SearchFilter, post_link,
 };
 pub use senders::UserRow;
 pub use subscriptions::{MAX_PER_USER, Subscription};
@@ -201,6 +202,7 @@ impl Store {
                 reason: e.to_string(),
             })?;
         restrict_modes(&path);
+        index::catch_up(&writer).await?;
         let rows_writer = SqlitePoolOptions::new()
             .max_connections(1)
             .idle_timeout(None)

@@ -1,10 +1,14 @@
-//! Full-text search over the stored posts (FTS5, `unicode61 remove_diacritics 2`), for the bot's
-//! `/search` and the operator's `tgparser search`.
+//! Full-text search over the stored posts, for the bot's `/search` and the operator's
+//! `tgparser search`: the query read by `text::Query` (the same words as the index and the
+//! alert matcher), run as FTS5 over `messages_fts`, the snippets marked in Rust.
+
+use std::collections::HashMap;
 
 use sqlx::Row;
 
 use super::ingest::KEYS_PER_SECOND;
 use super::{Store, StoreError};
+use crate::text::{Expr, Query, snippet};
 
 /// What a search found.
 #[derive(Debug, Clone, Default)]
@@ -34,19 +38,6 @@ impl Hit {
     }
 }
 
-/// Folds a query the way the index folds text (migration 0006): "ё" is "е".
-pub fn fold(text: &str) -> String {
-    text.replace('ё', "е").replace('Ё', "Е")
-}
-
-/// The folds a stored text needs (`messages.fts_fold`, migration 0009): bit 1 when it holds
-/// "ё", bit 2 when it holds "Ё". The search index's triggers run only those; each is a pass of
-/// SQL's replace() over the text on the writer's thread, while this is two SIMD byte searches
-/// (for the letters' last UTF-8 bytes) on the caller's.
-pub fn fts_fold(text: &str) -> i64 {
-    i64::from(text.contains('ё')) | i64::from(text.contains('Ё')) << 1
-}
-
 /// A post's t.me link: public by username, else the members-only `t.me/c/` form.
 pub fn post_link(channel_id: i64, username: Option<&str>, id: i64) -> String {
     match username {
@@ -55,8 +46,11 @@ pub fn post_link(channel_id: i64, username: Option<&str>, id: i64) -> String {
     }
 }
 
-pub const MATCH_START: char = '\u{1}';
-pub const MATCH_END: char = '\u{2}';
+pub use crate::text::{MATCH_END, MATCH_START};
+
+/// UTF-16 units of a snippet at most (Telegram counts UTF-16; five results and their titles fit
+/// a 4,096-unit message).
+pub const SNIPPET_UNITS: usize = 300;
 
 #[derive(Debug, Clone, Default)]
 pub struct SearchFilter {
@@ -71,21 +65,10 @@ pub struct SearchFilter {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
-    #[error(
-        "the search {query:?} is not valid FTS5 syntax ({reason}); use words, \"a phrase\", prefix*, AND, OR, NOT"
-    )]
+    #[error("cannot search for {query:?}: {reason}")]
     Query { query: String, reason: String },
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// Each word quoted: what a plain query like `covid-19 news` means to a person, in FTS5 syntax.
-fn as_plain_words(query: &str) -> String {
-    query
-        .split_whitespace()
-        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 pub(super) fn fts_error(e: &sqlx::Error) -> Option<String> {
@@ -94,146 +77,83 @@ pub(super) fn fts_error(e: &sqlx::Error) -> Option<String> {
         .then_some(msg)
 }
 
-/// A bare `word*` in an FTS5 query that can be spelled out as the words it stands for: where
-/// it is in the query and its prefix as the index stores it.
-#[derive(Debug, PartialEq)]
-struct Prefix {
-    at: std::ops::Range<usize>,
-    folded: String,
-}
-
-/// The prefix as unicode61 (`remove_diacritics 2`) indexes it, for the letters where that is
-/// plain lower-casing: ASCII letters and digits, and Cyrillic other than й (which the index
-/// folds to и). Anything else is left to FTS5's own prefix search.
-fn fold_prefix(word: &str) -> Option<String> {
-    let plain = |c: char| {
-        c.is_ascii_alphanumeric() || (('\u{410}'..='\u{44F}').contains(&c) && c != 'й' && c != 'Й')
-    };
-    (!word.is_empty() && word.chars().all(plain)).then(|| word.to_lowercase())
-}
-
-/// The bare `word*` prefixes of an FTS5 query that stand alone as a phrase (not in quotes, not
-/// joined by `+`, not after `^`, not inside `NEAR(...)`): those can be replaced by
-/// `("w1" OR "w2" ...)` with the same meaning.
-fn standalone_prefixes(q: &str) -> Vec<Prefix> {
-    let b = q.as_bytes();
-    let bare = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == 0x1a || c >= 0x80;
-    let mut out = Vec::new();
-    let mut i = 0;
-    let mut near_depth = 0usize;
-    // The last character that was not a space, before the current token.
-    let mut prev: u8 = b' ';
-    while i < b.len() {
-        let c = b[i];
-        if c == b'"' {
-            i += 1;
-            while i < b.len() {
-                if b[i] == b'"' {
-                    if b.get(i + 1) == Some(&b'"') {
-                        i += 2;
-                        continue;
-                    }
-                    break;
-                }
-                i += 1;
-            }
-            i += 1;
-            prev = b'"';
-        } else if bare(c) {
-            let start = i;
-            while i < b.len() && bare(b[i]) {
-                i += 1;
-            }
-            let word = &q[start..i];
-            let mut j = i;
-            while j < b.len() && b[j] == b' ' {
-                j += 1;
-            }
-            if word == "NEAR" && b.get(j) == Some(&b'(') {
-                near_depth += 1;
-                i = j + 1;
-                prev = b'(';
-                continue;
-            }
-            if b.get(j) == Some(&b'*') {
-                let mut k = j + 1;
-                while k < b.len() && b[k] == b' ' {
-                    k += 1;
-                }
-                let joined = prev == b'+' || prev == b'^' || b.get(k) == Some(&b'+');
-                if near_depth == 0
-                    && !joined
-                    && !matches!(word, "AND" | "OR" | "NOT")
-                    && let Some(folded) = fold_prefix(word)
-                {
-                    out.push(Prefix {
-                        at: start..j + 1,
-                        folded,
-                    });
-                }
-                i = j + 1;
-                prev = b'*';
-            } else {
-                prev = b'a';
-            }
-        } else {
-            if c == b'(' && near_depth > 0 {
-                near_depth += 1;
-            } else if c == b')' && near_depth > 0 {
-                near_depth -= 1;
-            }
-            if c != b' ' {
-                prev = c;
-            }
-            i += 1;
-        }
+/// A query read for the index: an error when it holds no words, or (unless `as_words_if_invalid`)
+/// when it does not parse.
+pub(super) fn parse_query(query: &str, as_words_if_invalid: bool) -> Result<Query, SearchError> {
+    let q = Query::parse(query).map_err(|e| SearchError::Query {
+        query: query.to_string(),
+        reason: e.to_string(),
+    })?;
+    if q.as_words && !as_words_if_invalid {
+        return Err(SearchError::Query {
+            query: query.to_string(),
+            reason: "it is not valid search syntax (an unbalanced parenthesis, or AND, OR, NOT \
+                     without words on both sides); use words, \"a phrase\", prefix*, AND, OR, NOT"
+                .into(),
+        });
     }
-    out
+    Ok(q)
 }
 
 /// A prefix standing for more words than this is left to FTS5's own prefix search.
 const PREFIX_WORDS_UP_TO: usize = 64;
 
 impl Store {
-    /// Posts matching `query` in FTS5 syntax, newest first. A query that is not valid syntax is
-    /// an error, or with `as_words_if_invalid` (people typing into a chat) searched as its plain
-    /// words.
+    /// Posts matching `query` (`text::Query` syntax), newest first. A query that does not parse
+    /// is an error, or with `as_words_if_invalid` (people typing into a chat) searched as its
+    /// plain words.
     pub async fn search(
         &self,
         query: &str,
         f: &SearchFilter,
         as_words_if_invalid: bool,
     ) -> Result<Found, SearchError> {
-        let e = match self.search_raw(query, f).await {
-            Ok(hits) => {
-                return Ok(Found {
-                    hits,
-                    as_words: false,
-                });
-            }
-            Err(e) => e,
-        };
-        let Some(reason) = fts_error(&e) else {
-            return Err(SearchError::Store(e.into()));
-        };
-        let plain = as_plain_words(query);
-        if !as_words_if_invalid || plain.is_empty() || plain == query {
-            return Err(SearchError::Query {
-                query: query.to_string(),
-                reason,
-            });
-        }
-        match self.search_raw(&plain, f).await {
+        let q = parse_query(query, as_words_if_invalid)?;
+        self.index_ready(query).await?;
+        let fts = self.fts_query(&q.expr).await.map_err(StoreError::from)?;
+        match self.search_raw(&fts, &q.expr, f).await {
             Ok(hits) => Ok(Found {
                 hits,
-                as_words: true,
+                as_words: q.as_words,
             }),
-            Err(e2) if fts_error(&e2).is_some() => Err(SearchError::Query {
-                query: query.to_string(),
-                reason,
-            }),
-            Err(e2) => Err(SearchError::Store(e2.into())),
+            Err(e) => match fts_error(&e) {
+                Some(reason) => Err(SearchError::Query {
+                    query: query.to_string(),
+                    reason,
+                }),
+                None => Err(SearchError::Store(e.into())),
+            },
         }
+    }
+
+    /// An error while the index is being built (only a read-only store can see that: a
+    /// writing one builds it before it opens).
+    pub(super) async fn index_ready(&self, query: &str) -> Result<(), SearchError> {
+        if super::index::complete(self.reader()).await? {
+            return Ok(());
+        }
+        Err(SearchError::Query {
+            query: query.to_string(),
+            reason: "the search index is being built; start the daemon (or run `tgparser migrate`) to finish it".into(),
+        })
+    }
+
+    /// The FTS5 query for `expr`, its short prefixes spelled out as words.
+    pub(super) async fn fts_query(&self, expr: &Expr) -> Result<String, sqlx::Error> {
+        let mut prefixes = Vec::new();
+        expr.prefixes(&mut prefixes);
+        if prefixes.is_empty() {
+            return Ok(expr.to_fts5());
+        }
+        let mut spelled = HashMap::new();
+        for p in prefixes {
+            if let Some(e) = self.spell_out(&p).await? {
+                spelled.insert(p, e);
+            }
+        }
+        let mut expr = expr.clone();
+        expr.spell_out(&spelled);
+        Ok(expr.to_fts5())
     }
 
     /// Newest first. The index is keyed by date (`search_key`, migration 0007), so FTS5 hands
@@ -242,17 +162,21 @@ impl Store {
     /// One case walks differently: a channel holding a small share of the archive, searched
     /// for a common term, would walk many other channels' matches; there the channel's date
     /// index is read from the newest end instead and each post checked against the matches.
-    async fn search_raw(&self, query: &str, f: &SearchFilter) -> Result<Vec<Hit>, sqlx::Error> {
-        let q = self.spell_out_prefixes(&fold(query)).await?;
+    async fn search_raw(
+        &self,
+        q: &str,
+        expr: &Expr,
+        f: &SearchFilter,
+    ) -> Result<Vec<Hit>, sqlx::Error> {
         let lo = f
             .since
             .map_or(i64::MIN, |s| s.saturating_mul(KEYS_PER_SECOND));
         let hi = f
             .until
             .map_or(i64::MAX, |u| u.saturating_mul(KEYS_PER_SECOND));
-        let columns = "m.channel_id, c.username, c.title, m.id, m.date, m.deleted_at IS NOT NULL, \
-                       snippet(messages_fts, 0, char(1), char(2), '…', 24)";
-        let by_channel = f.channel_id.is_some() && self.small_channel_common_term(&q, f).await?;
+        let columns =
+            "m.channel_id, c.username, c.title, m.id, m.date, m.deleted_at IS NOT NULL, m.text";
+        let by_channel = f.channel_id.is_some() && self.small_channel_common_term(q, f).await?;
         let sql = if by_channel {
             format!(
                 "SELECT {columns} FROM ( \
@@ -278,7 +202,7 @@ impl Store {
         };
         // Only constant SQL is formatted in; every value is bound.
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&q)
+            .bind(q)
             .bind(f.channel_id)
             .bind(f.since)
             .bind(f.until)
@@ -297,7 +221,7 @@ impl Store {
                     id: r.try_get(3)?,
                     date: r.try_get(4)?,
                     deleted: r.try_get(5)?,
-                    snippet: r.try_get(6)?,
+                    snippet: snippet(&r.try_get::<String, _>(6)?, expr, SNIPPET_UNITS),
                 })
             })
             .collect()
@@ -334,53 +258,44 @@ impl Store {
         Ok(matches > WALK_ALL_UP_TO)
     }
 
-    /// The query with each standalone `word*` replaced by the indexed words it stands for,
-    /// when there are at most [`PREFIX_WORDS_UP_TO`]: FTS5 merges the whole doclist of every
-    /// word a prefix matches before returning its first row (hundreds of milliseconds for a
-    /// prefix in most posts), but streams an OR of words newest first. The words are read from
-    /// the vocabulary one seek each (`term >=` is the constraint fts5vocab seeks on).
-    async fn spell_out_prefixes(&self, q: &str) -> Result<String, sqlx::Error> {
-        let prefixes = standalone_prefixes(q);
-        if prefixes.is_empty() {
-            return Ok(q.to_string());
-        }
+    /// A prefix as the indexed words it stands for, when there are at most
+    /// [`PREFIX_WORDS_UP_TO`]: FTS5 merges the whole doclist of every word a prefix matches
+    /// before returning its first row (hundreds of milliseconds for a prefix in most posts), but
+    /// streams an OR of words newest first. The words are read from the vocabulary one seek
+    /// each (`term >=` is the constraint fts5vocab seeks on). `None`: more words than that,
+    /// left to FTS5's own prefix search.
+    async fn spell_out(&self, prefix: &str) -> Result<Option<Expr>, sqlx::Error> {
         let mut conn = self.reader().acquire().await?;
-        let mut out = q.to_string();
-        // From the end, so earlier ranges stay valid.
-        for p in prefixes.iter().rev() {
-            let mut words: Vec<String> = Vec::new();
-            let mut from = p.folded.clone();
-            let complete = loop {
-                let next: Option<String> =
-                    sqlx::query_scalar("SELECT term FROM messages_terms WHERE term >= ?1 LIMIT 1")
-                        .bind(&from)
-                        .fetch_optional(&mut *conn)
-                        .await?;
-                match next {
-                    Some(t) if t.starts_with(&p.folded) => {
-                        if words.len() == PREFIX_WORDS_UP_TO {
-                            break false;
-                        }
-                        // The smallest string after `t`: no indexed word holds U+0001.
-                        from = format!("{t}\u{1}");
-                        words.push(t);
+        let mut words: Vec<String> = Vec::new();
+        let mut from = prefix.to_string();
+        loop {
+            let next: Option<String> =
+                sqlx::query_scalar("SELECT term FROM messages_terms WHERE term >= ?1 LIMIT 1")
+                    .bind(&from)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            match next {
+                Some(t) if t.starts_with(prefix) => {
+                    if words.len() == PREFIX_WORDS_UP_TO {
+                        return Ok(None);
                     }
-                    _ => break true,
+                    // The smallest string after `t`: no indexed word holds U+0001.
+                    from = format!("{t}\u{1}");
+                    words.push(t);
                 }
-            };
-            if !complete {
-                continue;
+                _ => break,
             }
-            let spelled = if words.is_empty() {
-                // No word has this prefix: a word no post holds keeps the query's meaning.
-                format!("\"{}\"", p.folded)
-            } else {
-                let alternatives: Vec<String> = words.iter().map(|w| format!("\"{w}\"")).collect();
-                format!("({})", alternatives.join(" OR "))
-            };
-            out.replace_range(p.at.clone(), &spelled);
         }
-        Ok(out)
+        let phrase = |w: String| Expr::Phrase {
+            terms: vec![w],
+            prefix: false,
+        };
+        Ok(Some(match words.len() {
+            // No word has this prefix: a word no post holds keeps the query's meaning.
+            0 => phrase(prefix.to_string()),
+            1 => phrase(words.remove(0)),
+            _ => Expr::Or(words.into_iter().map(phrase).collect()),
+        }))
     }
 }
 

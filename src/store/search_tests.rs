@@ -34,7 +34,8 @@ async fn strict_search_refuses_bad_syntax_and_the_chat_reads_it_as_words() {
     };
     let e = store.search("\"hello", &f, false).await.unwrap_err();
     assert!(
-        matches!(&e, SearchError::Query { .. }) && e.to_string().contains("not valid FTS5"),
+        matches!(&e, SearchError::Query { .. })
+            && e.to_string().contains("not valid search syntax"),
         "{e}"
     );
     let found = store.search("\"hello", &f, true).await.unwrap();
@@ -358,30 +359,6 @@ async fn a_small_channel_searched_for_a_common_word_gets_its_own_posts_newest_fi
     store.close().await;
 }
 
-#[test]
-fn only_standalone_bare_prefixes_are_spelled_out() {
-    let found = |q: &str| -> Vec<(String, String)> {
-        standalone_prefixes(q)
-            .into_iter()
-            .map(|p| (q[p.at].to_string(), p.folded))
-            .collect()
-    };
-    let one = |a: &str, b: &str| vec![(a.to_string(), b.to_string())];
-    assert_eq!(found("Infla*"), one("Infla*", "infla"));
-    assert_eq!(found("rate AND infla *"), one("infla *", "infla"));
-    assert_eq!(found("text:Инфл* OR x"), one("Инфл*", "инфл"));
-    assert_eq!(found("(a OR bc*) NOT d"), one("bc*", "bc"));
-    // Quoted, joined into a phrase, initial-token, inside NEAR, or not plainly foldable.
-    assert!(found("\"infla*\"").is_empty());
-    assert!(found("\"rate\" + infla*").is_empty());
-    assert!(found("infla* + rate").is_empty());
-    assert!(found("^infla*").is_empty());
-    assert!(found("NEAR(rate infla*, 3) OR x").is_empty());
-    assert!(found("café* мой* foo_bar*").is_empty());
-    // After a NEAR group closes, prefixes count again.
-    assert_eq!(found("NEAR(a b) cd*"), one("cd*", "cd"));
-}
-
 #[tokio::test]
 async fn a_spelled_out_prefix_finds_what_fts5s_own_prefix_search_finds() {
     let dir = tempfile::tempdir().unwrap();
@@ -422,11 +399,12 @@ async fn a_spelled_out_prefix_finds_what_fts5s_own_prefix_search_finds() {
         "story AND (infl* OR zq6*)",
     ] {
         let ours = ids(&store.search(q, &f, false).await.unwrap());
+        // FTS5's own prefix search of the same expression, nothing spelled out.
         let native: Vec<i64> = sqlx::query_scalar(
             "SELECT m.id FROM messages_fts JOIN messages m ON m.search_key = messages_fts.rowid \
              WHERE messages_fts MATCH ?1 ORDER BY messages_fts.rowid DESC",
         )
-        .bind(q)
+        .bind(Query::parse(q).unwrap().expr.to_fts5())
         .fetch_all(store.reader())
         .await
         .unwrap();
@@ -436,15 +414,16 @@ async fn a_spelled_out_prefix_finds_what_fts5s_own_prefix_search_finds() {
         ids(&store.search("infl*", &f, false).await.unwrap()),
         vec![5, 3, 2, 1]
     );
+    let spelled = |q: &str| {
+        let store = store.clone();
+        let expr = Query::parse(q).unwrap().expr;
+        async move { store.fts_query(&expr).await.unwrap() }
+    };
     assert_eq!(
-        store.spell_out_prefixes("infl*").await.unwrap(),
+        spelled("infl*").await,
         "(\"infl\" OR \"inflated\" OR \"inflation\" OR \"influx\")"
     );
-    assert_eq!(
-        store.spell_out_prefixes("zq*").await.unwrap(),
-        "zq*",
-        "left to FTS5"
-    );
+    assert_eq!(spelled("zq*").await, "\"zq\"*", "left to FTS5");
     store.close().await;
 }
 
@@ -456,18 +435,28 @@ async fn index_words(store: &Store) -> Vec<(String, i64, i64)> {
         .unwrap()
 }
 
-/// The index as it should be: built from scratch, in a separate table with the same tokenizer,
-/// from every stored text with both folds applied, whatever `fts_fold` says.
-async fn index_rebuilt_with_every_fold(store: &Store) -> Vec<(String, i64, i64)> {
+/// The index as it should be: every stored post's words (`text::index_words`, computed here
+/// from the stored text), indexed from scratch into a separate table with the same tokenizer.
+async fn index_rebuilt_from_the_texts(store: &Store) -> Vec<(String, i64, i64)> {
+    let texts: Vec<(i64, String)> = sqlx::query_as("SELECT search_key, text FROM messages")
+        .fetch_all(store.reader())
+        .await
+        .unwrap();
     let mut c = store.begin_write().await.unwrap();
     for sql in [
-        "CREATE VIRTUAL TABLE temp.oracle USING fts5 (text, \
-         tokenize = \"unicode61 remove_diacritics 2 categories 'L* N* Co So'\")",
+        "CREATE VIRTUAL TABLE temp.oracle USING fts5 (words, \
+         tokenize = \"unicode61 remove_diacritics 2 categories 'L* N* M* Co So'\")",
         "CREATE VIRTUAL TABLE temp.oracle_terms USING fts5vocab ('temp', 'oracle', 'instance')",
-        "INSERT INTO temp.oracle (rowid, text) \
-         SELECT search_key, replace(replace(text, 'ё', 'е'), 'Ё', 'Е') FROM messages",
     ] {
         sqlx::query(sql).execute(&mut *c).await.unwrap();
+    }
+    for (key, text) in texts {
+        sqlx::query("INSERT INTO temp.oracle (rowid, words) VALUES (?1, ?2)")
+            .bind(key)
+            .bind(crate::text::index_words(&text))
+            .execute(&mut *c)
+            .await
+            .unwrap();
     }
     let words = sqlx::query_as(
         "SELECT term, doc, \"offset\" FROM temp.oracle_terms ORDER BY doc, \"offset\"",
@@ -483,47 +472,28 @@ async fn index_rebuilt_with_every_fold(store: &Store) -> Vec<(String, i64, i64)>
 }
 
 #[tokio::test]
-async fn texts_without_yo_skip_the_fold_and_edits_across_folds_leave_the_index_exact() {
+async fn the_index_holds_each_posts_words_through_edits_replays_and_purges() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_with(dir.path(), &[7]).await;
-    // A post stored before migration 0009, or by hand: no fold bits, so both folds apply.
-    let mut w = store.begin_write().await.unwrap();
-    sqlx::query(
-        "INSERT INTO messages (channel_id, id, date, text, fetched_at, updated_at) \
-         VALUES (7, 10, 50, 'старая Ёлка', 0, 0)",
-    )
-    .execute(&mut *w)
-    .await
-    .unwrap();
-    w.commit().await.unwrap();
     let rows = [
         post(1, 100, "ёлка во дворе"),
         post(2, 200, "ЁЛКА ВО ДВОРЕ"),
-        post(3, 300, "Ёлка и ёжик"),
+        post(3, 300, "Ёлка и ёжик 比特币大涨"),
         post(4, 400, "елка без точек"),
         post(5, 500, ""),
     ];
     store.ingest(7, &rows, None).await.unwrap();
-    let folds = |s: &Store| {
-        let s = s.clone();
-        async move {
-            sqlx::query_as::<_, (i64, Option<i64>)>("SELECT id, fts_fold FROM messages ORDER BY id")
-                .fetch_all(s.reader())
-                .await
-                .unwrap()
-        }
-    };
-    assert_eq!(
-        folds(&store).await,
-        vec![
-            (1, Some(1)),
-            (2, Some(2)),
-            (3, Some(3)),
-            (4, Some(0)),
-            (5, Some(0)),
-            (10, None)
-        ]
-    );
+    // The same posts again, unchanged (a poll reading them once more), and a post given twice
+    // in one batch.
+    store.ingest(7, &rows, None).await.unwrap();
+    store
+        .ingest(
+            7,
+            &[post(6, 600, "first copy"), post(6, 600, "second copy")],
+            None,
+        )
+        .await
+        .unwrap();
     let f = SearchFilter {
         limit: 10,
         ..Default::default()
@@ -531,50 +501,50 @@ async fn texts_without_yo_skip_the_fold_and_edits_across_folds_leave_the_index_e
     for q in ["елка", "ёлка", "ЁЛКА"] {
         assert_eq!(
             ids(&store.search(q, &f, false).await.unwrap()),
-            vec![4, 3, 2, 1, 10],
+            vec![4, 3, 2, 1],
             "{q}"
         );
     }
     assert_eq!(
+        ids(&store.search("copy", &f, false).await.unwrap()),
+        vec![6]
+    );
+    assert_eq!(
+        ids(&store.search("first", &f, false).await.unwrap()),
+        Vec::<i64>::new()
+    );
+    assert_eq!(
         index_words(&store).await,
-        index_rebuilt_with_every_fold(&store).await
+        index_rebuilt_from_the_texts(&store).await
     );
 
-    // Edits across the folds: none -> ё, ё -> none, unknown -> Ё, Ё -> both.
     let edits = [
         post(4, 400, "теперь ёлка"),
         post(1, 100, "просто ель"),
-        post(10, 50, "Ёжик"),
+        post(3, 300, "Ёжик"),
         post(2, 200, "Ёж и ёлка"),
     ];
     store.ingest(7, &edits, None).await.unwrap();
     assert_eq!(
-        folds(&store).await,
-        vec![
-            (1, Some(0)),
-            (2, Some(3)),
-            (3, Some(3)),
-            (4, Some(1)),
-            (5, Some(0)),
-            (10, Some(2))
-        ]
-    );
-    assert_eq!(
         ids(&store.search("елка", &f, false).await.unwrap()),
-        vec![4, 3, 2]
+        vec![4, 2]
     );
     assert_eq!(
         ids(&store.search("ежик", &f, false).await.unwrap()),
-        vec![3, 10]
+        vec![3]
+    );
+    assert_eq!(
+        ids(&store.search("比特币", &f, false).await.unwrap()),
+        Vec::<i64>::new()
     );
     assert_eq!(ids(&store.search("ель", &f, false).await.unwrap()), vec![1]);
     assert_eq!(
         index_words(&store).await,
-        index_rebuilt_with_every_fold(&store).await
+        index_rebuilt_from_the_texts(&store).await
     );
     fts_integrity_check(&store).await;
 
-    // Every 'delete' removes exactly the words its insert added: purged, the index is empty.
+    // Deleted rows leave the index by their key: purged, the index is empty.
     store.remove_channel(7, true).await.unwrap();
     assert_eq!(index_words(&store).await, vec![]);
     fts_integrity_check(&store).await;
