@@ -318,7 +318,7 @@ async fn bad_channel_references_are_clear_and_write_nothing() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(sql(&env, "SELECT COUNT(*) FROM messages"), "0");
     assert_eq!(
-        sql(&env, "SELECT COUNT(*) FROM messages_fts"),
+        sql(&env, "SELECT COUNT(*) FROM messages_terms"),
         "0",
         "the FTS index follows deletes"
     );

@@ -582,7 +582,8 @@ print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 
 /// A database written before search keys existed (schema version 6) gains them when upgraded:
 /// every post keyed by its date, the index rebuilt over the keys, search newest first with the
-/// date filters; a row a script inserts afterwards without a key gets one from the trigger.
+/// date filters; a row a script inserts afterwards without a key gets one from the trigger, and
+/// is indexed at tgparser's next start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgrading_a_database_from_before_search_keys_keys_every_post_by_date() {
     use sqlx::Connection;
@@ -649,7 +650,8 @@ async fn upgrading_a_database_from_before_search_keys_keys_every_post_by_date() 
         search_ids(&env, &["fox", "--since", "2023-11-16", "--channel", "@one"]),
         vec![2]
     );
-    // A script's insert without a key: the next key of its second.
+    // A script's insert without a key: the next key of its second. Its words reach the index
+    // at tgparser's next write or start (here `migrate`).
     sql_write(
         &env,
         &format!(
@@ -657,6 +659,9 @@ async fn upgrading_a_database_from_before_search_keys_keys_every_post_by_date() 
             day(4)
         ),
     );
+    assert_eq!(sql(&env, "SELECT count(*) FROM search_pending"), "1");
+    assert_eq!(env.run(&["migrate"]).status.code(), Some(0));
+    assert_eq!(sql(&env, "SELECT count(*) FROM search_pending"), "0");
     assert_eq!(search_ids(&env, &["fox"]), vec![4, 12, 2, 11, 1]);
     assert_eq!(
         sql(

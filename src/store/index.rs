@@ -1,4 +1,5 @@
-//! The search index (`messages_fts`, migration 0016): built from `messages` when the store
+//! The search index (`search_words` and its FTS5 index `messages_fts`, migration 0016): built
+//! from `messages` when the store
 //! opens, if a migration emptied it or this build cuts words differently (`WORDS_VERSION`),
 //! and written with each stored post by ingest.
 //!
@@ -26,7 +27,8 @@ pub(super) async fn catch_up(writer: &SqlitePool) -> Result<u64, StoreError> {
             .await?;
     if version != WORDS_VERSION {
         let mut tx = begin_immediate(writer).await?;
-        sqlx::query("INSERT INTO messages_fts (messages_fts) VALUES ('delete-all')")
+        // Each row's words leave the index by its trigger.
+        sqlx::query("DELETE FROM search_words")
             .execute(&mut *tx)
             .await?;
         sqlx::query("UPDATE search_index SET version = ?1, pending_from = ?2 WHERE id = 1")
@@ -38,7 +40,7 @@ pub(super) async fn catch_up(writer: &SqlitePool) -> Result<u64, StoreError> {
         pending = Some(i64::MIN);
     }
     let Some(mut from) = pending else {
-        return Ok(0);
+        return drain_others(writer).await;
     };
     let total: i64 = sqlx::query_scalar("SELECT count(*) FROM messages WHERE search_key >= ?1")
         .bind(from)
@@ -94,7 +96,55 @@ pub(super) async fn catch_up(writer: &SqlitePool) -> Result<u64, StoreError> {
             "search index built"
         );
     }
+    // What the build indexed needs no queue entry.
+    sqlx::query("DELETE FROM search_pending")
+        .execute(writer)
+        .await?;
     Ok(done)
+}
+
+/// The whole queue of other programs' posts, indexed.
+async fn drain_others(writer: &SqlitePool) -> Result<u64, StoreError> {
+    let mut done = 0;
+    loop {
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM search_pending")
+            .fetch_one(writer)
+            .await?;
+        if left == 0 {
+            return Ok(done);
+        }
+        let mut tx = begin_immediate(writer).await?;
+        others(&mut tx).await?;
+        tx.commit().await?;
+        done += left.min(OTHERS_PER_WRITE) as u64;
+    }
+}
+
+/// Posts of the queue indexed per call of [`others`].
+const OTHERS_PER_WRITE: i64 = 200;
+
+/// Indexes posts other programs stored or edited (queued by the triggers, not by tgparser's
+/// own writes, which index their rows themselves), a few per call: called in each ingest
+/// transaction, so a script's rows reach the index while the daemon runs. Nothing to do costs
+/// one probe of an empty table.
+pub(super) async fn others(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    let rows: Vec<(i64, Option<String>)> = sqlx::query_as(
+        "SELECT p.search_key, m.text FROM search_pending p \
+         LEFT JOIN messages m ON m.search_key = p.search_key ORDER BY 1 LIMIT ?1",
+    )
+    .bind(OTHERS_PER_WRITE)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (key, text) in &rows {
+        if let Some(text) = text {
+            insert(&mut *conn, *key, &index_words(text)).await?;
+        }
+        sqlx::query("DELETE FROM search_pending WHERE search_key = ?1")
+            .bind(key)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Indexes one post's words under its key.
@@ -103,11 +153,16 @@ pub(super) async fn insert(
     key: i64,
     words: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO messages_fts (rowid, words) VALUES (?1, ?2)")
-        .bind(key)
-        .bind(words)
-        .execute(conn)
-        .await?;
+    // An upsert, so a row already there leaves the index through its update trigger (a
+    // REPLACE's delete would fire no trigger).
+    sqlx::query(
+        "INSERT INTO search_words (search_key, words) VALUES (?1, ?2) \
+         ON CONFLICT (search_key) DO UPDATE SET words = excluded.words",
+    )
+    .bind(key)
+    .bind(words)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -120,3 +175,7 @@ pub(super) async fn complete(reader: &SqlitePool) -> Result<bool, StoreError> {
             .await?;
     Ok(version == WORDS_VERSION && pending.is_none())
 }
+
+#[cfg(test)]
+#[path = "index_tests.rs"]
+mod tests;

@@ -299,7 +299,6 @@ async fn upsert(
         q.execute(&mut *conn).await?;
         staged += size;
     }
-    index_staged(&mut *conn).await?;
     // `WHERE true`: SQLite's grammar needs it between a SELECT's FROM and an upsert clause.
     sqlx::query(concat!(
         "INSERT INTO messages (",
@@ -321,34 +320,35 @@ async fn upsert(
     .bind(now)
     .execute(&mut *conn)
     .await?;
+    index_staged(&mut *conn).await?;
     sqlx::query("DELETE FROM temp.ingest_stage")
         .execute(&mut *conn)
         .await?;
     Ok(())
 }
 
-/// Writes the search index for the staged rows, before they are upserted (the stored text
-/// tells which are new or edited): an edited post's words are replaced under its key, a new
-/// post's go in under the key staged for it, in key order; a post stored again unchanged (a
-/// poll reading it once more) costs the index nothing.
+/// Writes the search index for the staged rows the upsert queued (`search_pending`, migration
+/// 0016: new posts and changed texts; an unchanged replay, a poll reading a post once more,
+/// queues nothing and costs the index nothing), in key order, then clears them from the queue.
+/// An edit's old words were removed by the trigger that queued it.
 async fn index_staged(conn: &mut SqliteConnection) -> Result<(), StoreError> {
     sqlx::query(
-        "DELETE FROM messages_fts WHERE rowid IN ( \
-           SELECT m.search_key FROM temp.ingest_stage s \
-           JOIN messages m ON m.channel_id = s.channel_id AND m.id = s.id \
-           WHERE m.text IS NOT s.text)",
+        "INSERT INTO search_words (search_key, words) \
+         SELECT m.search_key, s.words FROM temp.ingest_stage s \
+         JOIN messages m ON m.channel_id = s.channel_id AND m.id = s.id \
+         WHERE m.search_key IN (SELECT search_key FROM search_pending) ORDER BY 1 \
+         ON CONFLICT (search_key) DO UPDATE SET words = excluded.words",
     )
     .execute(&mut *conn)
     .await?;
     sqlx::query(
-        "INSERT INTO messages_fts (rowid, words) \
-         SELECT coalesce(m.search_key, s.search_key), s.words FROM temp.ingest_stage s \
-         LEFT JOIN messages m ON m.channel_id = s.channel_id AND m.id = s.id \
-         WHERE m.pk IS NULL OR m.text IS NOT s.text ORDER BY 1",
+        "DELETE FROM search_pending WHERE search_key IN ( \
+           SELECT m.search_key FROM temp.ingest_stage s \
+           JOIN messages m ON m.channel_id = s.channel_id AND m.id = s.id)",
     )
     .execute(&mut *conn)
     .await?;
-    Ok(())
+    super::index::others(conn).await
 }
 
 /// Seconds kept in a search key: dates outside ±2^42 s (±139,000 years) are clamped, so the key
