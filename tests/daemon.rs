@@ -298,15 +298,12 @@ fn a_start_that_upgrades_the_schema_asks_systemd_for_more_time() {
              INSERT INTO messages (channel_id, id, date, text, fetched_at, updated_at)
              SELECT 1, i, 1700000000 + i, 'upgrade ' || CASE WHEN i % 3 = 0 THEN 'ёлка' ELSE 'fox' END, 0, 0 FROM n;
              DROP TABLE search_index;
-             DROP TRIGGER messages_search_key;
-             DROP TRIGGER messages_fts_delete;
+             DROP TABLE search_pending;
              DROP TABLE messages_terms;
              DROP TABLE messages_fts;
+             DROP TABLE search_words;
              CREATE VIRTUAL TABLE messages_fts USING fts5 (text);
              CREATE VIRTUAL TABLE messages_terms USING fts5vocab ('messages_fts', 'instance');
-             CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN SELECT 1; END;
-             CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN SELECT 1; END;
-             CREATE TRIGGER messages_fts_update AFTER UPDATE OF text ON messages BEGIN SELECT 1; END;
              {}
              DROP VIEW v_channel_stats;
              ALTER TABLE channels DROP COLUMN membership;

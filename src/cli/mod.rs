@@ -109,10 +109,14 @@ pub enum Command {
         #[arg(long)]
         channel: Option<String>,
     },
-    /// Search the archive with FTS5 syntax: words, "a phrase", prefix*, AND, OR, NOT, NEAR.
+    /// Search the archive: words in any script, "a phrase", prefix*, AND, OR, NOT, (groups).
     /// Reads the database read-only; safe while the daemon runs.
     Search {
         query: String,
+        /// Print the FTS5 query for `messages_fts MATCH` (sqlite3, Datasette's raw search mode)
+        /// that this search runs, and search nothing.
+        #[arg(long)]
+        fts: bool,
         /// Only this channel (@name, t.me link or id).
         #[arg(long)]
         channel: Option<String>,
@@ -283,12 +287,16 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Search {
             query,
+            fts,
             channel,
             since,
             until,
             limit,
             json,
         } => {
+            if *fts {
+                return ops::print_fts(query);
+            }
             let cfg = load_config(&cli)?;
             ops::search(
                 &cfg,

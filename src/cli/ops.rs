@@ -50,6 +50,27 @@ pub struct SearchArgs<'a> {
     pub json: bool,
 }
 
+/// `search --fts`: the FTS5 query a search runs, for sqlite3 and Datasette users (the words cut
+/// and folded as the index holds them). Needs no database.
+pub fn print_fts(query: &str) -> anyhow::Result<ExitCode> {
+    match crate::text::Query::parse(query) {
+        Ok(q) if !q.as_words => {
+            println!("{}", q.expr.to_fts5());
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(_) => {
+            eprintln!(
+                "{query:?} is not valid search syntax (an unbalanced parenthesis or quote, or AND, OR, NOT without words on both sides)"
+            );
+            Ok(ExitCode::from(2))
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
 pub async fn search(cfg: &Config, a: SearchArgs<'_>) -> anyhow::Result<ExitCode> {
     let store = Store::open_read_only(&cfg.store).await?;
     let filter = SearchFilter {
@@ -59,7 +80,7 @@ pub async fn search(cfg: &Config, a: SearchArgs<'_>) -> anyhow::Result<ExitCode>
         limit: a.limit.clamp(1, 10_000),
         offset: 0,
     };
-    // Operators write FTS5 on purpose: a malformed query is an error, not read as words.
+    // Operators write syntax on purpose: a malformed query is an error, not read as words.
     let found = match store.search(a.query, &filter, false).await {
         Ok(f) => f,
         Err(e @ SearchError::Query { .. }) => {
