@@ -704,6 +704,51 @@ async fn subscriptions_are_checked_added_listed_and_removed_with_buttons() {
     assert_eq!(code, Some(0), "{}", stderr_of(&mut child));
 }
 
+/// `/search https://t.me/x`, `/search price: 100`, `/search *` and `/export *` reached SQLite as
+/// FTS5 syntax (a column filter, a bare `*`): the handler failed and the user got no answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn searches_holding_fts5_syntax_characters_are_answered_instead_of_left_unanswered() {
+    let fake = FakeTelegram::start(fake_opts()).await.unwrap();
+    let env = bot_env(&fake, "info").await;
+    let name = fake.info.channels[0].clone();
+    let ch = fake.world.channel_id(&name).unwrap();
+    let link = fake
+        .world
+        .post(ch, "Read https://t.me/x today: price: 100 USD")
+        .unwrap();
+    let mut child = start(&fake, &env).await;
+    backfilled(&env, ch).await;
+    let post = format!("https://t.me/{name}/{link}");
+    for q in [
+        "https://t.me/x",
+        "price: 100",
+        "t.me/x",
+        "(price)",
+        "price:100 usd^",
+    ] {
+        let answer = ask(&fake, ADMIN, &format!("/search {q}")).await;
+        has(&answer, &post);
+    }
+    has(
+        &ask(&fake, ADMIN, "/search price AND").await,
+        "not search syntax, so I looked for the words themselves",
+    );
+    for q in ["*", "\"\"", "—", ":"] {
+        let answer = ask(&fake, ADMIN, &format!("/search {q}")).await;
+        has(&answer, "no words in it to search for");
+    }
+    let answer = ask(&fake, ADMIN, "/export *").await;
+    has(&answer, "no words in it to search for");
+    // A long query of astral characters is echoed cut.
+    let long = format!("price {}", "𝒜".repeat(240));
+    let answer = ask(&fake, ADMIN, &format!("/search {long}")).await;
+    has(&answer, "Nothing found for price 𝒜𝒜");
+    assert!(answer.encode_utf16().count() < 200, "{answer}");
+    sigterm(&child);
+    let (code, _) = wait_exit(&mut child, Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{}", stderr_of(&mut child));
+}
+
 /// Alert messages the fake accepted (status 200), by (chat, post link), with how many times.
 fn delivered_alerts(fake: &FakeTelegram) -> std::collections::BTreeMap<(i64, String), usize> {
     let mut out = std::collections::BTreeMap::new();

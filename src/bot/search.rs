@@ -14,8 +14,26 @@ use crate::store::{Hit, MATCH_END, MATCH_START, SearchError, SearchFilter};
 pub const PAGE_SIZE: u32 = 5;
 /// Searches remembered for paging.
 const REMEMBERED: usize = 1000;
-/// Characters of a snippet shown (Telegram allows 4096 per message, for five posts).
+/// UTF-16 units of a snippet shown (Telegram counts UTF-16 units, 4096 per message, for five
+/// posts; the store's snippets are already cut to `store::SNIPPET_UNITS`).
 const SNIPPET_MAX: usize = 400;
+/// UTF-16 units of the query echoed in an answer.
+const QUERY_SHOWN: usize = 100;
+
+/// `s` cut to `max` UTF-16 units, "…" marking a cut.
+pub fn cut_units(s: &str, max: usize) -> String {
+    let mut used = 0;
+    let mut out = String::new();
+    for c in s.chars() {
+        if used + c.len_utf16() > max.saturating_sub(1) && s.encode_utf16().count() > max {
+            out.push('…');
+            return out;
+        }
+        used += c.len_utf16();
+        out.push(c);
+    }
+    out
+}
 
 #[derive(Default)]
 pub struct Searches {
@@ -58,15 +76,19 @@ pub fn escape_html(s: &str) -> String {
     out
 }
 
-/// The snippet as Telegram HTML: escaped, matches in bold, at most `SNIPPET_MAX` characters
-/// (never cutting inside a bold run).
+/// The snippet as Telegram HTML: escaped, matches in bold, at most `SNIPPET_MAX` UTF-16 units
+/// of text (a bold run cut short is closed).
 fn snippet_html(s: &str) -> String {
     let mut out = String::new();
     let mut open = false;
-    for (n, c) in s.chars().enumerate() {
-        if n >= SNIPPET_MAX {
-            out.push('…');
-            break;
+    let mut used = 0;
+    for c in s.chars() {
+        if c != MATCH_START && c != MATCH_END {
+            used += c.len_utf16();
+            if used > SNIPPET_MAX {
+                out.push('…');
+                break;
+            }
         }
         match c {
             MATCH_START => {
@@ -157,7 +179,10 @@ pub async fn page(
     if hits.is_empty() {
         return Ok((
             if page == 0 {
-                format!("{note}Nothing found for {}.", escape_html(query))
+                format!(
+                    "{note}Nothing found for {}.",
+                    escape_html(&cut_units(query, QUERY_SHOWN))
+                )
             } else {
                 "No more results.".into()
             },
@@ -169,7 +194,7 @@ pub async fn page(
         "{note}Results {}–{} for <b>{}</b>:\n\n",
         page * PAGE_SIZE + 1,
         page * PAGE_SIZE + hits.len().min(PAGE_SIZE as usize) as u32,
-        escape_html(query)
+        escape_html(&cut_units(query, QUERY_SHOWN))
     );
     // A button per result whose photo is stored: pressed, the bot sends it.
     let mut photos = Vec::new();
@@ -332,6 +357,20 @@ mod tests {
         let long = format!("{MATCH_START}{}{MATCH_END}", "я".repeat(SNIPPET_MAX + 10));
         let h = snippet_html(&long);
         assert!(h.ends_with("…</b>"), "{}", &h[h.len() - 20..]);
+    }
+
+    #[test]
+    fn snippets_of_astral_letters_are_cut_in_utf16_units_not_characters() {
+        let long = format!("{MATCH_START}x{MATCH_END} {}", "😀".repeat(SNIPPET_MAX));
+        let h = snippet_html(&long);
+        let units = h
+            .replace("<b>", "")
+            .replace("</b>", "")
+            .encode_utf16()
+            .count();
+        assert!(units <= SNIPPET_MAX + 1, "{units}");
+        assert_eq!(cut_units(&"😀".repeat(100), 10).encode_utf16().count(), 9);
+        assert_eq!(cut_units("short", 10), "short");
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub struct Query {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum QueryError {
     #[error(
-        "{0:?} has no words to search for; type words, \"a phrase\" or a prefix* (letters or digits)"
+        "there are no words in it to search for; type words, \"a phrase\" or a prefix* (letters or digits)"
     )]
     Empty(String),
 }

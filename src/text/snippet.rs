@@ -66,10 +66,11 @@ pub fn snippet(text: &str, expr: &Expr, max_units: usize) -> String {
             used += units(c);
             start = i;
         }
-        if start > 0 && start < first {
-            if let Some(space) = text[start..first].find(char::is_whitespace) {
-                start += space;
-            }
+        if start > 0
+            && start < first
+            && let Some(space) = text[start..first].find(char::is_whitespace)
+        {
+            start += space;
         }
         (start, max_units.saturating_sub(2))
     };
