@@ -2,7 +2,12 @@
 //! the same inserts done by Python's sqlite3 module (C speed) on the same schema in the same run;
 //! and posts/s of a whole backfill from the fake Telegram over loopback MTProto.
 //!
-//! Run: `cargo bench --bench ingest` (add `-- --quick` for a short run).
+//! Also: the same ingest on a mixed corpus (half of the posts Chinese and Japanese, written
+//! without spaces), and the alert matcher's cost per post.
+//!
+//! Run: `cargo bench --bench ingest` (add `-- --quick` for a short run). With
+//! `TGPARSER_BASELINE_BENCH` set to the ingest bench binary of an earlier build, that build's
+//! `Store::ingest` figure is measured first, in the same run, on the same machine.
 
 mod common;
 
@@ -46,7 +51,66 @@ fn text(i: usize) -> String {
     s
 }
 
+/// Chinese and Japanese words, for posts written without spaces.
+const CJK_WORDS: &[&str] = &[
+    "比特币",
+    "今天",
+    "大涨",
+    "突破",
+    "美元",
+    "央行",
+    "宣布",
+    "降息",
+    "股市",
+    "上涨",
+    "市场",
+    "东京",
+    "価格",
+    "急上昇",
+    "ビットコイン",
+    "発表",
+    "した",
+    "の",
+    "が",
+    "は",
+    "新闻",
+    "天气",
+    "科技",
+    "发布",
+    "投资者",
+    "经济",
+    "数据",
+    "政策",
+    "日本銀行",
+    "金融緩和",
+];
+
+/// About 300 bytes of Chinese and Japanese without spaces, a comma now and then.
+fn cjk_text(i: usize) -> String {
+    let mut s = String::with_capacity(320);
+    let mut k = i.wrapping_mul(2_654_435_761) ^ 0x5bd1;
+    let mut n = 0;
+    while s.len() < 300 {
+        k = k.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        s.push_str(CJK_WORDS[(k >> 33) % CJK_WORDS.len()]);
+        n += 1;
+        if n % 6 == 0 {
+            s.push('，');
+        }
+    }
+    s
+}
+
+/// The mixed corpus: every other post Chinese or Japanese.
+fn mixed_text(i: usize) -> String {
+    if i % 2 == 1 { cjk_text(i) } else { text(i) }
+}
+
 fn rows(n: usize, from: usize) -> Vec<MessageRow> {
+    rows_of(n, from, text)
+}
+
+fn rows_of(n: usize, from: usize, text: fn(usize) -> String) -> Vec<MessageRow> {
     (from..from + n)
         .map(|i| MessageRow {
             id: i as i32 + 1,
@@ -173,10 +237,18 @@ async fn bench_store(dir: &std::path::Path) -> Store {
     store
 }
 
-fn store_part(rt: &tokio::runtime::Runtime, dir: &std::path::Path, n: usize, only_store: bool) {
-    let ours = rt.block_on(async {
-        let store = bench_store(&dir.join("a")).await;
-        let batches: Vec<Vec<MessageRow>> = (0..n / 1000).map(|b| rows(1000, b * 1000)).collect();
+/// Posts/s of `Store::ingest` of `n` posts of `text` in batches of 1,000, into a new store.
+fn ingest_rate(
+    rt: &tokio::runtime::Runtime,
+    dir: &std::path::Path,
+    n: usize,
+    text: fn(usize) -> String,
+) -> f64 {
+    rt.block_on(async {
+        let store = bench_store(dir).await;
+        let batches: Vec<Vec<MessageRow>> = (0..n / 1000)
+            .map(|b| rows_of(1000, b * 1000, text))
+            .collect();
         let t = Instant::now();
         for b in &batches {
             store.ingest(1, b, None).await.unwrap();
@@ -184,11 +256,84 @@ fn store_part(rt: &tokio::runtime::Runtime, dir: &std::path::Path, n: usize, onl
         let rate = n as f64 / t.elapsed().as_secs_f64();
         store.close().await;
         rate
-    });
+    })
+}
+
+/// The earlier build's `Store::ingest` figure (`TGPARSER_BASELINE_BENCH`), run first.
+fn baseline(n: usize) -> Option<f64> {
+    let bin = std::env::var_os("TGPARSER_BASELINE_BENCH")?;
+    let mut cmd = Command::new(bin);
+    cmd.arg("--only-store");
+    if n < 100_000 {
+        cmd.arg("--quick");
+    }
+    let out = cmd.output().ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("Store::ingest with FTS: "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// The alert matcher's cost: each post's terms cut once, then 100 subscriptions of one or two
+/// words (Latin, Cyrillic, Chinese, Japanese) evaluated on them; beside the word matcher this
+/// build replaced (split at non-alphanumerics, lower case, compare), on the same posts.
+fn matcher_cost(n: usize) {
+    use tgparser::text::{Query, term_texts};
+    let mut words: Vec<&str> = WORDS.iter().chain(CJK_WORDS).copied().collect();
+    words.sort_unstable();
+    let subs: Vec<String> = (0..100)
+        .map(|i| {
+            let a = words[i % words.len()];
+            if i % 3 == 0 {
+                format!("{a} {}", words[(i * 7 + 3) % words.len()])
+            } else {
+                a.to_string()
+            }
+        })
+        .collect();
+    let exprs: Vec<_> = subs.iter().filter_map(|s| Query::words(s)).collect();
+    let texts: Vec<String> = (0..n).map(mixed_text).collect();
+    let t = Instant::now();
+    let mut hits = 0usize;
+    for text in &texts {
+        let terms = term_texts(text);
+        hits += exprs.iter().filter(|e| e.matches(&terms)).count();
+    }
+    let ours = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+    let old_subs: Vec<Vec<String>> = subs
+        .iter()
+        .map(|s| s.split_whitespace().map(str::to_lowercase).collect())
+        .collect();
+    let t = Instant::now();
+    let mut old_hits = 0usize;
+    for text in &texts {
+        let have: Vec<String> = text
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(|w| w.to_lowercase().replace('ё', "е"))
+            .collect();
+        old_hits += old_subs
+            .iter()
+            .filter(|want| want.iter().all(|w| have.iter().any(|h| h == w)))
+            .count();
+    }
+    let old = t.elapsed().as_secs_f64() * 1e6 / n as f64;
+    println!(
+        "alert matching, 100 subscriptions, mixed corpus: {ours:.1} µs per post ({hits} matches); \
+         reference, the previous word matcher on the same posts: {old:.1} µs per post ({old_hits} matches: \
+         it finds no Chinese or Japanese word inside a run)\n"
+    );
+}
+
+fn store_part(rt: &tokio::runtime::Runtime, dir: &std::path::Path, n: usize, only_store: bool) {
+    let before = if only_store { None } else { baseline(n) };
+    let ours = ingest_rate(rt, &dir.join("a"), n, text);
     if only_store {
         println!("Store::ingest with FTS: {ours:.0} posts/s");
         return;
     }
+    let mixed = ingest_rate(rt, &dir.join("mixed"), n, mixed_text);
     // An empty database with the product's schema, for the C ceiling.
     let schema_db = rt.block_on(async {
         let d = dir.join("schema");
@@ -225,8 +370,22 @@ fn store_part(rt: &tokio::runtime::Runtime, dir: &std::path::Path, n: usize, onl
     );
     let fts = rt.block_on(fts_only(n));
     println!(
-        "  ceiling: the FTS5 index alone          {fts:>9.0} posts/s (same texts and tokenizer, bundled SQLite, in memory: no table, no disk)\n"
+        "  ceiling: the FTS5 index alone          {fts:>9.0} posts/s (same texts and tokenizer, bundled SQLite, in memory: no table, no disk)"
     );
+    println!(
+        "  mixed corpus (half Chinese and Japanese) {mixed:>7.0} posts/s ({:.2} of the Latin/Cyrillic rate)",
+        mixed / ours.max(1.0)
+    );
+    match before {
+        Some(b) => println!(
+            "  the earlier build (TGPARSER_BASELINE_BENCH), same run: {b:.0} posts/s; this build / earlier {:.2} (target >= 0.80)\n",
+            ours / b.max(1.0)
+        ),
+        None => println!(
+            "  (set TGPARSER_BASELINE_BENCH to an earlier build's ingest bench to compare)\n"
+        ),
+    }
+    matcher_cost(if n < 100_000 { 20_000 } else { 50_000 });
 }
 
 /// The same texts into a bare FTS5 table with the product's tokenizer, in memory, in the same
@@ -237,14 +396,16 @@ async fn fts_only(n: usize) -> f64 {
     let mut c = sqlx::SqliteConnection::connect("sqlite::memory:")
         .await
         .unwrap();
-    // As in migrations/0006_fts_emoji_and_yo.sql.
+    // As in migrations/0016_search_words.sql, fed the words `Store::ingest` computes.
     sqlx::query(
-        "CREATE VIRTUAL TABLE f USING fts5 (text, tokenize = \"unicode61 remove_diacritics 2 categories 'L* N* Co So'\")",
+        "CREATE VIRTUAL TABLE f USING fts5 (text, columnsize = 0, tokenize = \"unicode61 remove_diacritics 2 categories 'L* N* M* Co So'\")",
     )
     .execute(&mut c)
     .await
     .unwrap();
-    let texts: Vec<String> = (0..n).map(text).collect();
+    let texts: Vec<String> = (0..n)
+        .map(|i| tgparser::text::index_words(&text(i)))
+        .collect();
     let batches: Vec<String> = texts
         .chunks(1000)
         .map(|b| serde_json::to_string(b).unwrap())

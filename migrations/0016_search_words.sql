@@ -12,9 +12,11 @@
 -- (case, Latin diacritics) leaves tgparser's folded words as they are, and folds what a person
 -- types into sqlite3 or Datasette the same way.
 --
--- A post stored, or whose text changed, by tgparser or by anything else, is queued in
--- `search_pending` by the triggers below. tgparser indexes the queue in the same transaction
--- for its own writes (store/ingest.rs), and other programs' at its next write or start. This
+-- A post stored without its words, or whose text changed, by tgparser or by anything else, is
+-- queued in `search_pending` by the triggers below (tgparser writes a new post's words just
+-- before the post, so its own new posts are not queued). tgparser indexes the queue in the
+-- same transaction for its own edits (store/ingest.rs), and other programs' rows at its next
+-- write or start. This
 -- migration leaves the index empty and `search_index` asks for it to be built: the daemon (or
 -- any tgparser command that opens the store for writing) builds it from `messages` in batches,
 -- each committed with its progress, so an interrupted build resumes where it stopped.
@@ -65,7 +67,8 @@ CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
     ) WHERE pk = new.pk AND new.search_key IS NULL;
     INSERT INTO search_pending (search_key)
     SELECT k FROM (SELECT coalesce(new.search_key, (SELECT search_key FROM messages WHERE pk = new.pk)) AS k)
-    WHERE k NOT IN (SELECT search_key FROM search_pending);
+    WHERE k NOT IN (SELECT search_key FROM search_pending)
+      AND k NOT IN (SELECT search_key FROM search_words);
 END;
 CREATE TRIGGER messages_fts_update AFTER UPDATE OF text ON messages
 WHEN old.text IS NOT new.text BEGIN

@@ -181,10 +181,14 @@ pub async fn run(
             n += 1;
             let name = &channels[n as usize % channels.len()];
             if let Some(id) = world.channel_id(name) {
-                world.post(
-                    id,
-                    &format!("Breaking #{n}: live post from the demo world 🚀"),
-                );
+                // Every third post in Chinese, Japanese or Korean: found by its words all the same.
+                let text = match n % 9 {
+                    3 => format!("突发 #{n}：今天比特币大涨了，breaking"),
+                    6 => format!("速報 #{n}：東京都でビットコインが急上昇 breaking"),
+                    0 => format!("속보 #{n}: 비트코인이 사상 최고가를 경신했다 breaking"),
+                    _ => format!("Breaking #{n}: live post from the demo world 🚀"),
+                };
+                world.post(id, &text);
             }
         }
     });
@@ -300,6 +304,9 @@ async fn converse(bot: Arc<fake_telegram::botapi::BotApi>, info: fake_telegram::
         (DEMO_ADMIN, "admin", format!("/allow {DEMO_USER}"), 2),
         (DEMO_USER, "user", "/subscribe breaking".into(), 8),
         (DEMO_USER, "user", "/search breaking".into(), 3),
+        (DEMO_USER, "user", "/subscribe 比特币".into(), 2),
+        (DEMO_USER, "user", "/search 東京".into(), 3),
+        (DEMO_USER, "user", "/search 비트코인".into(), 3),
         (DEMO_USER, "user", "/pause @technews".into(), 2),
         (DEMO_ADMIN, "admin", "/status".into(), 2),
     ]);

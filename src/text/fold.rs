@@ -13,11 +13,29 @@
 use icu_normalizer::ComposingNormalizerBorrowed;
 use icu_normalizer::properties::{CanonicalDecompositionBorrowed, Decomposed};
 
-/// `word` folded, appended to `out`. `word` holds word characters only (see `words`).
-pub fn fold_into(word: &str, out: &mut String) {
+/// `word` folded, appended to `out`. `word` holds word characters only (see `words`). Returns
+/// true when the word took the fast path (ASCII letters and digits, basic Cyrillic): then the
+/// folded word holds word characters only, without a look-up.
+pub fn fold_into(word: &str, out: &mut String) -> bool {
     if word.is_ascii() {
         out.extend(word.bytes().map(|b| char::from(b.to_ascii_lowercase())));
-        return;
+        return true;
+    }
+    // Most words of most posts: Latin and Cyrillic without diacritics (й and ё decompose, so
+    // they take the long way). Lower-casing them is arithmetic; NFKC and the diacritics table
+    // leave them as they are.
+    let basic = |c: char| {
+        c.is_ascii_alphanumeric() || (('\u{410}'..='\u{44F}').contains(&c) && c != 'й' && c != 'Й')
+    };
+    if word.chars().all(basic) {
+        for c in word.chars() {
+            out.push(match c {
+                'A'..='Z' => c.to_ascii_lowercase(),
+                '\u{410}'..='\u{42F}' => char::from_u32(c as u32 + 0x20).unwrap_or(c),
+                _ => c,
+            });
+        }
+        return true;
     }
     let nfkc = ComposingNormalizerBorrowed::new_nfkc().normalize(word);
     for c in nfkc.chars() {
@@ -41,6 +59,7 @@ pub fn fold_into(word: &str, out: &mut String) {
             }
         }
     }
+    false
 }
 
 /// `word` folded.

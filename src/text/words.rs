@@ -295,14 +295,47 @@ pub fn terms(text: &str) -> Vec<Term> {
     out
 }
 
-/// What the index stores for `text` (`messages_fts.words`): its terms, separated by spaces.
+/// What the index stores for `text` (`search_words.words`): its terms, separated by spaces.
+/// The same as joining [`terms`], written straight into one string (it runs for every stored
+/// post, on the thread that hands the batch to the writer).
 pub fn index_words(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 16);
-    for t in terms(text) {
-        if !out.is_empty() {
-            out.push(' ');
+    let mut cjk = Vec::new();
+    for run in runs(text) {
+        if run.class.bigrams() {
+            cjk.clear();
+            cjk_terms(text, &run, &mut cjk);
+            for t in &cjk {
+                if !out.is_empty() {
+                    out.push(' ');
+                }
+                out.push_str(&t.text);
+            }
+            continue;
         }
-        out.push_str(&t.text);
+        for w in &run.words {
+            let before = out.len();
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            let at = out.len();
+            let plain = fold_into(&text[w.clone()], &mut out);
+            if out.len() == at {
+                out.truncate(before);
+            } else if !plain && !out[at..].chars().all(is_word_char) {
+                let folded = out.split_off(at);
+                out.truncate(before);
+                for piece in folded
+                    .split(|c: char| !is_word_char(c))
+                    .filter(|p| !p.is_empty())
+                {
+                    if !out.is_empty() {
+                        out.push(' ');
+                    }
+                    out.push_str(piece);
+                }
+            }
+        }
     }
     out
 }
@@ -344,6 +377,19 @@ mod tests {
         assert_eq!(&text[t[0].at.clone()], "Ёлка");
         let tokyo = t.iter().find(|t| t.text == "東京").unwrap();
         assert_eq!(&text[tokyo.at.clone()], "東京");
+    }
+
+    #[test]
+    fn index_words_are_the_terms_joined() {
+        for text in [
+            "Bitcoin🚀🚀 rose 5% — covid-19, don't ÜBER straße ㈏ ¼ Ёлка",
+            "今天比特币大涨了 bitcoin 비트코인이 ราคาทองคำ",
+            "",
+            " , ",
+        ] {
+            let joined: Vec<String> = terms(text).into_iter().map(|t| t.text).collect();
+            assert_eq!(index_words(text), joined.join(" "), "{text}");
+        }
     }
 
     #[test]
