@@ -32,38 +32,12 @@ fn status_kib(pid: u32, field: &str) -> Option<u64> {
 
 /// A Python with Telethon and cryptg: `$TELETHON_PYTHON`, or a virtualenv made once.
 fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("TELETHON_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("telethon-1.45-cryptg-venv");
-    let py = venv.join("bin/python");
-    let ready = venv.join(".installed");
-    if !ready.exists() {
-        let st = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .expect("python3 is needed for the Telethon reference");
-        assert!(st.success(), "python3 -m venv failed");
-        let out = Command::new(&py)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .args(TELETHON)
-            .output()
-            .expect("pip runs");
-        assert!(
-            out.status.success(),
-            "pip install {TELETHON:?} failed (PyPI must be reachable):\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::fs::write(&ready, TELETHON.join(" ")).unwrap();
-    }
-    py
+    fake_telegram::python::with_packages(
+        "TELETHON_PYTHON",
+        Path::new(env!("CARGO_TARGET_TMPDIR")),
+        "telethon-1.45-cryptg-venv",
+        TELETHON,
+    )
 }
 
 struct Measured {

@@ -305,8 +305,8 @@ async fn converse(bot: Arc<fake_telegram::botapi::BotApi>, info: fake_telegram::
         (DEMO_USER, "user", "/subscribe breaking".into(), 8),
         (DEMO_USER, "user", "/search breaking".into(), 3),
         (DEMO_USER, "user", "/subscribe 比特币".into(), 2),
-        (DEMO_USER, "user", "/search 東京".into(), 3),
-        (DEMO_USER, "user", "/search 비트코인".into(), 3),
+        (DEMO_USER, "user", "/search 東京".into(), 2),
+        (DEMO_USER, "user", "/search 비트코인".into(), 2),
         (DEMO_USER, "user", "/pause @technews".into(), 2),
         (DEMO_ADMIN, "admin", "/status".into(), 2),
     ]);

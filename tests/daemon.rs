@@ -246,13 +246,13 @@ fn demo_logs_in_through_the_chat_and_alerts_and_a_search_answer_then_it_exits_0(
     let state = env.path("demo-state");
     let t = Instant::now();
     let out = std::process::Command::new(BIN)
-        .args(["demo", "--for", "40", "--state-dir"])
+        .args(["demo", "--for", "50", "--state-dir"])
         .arg(&state)
         .env_remove("NOTIFY_SOCKET")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(t.elapsed() < Duration::from_secs(70));
+    assert!(t.elapsed() < Duration::from_secs(80));
     let stdout = String::from_utf8_lossy(&out.stdout);
     for expected in [
         "tgparser demo is running",
@@ -264,6 +264,10 @@ fn demo_logs_in_through_the_chat_and_alerts_and_a_search_answer_then_it_exits_0(
         "> Subscribed: alerts for posts with all of: breaking",
         "> 🔔 breaking in ",
         "> Results 1–5 for breaking:",
+        "> Subscribed: alerts for posts with all of: 比特币",
+        "> Results 1–",
+        "for 東京:",
+        "for 비트코인:",
         "> Status: ",
     ] {
         assert!(

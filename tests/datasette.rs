@@ -14,38 +14,12 @@ const DATASETTE: &str = "datasette==0.65.5";
 
 /// A Python with Datasette: `$DATASETTE_PYTHON`, or a virtualenv made (once) under target/.
 fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("DATASETTE_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("datasette-0.65-venv");
-    let py = venv.join("bin/python");
-    let ready = venv.join(".installed");
-    if !ready.exists() {
-        let st = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .expect("python3 is needed to run Datasette");
-        assert!(st.success(), "python3 -m venv failed");
-        let out = Command::new(&py)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                DATASETTE,
-            ])
-            .output()
-            .expect("pip runs");
-        assert!(
-            out.status.success(),
-            "pip install {DATASETTE} failed (PyPI must be reachable):\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::fs::write(&ready, DATASETTE).unwrap();
-    }
-    py
+    fake_telegram::python::with_packages(
+        "DATASETTE_PYTHON",
+        Path::new(env!("CARGO_TARGET_TMPDIR")),
+        "datasette-0.65-venv",
+        &[DATASETTE],
+    )
 }
 
 const POSTS: &[&str] = &[

@@ -17,6 +17,7 @@ pub mod faults;
 pub mod flood;
 pub mod generate;
 pub mod mtproto;
+pub mod python;
 pub mod srp;
 pub mod world;
 

@@ -2,8 +2,7 @@
 //! talks to the fake: an independent client proves the fake speaks MTProto, not only grammers'
 //! dialect of it.
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
 
 use fake_telegram::flood::QuotaMode;
 use fake_telegram::{FakeTelegram, Options};
@@ -12,38 +11,12 @@ const TELETHON: &str = "telethon==1.45.0";
 
 /// A Python with Telethon: `$TELETHON_PYTHON`, or a virtualenv made (once) under target/.
 fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("TELETHON_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("telethon-1.45-venv");
-    let py = venv.join("bin/python");
-    let ready = venv.join(".installed");
-    if !ready.exists() {
-        let st = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .expect("python3 is needed to run Telethon");
-        assert!(st.success(), "python3 -m venv failed");
-        let out = Command::new(&py)
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                TELETHON,
-            ])
-            .output()
-            .expect("pip runs");
-        assert!(
-            out.status.success(),
-            "pip install {TELETHON} failed (PyPI must be reachable):\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::fs::write(&ready, TELETHON).unwrap();
-    }
-    py
+    fake_telegram::python::with_packages(
+        "TELETHON_PYTHON",
+        Path::new(env!("CARGO_TARGET_TMPDIR")),
+        "telethon-1.45-venv",
+        &[TELETHON],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

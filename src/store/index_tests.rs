@@ -14,6 +14,17 @@ fn posts(n: i32) -> Vec<MessageRow> {
         .collect()
 }
 
+/// A store with channel 1 holding `n` of [`posts`].
+async fn with_posts(dir: &std::path::Path, n: i32) -> Store {
+    let store = testing::store(dir, 1).await;
+    store
+        .add_channel(&testing::channel(1, None, "c"))
+        .await
+        .unwrap();
+    store.ingest(1, &posts(n), None).await.unwrap();
+    store
+}
+
 async fn exec(store: &Store, sql: &str) {
     let mut tx = store.begin_write().await.unwrap();
     sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
@@ -53,12 +64,7 @@ async fn fts_check_against_content(store: &Store) {
 #[tokio::test]
 async fn fts5s_content_check_and_rebuild_tell_the_truth_about_the_index() {
     let dir = tempfile::tempdir().unwrap();
-    let store = testing::store(dir.path(), 1).await;
-    store
-        .add_channel(&testing::channel(1, None, "c"))
-        .await
-        .unwrap();
-    store.ingest(1, &posts(300), None).await.unwrap();
+    let store = with_posts(dir.path(), 300).await;
     let mut edited = posts(300);
     edited[10].text = "edited 東京都".into();
     store.ingest(1, &edited[..20], None).await.unwrap();
@@ -82,12 +88,7 @@ async fn fts5s_content_check_and_rebuild_tell_the_truth_about_the_index() {
 #[tokio::test]
 async fn an_interrupted_build_resumes_where_it_stopped_and_a_new_word_rule_rebuilds() {
     let dir = tempfile::tempdir().unwrap();
-    let store = testing::store(dir.path(), 1).await;
-    store
-        .add_channel(&testing::channel(1, None, "c"))
-        .await
-        .unwrap();
-    store.ingest(1, &posts(5_000), None).await.unwrap();
+    let store = with_posts(dir.path(), 5_000).await;
     // A build killed after its batches below post 3,001: their words committed, the rest not.
     let from: i64 = sqlx::query_scalar("SELECT search_key FROM messages WHERE id = 3001")
         .fetch_one(store.reader())

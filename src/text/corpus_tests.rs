@@ -122,6 +122,26 @@ async fn index_and_matcher_agree_on_every_corpus_post_and_query() {
     store.close().await;
 }
 
+/// An in-memory FTS5 table `f` with the index's tokenizer (migration 0016) and its
+/// vocabulary `v`.
+async fn index_tokenizer() -> sqlx::SqliteConnection {
+    let mut c = sqlx::SqliteConnection::connect("sqlite::memory:")
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE VIRTUAL TABLE f USING fts5 (words, content = '', \
+         tokenize = \"unicode61 remove_diacritics 2 categories 'L* N* M* Co So'\")",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    sqlx::query("CREATE VIRTUAL TABLE v USING fts5vocab ('f', 'instance')")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    c
+}
+
 /// Text from every script the corpus holds plus random code points of every plane.
 fn random_text(rng: &mut rand::rngs::StdRng, pool: &[char]) -> String {
     let n = rng.random_range(0..40);
@@ -147,20 +167,7 @@ fn random_text(rng: &mut rand::rngs::StdRng, pool: &[char]) -> String {
 /// matcher compares, and a query's quoted words reach FTS5 unchanged.
 #[tokio::test]
 async fn words_are_fixed_points_of_the_index_tokenizer() {
-    let mut c = sqlx::SqliteConnection::connect("sqlite::memory:")
-        .await
-        .unwrap();
-    sqlx::query(
-        "CREATE VIRTUAL TABLE f USING fts5 (words, content = '', \
-         tokenize = \"unicode61 remove_diacritics 2 categories 'L* N* M* Co So'\")",
-    )
-    .execute(&mut c)
-    .await
-    .unwrap();
-    sqlx::query("CREATE VIRTUAL TABLE v USING fts5vocab ('f', 'instance')")
-        .execute(&mut c)
-        .await
-        .unwrap();
+    let mut c = index_tokenizer().await;
     let seed: u64 = std::env::var("TEXT_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -200,20 +207,7 @@ async fn words_are_fixed_points_of_the_index_tokenizer() {
 /// `words::is_word_char` follows SQLite there).
 #[tokio::test]
 async fn every_code_point_reaches_the_index_as_the_matcher_reads_it() {
-    let mut c = sqlx::SqliteConnection::connect("sqlite::memory:")
-        .await
-        .unwrap();
-    sqlx::query(
-        "CREATE VIRTUAL TABLE f USING fts5 (words, content = '', \
-         tokenize = \"unicode61 remove_diacritics 2 categories 'L* N* M* Co So'\")",
-    )
-    .execute(&mut c)
-    .await
-    .unwrap();
-    sqlx::query("CREATE VIRTUAL TABLE v USING fts5vocab ('f', 'instance')")
-        .execute(&mut c)
-        .await
-        .unwrap();
+    let mut c = index_tokenizer().await;
     let all: Vec<char> = (0..0x11_0000u32).filter_map(char::from_u32).collect();
     let mut ours: Vec<(i64, String, char)> = Vec::new();
     for (doc, chunk) in all.chunks(8192).enumerate() {
