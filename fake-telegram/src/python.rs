@@ -20,7 +20,7 @@ pub fn with_packages(env_var: &str, dir: &Path, name: &str, packages: &[&str]) -
             .args(["-m", "venv"])
             .arg(&venv)
             .status()
-            .expect("python3 is needed");
+            .expect("python3 is needed"); // ok: only tests and benches call this, and they need it
         assert!(st.success(), "python3 -m venv failed");
         let out = Command::new(&py)
             .args([
@@ -32,12 +32,13 @@ pub fn with_packages(env_var: &str, dir: &Path, name: &str, packages: &[&str]) -
             ])
             .args(packages)
             .output()
-            .expect("pip runs");
+            .expect("pip runs"); // ok: as above, a test that cannot run says why
         assert!(
             out.status.success(),
             "pip install {packages:?} failed (PyPI must be reachable):\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
+        // ok: as above; the venv directory was just made by this process
         std::fs::write(&ready, packages.join(" ")).expect("the venv's marker is written");
     }
     py

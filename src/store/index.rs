@@ -3,6 +3,10 @@
 //! opens, if a migration emptied it or this build cuts words differently (`WORDS_VERSION`),
 //! and written with each stored post by ingest.
 //!
+//! Ingest writes a new post's words just before the post (`index_new`: the insert trigger then
+//! queues nothing for it), and after the upsert the words of what it queued (`index_queued`:
+//! edited texts, and a few of other programs' rows).
+//!
 //! A build goes through the posts in search-key order, a batch per transaction, the batch's
 //! end saved with it (`search_index.pending_from`): killed half-way, the next open resumes
 //! there. Keys ascend within and across batches, so FTS5 writes each batch as one segment.
@@ -118,6 +122,55 @@ async fn drain_others(writer: &SqlitePool) -> Result<u64, StoreError> {
         tx.commit().await?;
         done += left.min(OTHERS_PER_WRITE) as u64;
     }
+}
+
+/// Writes the words of the staged posts not stored yet, under their staged keys, in key order,
+/// before the upsert stores them (so the insert trigger queues nothing for them).
+pub(super) async fn index_new(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO search_words (search_key, words) \
+         SELECT s.search_key, s.words FROM temp.ingest_stage s \
+         WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.channel_id = s.channel_id AND m.id = s.id) \
+         ORDER BY 1 \
+         ON CONFLICT (search_key) DO UPDATE SET words = excluded.words",
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// After the upsert: the words of staged posts it queued (`search_pending`, migration 0016:
+/// an edited text; an unchanged replay, a poll reading a post once more, queues nothing and
+/// costs the index nothing), then a few of other programs' rows. An edit's old words were
+/// removed by the trigger that queued it.
+pub(super) async fn index_queued(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    let queued: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM search_pending)")
+        .fetch_one(&mut *conn)
+        .await?;
+    if !queued {
+        return Ok(());
+    }
+    // CROSS JOIN keeps the staged rows the outer loop, each finding its post by the
+    // (channel_id, id) index: driven from the queue instead, SQLite scanned the unindexed
+    // stage once per post (a batch cost a million row visits).
+    sqlx::query(
+        "INSERT INTO search_words (search_key, words) \
+         SELECT m.search_key, s.words FROM temp.ingest_stage s \
+         CROSS JOIN messages m CROSS JOIN search_pending p \
+         WHERE m.channel_id = s.channel_id AND m.id = s.id AND p.search_key = m.search_key \
+         ORDER BY 1 \
+         ON CONFLICT (search_key) DO UPDATE SET words = excluded.words",
+    )
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "DELETE FROM search_pending WHERE search_key IN ( \
+           SELECT m.search_key FROM temp.ingest_stage s CROSS JOIN messages m \
+           WHERE m.channel_id = s.channel_id AND m.id = s.id)",
+    )
+    .execute(&mut *conn)
+    .await?;
+    others(conn).await
 }
 
 /// Posts of the queue indexed per call of [`others`].

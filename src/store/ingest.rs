@@ -301,7 +301,7 @@ async fn upsert(
         q.execute(&mut *conn).await?;
         staged += size;
     }
-    index_new(&mut *conn).await?;
+    super::index::index_new(&mut *conn).await?;
     // `WHERE true`: SQLite's grammar needs it between a SELECT's FROM and an upsert clause.
     sqlx::query(concat!(
         "INSERT INTO messages (",
@@ -323,60 +323,11 @@ async fn upsert(
     .bind(now)
     .execute(&mut *conn)
     .await?;
-    index_queued(&mut *conn).await?;
+    super::index::index_queued(&mut *conn).await?;
     sqlx::query("DELETE FROM temp.ingest_stage")
         .execute(&mut *conn)
         .await?;
     Ok(())
-}
-
-/// Writes the words of the staged posts not stored yet, under their staged keys, in key order,
-/// before the upsert stores them (so the insert trigger queues nothing for them).
-async fn index_new(conn: &mut SqliteConnection) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO search_words (search_key, words) \
-         SELECT s.search_key, s.words FROM temp.ingest_stage s \
-         WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.channel_id = s.channel_id AND m.id = s.id) \
-         ORDER BY 1 \
-         ON CONFLICT (search_key) DO UPDATE SET words = excluded.words",
-    )
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// After the upsert: the words of staged posts it queued (`search_pending`, migration 0016:
-/// an edited text; an unchanged replay, a poll reading a post once more, queues nothing and
-/// costs the index nothing), then a few of other programs' rows. An edit's old words were
-/// removed by the trigger that queued it.
-async fn index_queued(conn: &mut SqliteConnection) -> Result<(), StoreError> {
-    let queued: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM search_pending)")
-        .fetch_one(&mut *conn)
-        .await?;
-    if !queued {
-        return Ok(());
-    }
-    // CROSS JOIN keeps the staged rows the outer loop, each finding its post by the
-    // (channel_id, id) index: driven from the queue instead, SQLite scanned the unindexed
-    // stage once per post (a batch cost a million row visits).
-    sqlx::query(
-        "INSERT INTO search_words (search_key, words) \
-         SELECT m.search_key, s.words FROM temp.ingest_stage s \
-         CROSS JOIN messages m CROSS JOIN search_pending p \
-         WHERE m.channel_id = s.channel_id AND m.id = s.id AND p.search_key = m.search_key \
-         ORDER BY 1 \
-         ON CONFLICT (search_key) DO UPDATE SET words = excluded.words",
-    )
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "DELETE FROM search_pending WHERE search_key IN ( \
-           SELECT m.search_key FROM temp.ingest_stage s CROSS JOIN messages m \
-           WHERE m.channel_id = s.channel_id AND m.id = s.id)",
-    )
-    .execute(&mut *conn)
-    .await?;
-    super::index::others(conn).await
 }
 
 /// Seconds kept in a search key: dates outside ±2^42 s (±139,000 years) are clamped, so the key
