@@ -77,6 +77,20 @@ async fn ask(fake: &FakeTelegram, user: i64, text: &str) -> String {
     }
 }
 
+/// Ids `tgparser search --json` finds for `q` (it must succeed).
+fn search_ids(env: &Env, q: &str) -> Vec<i64> {
+    let out = env.run(&["search", "--json", q]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect()
+}
+
 /// The words subscribed to: one or two per script, and the post indexes the corpus says each
 /// must alert and must not.
 fn subscriptions(posts: &[Post]) -> Vec<(String, BTreeSet<usize>, BTreeSet<usize>)> {
@@ -243,30 +257,13 @@ async fn posts_in_every_script_are_alerted_and_found_by_their_words() {
             bold.contains(&tgparser::text::fold::fold(q)),
             "/search {q}: {bold:?} in {answer}"
         );
-        let out = env.run(&["search", "--json", q]);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-        let found: Vec<i64> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
-                    .as_i64()
-                    .unwrap()
-            })
-            .collect();
+        let found = search_ids(&env, q);
         assert!(
             found.contains(&i64::from(ids[i])),
             "tgparser search {q}: {found:?}"
         );
         for m in &p.misses {
-            let out = env.run(&["search", "--json", m]);
-            let miss: Vec<i64> = String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .map(|l| {
-                    serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
-                        .as_i64()
-                        .unwrap()
-                })
-                .collect();
+            let miss = search_ids(&env, m);
             assert!(
                 !miss.contains(&i64::from(ids[i])),
                 "tgparser search {m} found {:?}",
