@@ -396,7 +396,7 @@ async fn fts_only(n: usize) -> f64 {
     let mut c = sqlx::SqliteConnection::connect("sqlite::memory:")
         .await
         .unwrap();
-    // As in migrations/0016_search_words.sql, fed the words `Store::ingest` computes.
+    // As in migrations/0017_search_contentless.sql, fed the words `Store::ingest` computes.
     sqlx::query(
         "CREATE VIRTUAL TABLE f USING fts5 (text, columnsize = 0, tokenize = \"unicode61 remove_diacritics 2 categories 'L* N* M* Co So'\")",
     )

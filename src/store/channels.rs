@@ -398,6 +398,8 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            // The deleted posts' words leave the index in the same transaction.
+            super::index::settle_all(&mut tx).await?;
             sqlx::query("DELETE FROM channels WHERE id = ?")
                 .bind(id)
                 .execute(&mut *tx)

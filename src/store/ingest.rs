@@ -353,9 +353,14 @@ async fn search_keys(
     let mut seconds: Vec<i64> = sorted.iter().map(|(_, m)| second(m)).collect();
     seconds.dedup();
     let list = serde_json::to_string(&seconds).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    // Keys still queued for the index count as taken (a deleted post's, until its words are
+    // removed): a new post's words written under one would be removed with the old ones.
     let stored: Vec<(i64, Option<i64>)> = sqlx::query_as(
-        "SELECT d.value, (SELECT max(search_key) FROM messages \
-                          WHERE search_key BETWEEN d.value * ?2 AND d.value * ?2 + ?2 - 1) \
+        "SELECT d.value, (SELECT max(k) FROM ( \
+             SELECT max(search_key) AS k FROM messages \
+             WHERE search_key BETWEEN d.value * ?2 AND d.value * ?2 + ?2 - 1 \
+             UNION ALL SELECT max(search_key) FROM search_pending \
+             WHERE search_key BETWEEN d.value * ?2 AND d.value * ?2 + ?2 - 1)) \
          FROM json_each(?1) AS d",
     )
     .bind(list)

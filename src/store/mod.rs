@@ -39,6 +39,7 @@ use crate::config::StoreConfig;
 pub use alerts::{Matcher, compile_regex};
 pub use channels::{ChannelRecord, NewChannel, invite_hash, normalize_ref};
 pub use export::{ExportFilter, PostRecord, iso};
+pub use index::IndexCheck;
 pub use ingest::{CursorAdvance, MessageRow};
 pub use lock::{Locked, StateLock};
 pub use media::{FILE_KINDS, MediaCount, MediaJob, MediaPolicy, MediaSelection, MediaTally};

@@ -122,7 +122,7 @@ async fn index_and_matcher_agree_on_every_corpus_post_and_query() {
     store.close().await;
 }
 
-/// An in-memory FTS5 table `f` with the index's tokenizer (migration 0016) and its
+/// An in-memory FTS5 table `f` with the index's tokenizer (migration 0017) and its
 /// vocabulary `v`.
 async fn index_tokenizer() -> sqlx::SqliteConnection {
     let mut c = sqlx::SqliteConnection::connect("sqlite::memory:")
@@ -162,7 +162,7 @@ fn random_text(rng: &mut rand::rngs::StdRng, pool: &[char]) -> String {
         .collect()
 }
 
-/// The index's tokenizer (FTS5 unicode61 with migration 0016's options) keeps every word this
+/// The index's tokenizer (FTS5 unicode61 with migration 0017's options) keeps every word this
 /// module makes exactly as it is: same words, same order. So what the index holds is what the
 /// matcher compares, and a query's quoted words reach FTS5 unchanged.
 #[tokio::test]

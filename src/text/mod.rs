@@ -2,7 +2,7 @@
 //! matcher: word boundaries in every script (`words`), folding (`fold`), the query language
 //! (`query`) and the marked snippets of results (`snippet`).
 //!
-//! The index (`messages_fts`, migration 0016) holds what `index_words` makes of a post: its
+//! The index (`messages_fts`, migration 0017) holds what `index_words` makes of a post: its
 //! words folded, separated by spaces. Queries are read by `Query::parse` into an expression
 //! that is either rendered as an FTS5 query or evaluated over a post's terms by the alert
 //! matcher, so the two cannot disagree.

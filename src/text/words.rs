@@ -62,7 +62,7 @@ pub struct Term {
 }
 
 /// Whether `c` is a word character: the categories the index's tokenizer takes as token
-/// characters (`categories 'L* N* M* Co So'`, migration 0016).
+/// characters (`categories 'L* N* M* Co So'`, migrations 0016 and 0017).
 pub fn is_word_char(c: char) -> bool {
     if c.is_ascii() {
         return c.is_ascii_alphanumeric();
@@ -73,9 +73,14 @@ pub fn is_word_char(c: char) -> bool {
     if c == '\u{166D}' {
         return false;
     }
+    word_category(CodePointMapData::<GeneralCategory>::new().get(c))
+}
+
+/// Whether characters of category `g` are word characters (see [`is_word_char`]).
+fn word_category(g: GeneralCategory) -> bool {
     use GeneralCategory as G;
     matches!(
-        CodePointMapData::<GeneralCategory>::new().get(c),
+        g,
         G::UppercaseLetter
             | G::LowercaseLetter
             | G::TitlecaseLetter
@@ -92,20 +97,10 @@ pub fn is_word_char(c: char) -> bool {
     )
 }
 
-fn is_mark(c: char) -> bool {
+/// The class of a word character of category `g`; `None` for a mark, which belongs to the
+/// character before it.
+fn class_of(c: char, g: GeneralCategory) -> Option<Class> {
     use GeneralCategory as G;
-    !c.is_ascii()
-        && matches!(
-            CodePointMapData::<GeneralCategory>::new().get(c),
-            G::NonspacingMark | G::EnclosingMark | G::SpacingMark
-        )
-}
-
-/// The class of a word character; `None` for a mark, which belongs to the character before it.
-fn class_of(c: char) -> Option<Class> {
-    if c.is_ascii() {
-        return Some(Class::Spaced);
-    }
     let class = match c {
         '\u{3005}'..='\u{3007}'
         | '\u{3021}'..='\u{3029}'
@@ -129,44 +124,64 @@ fn class_of(c: char) -> Option<Class> {
         | '\u{19E0}'..='\u{19FF}'
         | '\u{A9E0}'..='\u{A9FF}'
         | '\u{AA60}'..='\u{AA7F}' => Class::SouthEastAsian,
-        _ if is_mark(c) => return None,
-        _ if CodePointMapData::<GeneralCategory>::new().get(c) == GeneralCategory::OtherSymbol => {
-            Class::Symbol
-        }
+        _ if matches!(g, G::NonspacingMark | G::EnclosingMark | G::SpacingMark) => return None,
+        _ if g == G::OtherSymbol => Class::Symbol,
         _ => Class::Spaced,
     };
     Some(class)
 }
 
-/// The runs of word characters in `text`, each cut into its words.
-pub fn runs(text: &str) -> Vec<Run> {
-    let mut out: Vec<Run> = Vec::new();
+/// What a character is to the word cutter: not a word character (`None`), a mark, which
+/// belongs to the character before it (`Some(None)`), or a word character of a class. One
+/// look-up of its category, not one for each question.
+fn kind_of(c: char) -> Option<Option<Class>> {
+    if c.is_ascii() {
+        return c.is_ascii_alphanumeric().then_some(Some(Class::Spaced));
+    }
+    // Basic Cyrillic, the letters of most posts that are not ASCII.
+    if ('\u{410}'..='\u{44F}').contains(&c) {
+        return Some(Some(Class::Spaced));
+    }
+    let g = CodePointMapData::<GeneralCategory>::new().get(c);
+    if c == '\u{166D}' || !word_category(g) {
+        return None;
+    }
+    Some(class_of(c, g))
+}
+
+/// Calls `each` with every run of word characters in `text`: its class and byte range.
+fn each_run(text: &str, mut each: impl FnMut(Class, Range<usize>)) {
     let mut current: Option<(Class, usize)> = None;
     let mut end = 0;
     for (i, c) in text.char_indices() {
-        let word = is_word_char(c);
-        let class = if word { class_of(c) } else { None };
-        match (current, word) {
-            (Some((k, start)), true) => {
+        let kind = kind_of(c);
+        match (current, kind) {
+            (Some((k, start)), Some(class)) => {
                 // A mark stays with its letter; a symbol stands alone.
                 let same = class.is_none_or(|c| c == k && c != Class::Symbol);
                 if !same {
-                    push_run(text, k, start..end, &mut out);
+                    each(k, start..end);
                     current = Some((class.unwrap_or(Class::Spaced), i));
                 }
             }
-            (Some((k, start)), false) => {
-                push_run(text, k, start..end, &mut out);
+            (Some((k, start)), None) => {
+                each(k, start..end);
                 current = None;
             }
-            (None, true) => current = Some((class.unwrap_or(Class::Spaced), i)),
-            (None, false) => {}
+            (None, Some(class)) => current = Some((class.unwrap_or(Class::Spaced), i)),
+            (None, None) => {}
         }
         end = i + c.len_utf8();
     }
     if let Some((k, start)) = current {
-        push_run(text, k, start..end, &mut out);
+        each(k, start..end);
     }
+}
+
+/// The runs of word characters in `text`, each cut into its words.
+pub fn runs(text: &str) -> Vec<Run> {
+    let mut out: Vec<Run> = Vec::new();
+    each_run(text, |class, at| push_run(text, class, at, &mut out));
     out
 }
 
@@ -295,49 +310,62 @@ pub fn terms(text: &str) -> Vec<Term> {
     out
 }
 
-/// What the index stores for `text` (`search_words.words`): its terms, separated by spaces.
-/// The same as joining [`terms`], written straight into one string (it runs for every stored
-/// post, on the thread that hands the batch to the writer).
+/// What the index holds for `text` (`messages_fts`): its terms, separated by spaces.
+/// The same as joining [`terms`], written straight into one string: it runs for every stored
+/// post, on the thread that hands the batch to the writer, so a run written with spaces (most
+/// of most posts) is folded where it stands, with no `Run` and no list of words built for it.
 pub fn index_words(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 16);
     let mut cjk = Vec::new();
-    for run in runs(text) {
-        if run.class.bigrams() {
-            cjk.clear();
-            cjk_terms(text, &run, &mut cjk);
-            for t in &cjk {
-                if !out.is_empty() {
-                    out.push(' ');
-                }
-                out.push_str(&t.text);
-            }
-            continue;
-        }
-        for w in &run.words {
-            let before = out.len();
-            if !out.is_empty() {
-                out.push(' ');
-            }
-            let at = out.len();
-            let plain = fold_into(&text[w.clone()], &mut out);
-            if out.len() == at {
-                out.truncate(before);
-            } else if !plain && !out[at..].chars().all(is_word_char) {
-                let folded = out.split_off(at);
-                out.truncate(before);
-                for piece in folded
-                    .split(|c: char| !is_word_char(c))
-                    .filter(|p| !p.is_empty())
-                {
+    let mut runs = Vec::new();
+    each_run(text, |class, at| match class {
+        Class::Spaced | Class::Symbol => push_word(text, at, &mut out),
+        _ => {
+            runs.clear();
+            push_run(text, class, at, &mut runs);
+            let Some(run) = runs.first() else { return };
+            if class.bigrams() {
+                cjk.clear();
+                cjk_terms(text, run, &mut cjk);
+                for t in &cjk {
                     if !out.is_empty() {
                         out.push(' ');
                     }
-                    out.push_str(piece);
+                    out.push_str(&t.text);
+                }
+            } else {
+                for w in &run.words {
+                    push_word(text, w.clone(), &mut out);
                 }
             }
         }
-    }
+    });
     out
+}
+
+/// One word's terms (`word_terms`), appended to `out` after a space.
+fn push_word(text: &str, w: Range<usize>, out: &mut String) {
+    let before = out.len();
+    if !out.is_empty() {
+        out.push(' ');
+    }
+    let at = out.len();
+    let plain = fold_into(&text[w], out);
+    if out.len() == at {
+        out.truncate(before);
+    } else if !plain && !out[at..].chars().all(is_word_char) {
+        let folded = out.split_off(at);
+        out.truncate(before);
+        for piece in folded
+            .split(|c: char| !is_word_char(c))
+            .filter(|p| !p.is_empty())
+        {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(piece);
+        }
+    }
 }
 
 #[cfg(test)]
