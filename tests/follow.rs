@@ -345,3 +345,61 @@ async fn a_channel_gone_private_no_longer_refills_forever_and_the_others_go_on()
     assert_eq!(history(), before, "history requests went on");
     stop(&mut child);
 }
+
+/// A live post whose id jumped past the newest stored one queued the refill of the ids between
+/// in memory only: killed before the refill ran, the daemon started again above the hole (its
+/// pts already past it) and those posts were never stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gap_revealed_before_a_kill_is_still_refilled_after_the_restart() {
+    let fake = FakeTelegram::start(Options {
+        channels: 1,
+        posts: 20,
+        password: None,
+        quotas: QuotaMode::Off,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let env = telegram_env(&fake);
+    login_and_add(&env, &fake, &fake.info.channels.clone()).await;
+    let ch = fake.world.channel_id(&fake.info.channels[0]).unwrap();
+    let mut child = started(&env).await;
+    wait_daemon(&mut child, "the backfill", || {
+        one(&env, "SELECT backfill_state FROM channels") == "done"
+    })
+    .await;
+    // History refuses while the gap opens, so the refill cannot run before the kill.
+    fake.faults.add(Fault {
+        kind: FaultKind::Rpc500,
+        method: Some("messages.getHistory".into()),
+        count: 0,
+    });
+    // More than a catch-up hands out: the posts between come from history only.
+    let mut missed = fake.world.open_gap(ch, 650).unwrap();
+    let after = fake.world.post(ch, "after the gap").unwrap();
+    wait_daemon(&mut child, "the post after the gap", || {
+        stored_ids(&env, ch).contains(&after)
+    })
+    .await;
+    assert_eq!(
+        one(&env, "SELECT count(*) FROM refills"),
+        "1",
+        "the range is queued in the database with the post"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    fake.faults.clear();
+    let mut child = started(&env).await;
+    missed.push(after);
+    wait_daemon(&mut child, "every post of the gap", || {
+        let stored = stored_ids(&env, ch);
+        missed.iter().all(|id| stored.contains(id))
+    })
+    .await;
+    wait_daemon(&mut child, "the range off the queue", || {
+        one(&env, "SELECT count(*) FROM refills") == "0"
+    })
+    .await;
+    assert_eq!(stored_view(&env, ch), world_view(&fake, ch));
+    stop(&mut child);
+}

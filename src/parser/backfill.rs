@@ -357,7 +357,7 @@ pub async fn refill(
             .filter_map(convert::message_row)
             .filter(|r| r.id > after && (before == 0 || r.id < before))
             .collect();
-        store.ingest_live(ch.id, &rows).await?;
+        store.ingest_live(ch.id, &rows, None).await?;
         stored += rows.len();
         if offset_id != 0 && page_min >= offset_id {
             break; // no progress: never loop on a server that ignores offset_id

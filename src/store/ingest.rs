@@ -522,10 +522,15 @@ impl Store {
     /// Stores posts that are new to the follower (live, or refilled after a gap) and, in the same
     /// transaction, writes an outbox alert for each subscription a post seen for the first time
     /// matches. Returns the number of alerts queued.
+    ///
+    /// `gap`: a range of the channel's posts the update stream skipped, revealed by these
+    /// posts: queued for a refill in the same transaction, so no crash can store the posts
+    /// and lose the range.
     pub async fn ingest_live(
         &self,
         channel_id: i64,
         rows: &[MessageRow],
+        gap: Option<super::Refill>,
     ) -> Result<usize, StoreError> {
         let matcher = self.matcher().await?;
         let now = crate::time::unix_now();
@@ -548,6 +553,9 @@ impl Store {
             rows.iter().filter(|r| !stored.contains(&r.id)).collect()
         };
         ingest_in(&mut tx, channel_id, rows, None, now).await?;
+        if let Some(gap) = gap {
+            super::refills::queue_in(&mut tx, gap, now).await?;
+        }
         let queued = if fresh.is_empty() {
             0
         } else {

@@ -311,7 +311,13 @@ async fn purging_a_channel_while_its_pages_await_commit_no_longer_fails_the_othe
             .unwrap();
     assert_eq!(cursor8, Some(1));
     // A live post of the purged channel is dropped too, not an error.
-    assert_eq!(store.ingest_live(7, &[post(3, "late")]).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .ingest_live(7, &[post(3, "late")], None)
+            .await
+            .unwrap(),
+        0
+    );
     assert_eq!(ids_of(&store, 7).await, Vec::<i32>::new());
     assert!(
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM channels WHERE id = 7")

@@ -17,6 +17,7 @@ mod lock;
 mod media;
 mod media_files;
 mod outbox;
+mod refills;
 mod requests;
 mod sealed;
 mod search;
@@ -44,6 +45,7 @@ pub use ingest::{CursorAdvance, MessageRow};
 pub use lock::{Locked, StateLock};
 pub use media::{FILE_KINDS, MediaCount, MediaJob, MediaPolicy, MediaSelection, MediaTally};
 pub use outbox::{AlertPost, OutboxCounts, OutboxRow};
+pub use refills::Refill;
 pub use requests::ChannelRequest;
 pub use sealed::{SEALED_COLUMNS, SealedColumn};
 pub use search::{

@@ -118,7 +118,8 @@ pub(super) async fn apply(
                         channel: ch,
                         after: id - 1,
                         before: id + 1,
-                    });
+                    })
+                    .await;
                     return Err(e);
                 }
             }
@@ -158,16 +159,18 @@ pub(super) async fn new_posts(
             .flatten()
             .and_then(|n| i32::try_from(n).ok()),
     };
+    // Queued with the posts, in their transaction (`ingest_live`).
+    let mut gap = None;
     if let (Some(k), Some(first)) = (known, rows.first())
         && first.id > k + 1
         && !gapless
     {
-        tracing::info!(channel = %name, after = k, before = first.id, "posts missing before a new post; refilling");
-        ctx.refill(Refill {
+        gap = Some(Refill {
             channel: ch,
             after: k,
             before: first.id,
         });
+        tracing::info!(channel = %name, after = k, before = first.id, "posts missing before a new post; refilling");
     }
     let top = rows.iter().map(|r| r.id).max().unwrap_or(0);
     ctx.newest.insert(ch, known.map_or(top, |k| k.max(top)));
@@ -180,13 +183,25 @@ pub(super) async fn new_posts(
         ctx.stats.refilled(ch, &name, rows.len());
     }
     let (low, high) = (rows[0].id, top);
-    if let Err(e) = ctx.store.ingest_live(ch, &rows).await {
-        ctx.refill(Refill {
-            channel: ch,
-            after: low - 1,
-            before: high + 1,
-        });
-        return Err(e);
+    match ctx.store.ingest_live(ch, &rows, gap).await {
+        // Stored and queued; the refill loop woken.
+        Ok(_) => {
+            if let Some(gap) = gap {
+                ctx.wake_refills(gap);
+            }
+            Ok(())
+        }
+        Err(e) => {
+            // Not lost: these posts and the range before them, from history, once the store
+            // recovers.
+            let after = gap.map_or(low - 1, |g| g.after);
+            ctx.refill(Refill {
+                channel: ch,
+                after,
+                before: high + 1,
+            })
+            .await;
+            Err(e)
+        }
     }
-    Ok(())
 }

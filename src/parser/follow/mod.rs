@@ -86,7 +86,18 @@ impl Ctx {
             .unwrap_or_else(|| ch.to_string())
     }
 
-    fn refill(&self, r: Refill) {
+    /// Queues a refill: in the database, where a crash cannot lose it; in memory when the
+    /// database cannot take it (the write that failed is usually why there is a refill).
+    async fn refill(&self, r: Refill) {
+        if let Err(e) = self.store.queue_refill(r).await {
+            tracing::warn!(error = %e, "cannot queue a refill in the database; queued in memory until a restart");
+        }
+        let _ = self.refills.send(r);
+    }
+
+    /// Wakes the refill loop for a range already queued in the database (the loop removes
+    /// the database's copy once the range is stored).
+    fn wake_refills(&self, r: Refill) {
         let _ = self.refills.send(r);
     }
 

@@ -5,8 +5,9 @@
 //!
 //! Updates are the follower's (`parser::follow`): pushed or caught up from each channel's saved
 //! pts. Posts it cannot get that way are refilled from history: a post whose id jumps past the
-//! newest stored one queues a refill of the ids in between, and a start tops up each channel
-//! that has no saved pts from its newest stored post.
+//! newest stored one queues a refill of the ids in between (in the database, with the post:
+//! `store::Refill`, so a crash cannot lose it), and a start tops up each channel that has no
+//! saved pts from its newest stored post.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,14 +37,7 @@ fn is_revoked(e: &InvocationError) -> bool {
     matches!(e, InvocationError::Rpc(r) if r.name == "AUTH_KEY_UNREGISTERED" || r.name == "SESSION_REVOKED" || r.name == "USER_DEACTIVATED" || r.name == "USER_DEACTIVATED_BAN")
 }
 
-/// Posts of `channel` with ids strictly between `after` and `before` (0: up to the newest) to
-/// fetch from history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct Refill {
-    pub channel: i64,
-    pub after: i32,
-    pub before: i32,
-}
+pub(crate) use crate::store::Refill;
 
 /// What the parser part works with, made once for the daemon's life.
 pub struct Deps {
@@ -445,46 +439,72 @@ async fn work_loop(
                 queued.push(r);
             }
         }
-        // Refills first: they are the freshest posts.
-        if let Some(r) = queued.first().copied() {
-            queued.remove(0);
+        // Refills first: they are the freshest posts. Those in memory (a start's top-up, a
+        // range the database could not take), then those in the database (of active
+        // channels: a paused channel's wait for it to resume).
+        let next = match queued.first().copied() {
+            Some(r) => {
+                queued.remove(0);
+                Some((r, false))
+            }
+            None => store
+                .refills()
+                .await
+                .map_err(|e| PartError::Retry(e.to_string()))?
+                .first()
+                .map(|r| (*r, true)),
+        };
+        if let Some((r, stored)) = next {
             let ch = store
                 .find_channel(&r.channel.to_string())
                 .await
                 .map_err(|e| PartError::Retry(e.to_string()))?;
-            if let Some(ch) = ch.filter(|c| c.state == "active") {
-                let res = tokio::select! {
-                    r = backfill::refill(conn, store, &ch, r.after, r.before) => r,
-                    _ = cancel.cancelled() => return Ok(()),
-                };
-                match res {
-                    Ok(n) => {
+            let Some(ch) = ch.filter(|c| c.state == "active") else {
+                continue;
+            };
+            let res = tokio::select! {
+                r = backfill::refill(conn, store, &ch, r.after, r.before) => r,
+                _ = cancel.cancelled() => return Ok(()),
+            };
+            match res {
+                Ok(n) => {
+                    refused.remove(&r);
+                    // Also the database's copy of a range taken from memory.
+                    store
+                        .refill_done(r)
+                        .await
+                        .map_err(|e| PartError::Retry(e.to_string()))?;
+                    if n > 0 {
+                        tracing::info!(channel = %ch.display_name(), posts = n, after = r.after, "gap refilled from history");
+                    }
+                    stats.refilled(ch.id, &ch.display_name(), n);
+                }
+                Err(e) => {
+                    // Try again later; a refusal (a 400) only a few times, or a refill
+                    // Telegram keeps refusing would run before every backfill page forever.
+                    let again = match &e {
+                        BackfillError::Private(_) => false,
+                        BackfillError::Telegram { .. } if stored => !store
+                            .refill_refused(r, REFILL_REFUSALS)
+                            .await
+                            .map_err(|e| PartError::Retry(e.to_string()))?,
+                        BackfillError::Telegram { .. } => {
+                            let tries = refused.entry(r).or_insert(0);
+                            *tries += 1;
+                            *tries < REFILL_REFUSALS
+                        }
+                        _ => true,
+                    };
+                    if !again {
                         refused.remove(&r);
-                        if n > 0 {
-                            tracing::info!(channel = %ch.display_name(), posts = n, after = r.after, "gap refilled from history");
-                        }
-                        stats.refilled(ch.id, &ch.display_name(), n);
+                        store
+                            .refill_done(r)
+                            .await
+                            .map_err(|e| PartError::Retry(e.to_string()))?;
+                    } else if !stored {
+                        queued.push(r);
                     }
-                    Err(e) => {
-                        // Try again later, after the other work; a refusal (a 400) only a few
-                        // times, or a refill Telegram keeps refusing would run before every
-                        // backfill page forever.
-                        let tries = refused.entry(r).or_insert(0);
-                        let again = match &e {
-                            BackfillError::Private(_) => false,
-                            BackfillError::Telegram { .. } => {
-                                *tries += 1;
-                                *tries < REFILL_REFUSALS
-                            }
-                            _ => true,
-                        };
-                        if again {
-                            queued.push(r);
-                        } else {
-                            refused.remove(&r);
-                        }
-                        handle(e, store, cancel).await?;
-                    }
+                    handle(e, store, cancel).await?;
                 }
             }
             continue;
