@@ -13,3 +13,12 @@ CREATE TABLE refills (
     refusals        INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (channel_id, after_id, before_id)
 ) WITHOUT ROWID;
+
+-- One row the daemon rewrites to see whether the database takes writes again after a write
+-- failed (a full disk, another program's write lock): readiness fails, with the cause, until
+-- one commits.
+CREATE TABLE write_probe (
+    id              INTEGER PRIMARY KEY CHECK (id = 1),
+    at              INTEGER NOT NULL
+);
+INSERT INTO write_probe (id, at) VALUES (1, 0);

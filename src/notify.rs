@@ -32,8 +32,9 @@ pub fn watchdog_interval() -> Option<Duration> {
     sd_notify::watchdog_enabled()
 }
 
-/// Sends WATCHDOG=1 every half of the watchdog interval, but only while the database answers:
-/// a daemon whose store is wedged should be restarted by systemd, not kept alive. Also keeps
+/// Sends WATCHDOG=1 every half of the watchdog interval, but only while the database answers
+/// and takes writes: a daemon whose store is wedged should be restarted by systemd, not kept
+/// alive. Also keeps
 /// `STATUS=` in step with readiness.
 pub async fn run_watchdog(health: Arc<Health>, cancel: CancellationToken) {
     let every = watchdog_interval().map(|d| d / 2);
@@ -44,12 +45,11 @@ pub async fn run_watchdog(health: Arc<Health>, cancel: CancellationToken) {
             _ = tokio::time::sleep(tick) => {}
             _ = cancel.cancelled() => return,
         }
-        let ok = health.refresh().await.is_ok();
+        let ok = health.refresh().await;
         if every.is_some() {
-            if ok {
-                send(&[NotifyState::Watchdog]);
-            } else {
-                tracing::warn!("database does not answer; withholding the watchdog ping");
+            match ok {
+                Ok(_) => send(&[NotifyState::Watchdog]),
+                Err(why) => tracing::warn!("withholding the watchdog ping: {why}"),
             }
         }
         let summary = health.current().summary.clone();

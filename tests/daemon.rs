@@ -334,6 +334,7 @@ fn a_start_that_upgrades_the_schema_asks_systemd_for_more_time() {
              ALTER TABLE channels DROP COLUMN media_video_thumbs;
              DROP TABLE guard_windows;
              DROP TABLE refills;
+             DROP TABLE write_probe;
              DELETE FROM _sqlx_migrations WHERE version >= 8;",
             include_str!("../migrations/0008_fts_columnsize.sql")
         ),

@@ -256,3 +256,184 @@ async fn the_daemon_stores_live_posts_edits_deletions_and_fills_a_gap() {
     assert_eq!(code, Some(0), "{}", stderr_of(&mut child));
     assert_eq!(sql(&env, "PRAGMA integrity_check"), "ok");
 }
+
+/// WATCHDOG=1 datagrams the daemon sends within `window`.
+fn pings_within(notify: &NotifySocket, window: Duration) -> usize {
+    let t = Instant::now();
+    let mut n = 0;
+    while t.elapsed() < window {
+        let left = window.saturating_sub(t.elapsed());
+        if notify.wait_for("WATCHDOG=1", left).is_ok() {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// After `database or disk is full`, readiness blamed Telegram ("cannot reach Telegram:
+/// session error"), the watchdog kept pinging (its probe only reads) and the parser restarted
+/// in a loop. Now readiness names the full disk and what to do, the watchdog withholds its
+/// ping while writes fail, and when space returns writes resume by themselves: every post
+/// arrives, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_fails_readiness_with_its_cause_withholds_the_watchdog_and_loses_nothing() {
+    let fake = FakeTelegram::start(Options {
+        channels: 1,
+        posts: 20,
+        password: None,
+        quotas: QuotaMode::Off,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let env = telegram_env(&fake);
+    let disk = match common::disk::Tmpfs::mount(&env.state_dir(), "24m") {
+        Ok(d) => d,
+        Err(why) => {
+            eprintln!("SKIPPED a_full_disk_fails_readiness…: mounting a tmpfs needs root ({why})");
+            return;
+        }
+    };
+    login_and_add(&env, &fake, &fake.info.channels.clone()).await;
+    let ch = fake.world.channel_id(&fake.info.channels[0]).unwrap();
+    let notify = NotifySocket::new(env.dir.path());
+    let mut child = spawn_daemon_with(&env, Some(&notify), &[("WATCHDOG_USEC", "2000000")]);
+    notify.wait_for("READY=1", LIMIT).expect("READY=1");
+    wait_daemon(&mut child, "the backfill", || {
+        sql(&env, "SELECT backfill_state FROM channels") == "done"
+    })
+    .await;
+    let filled = common::disk::fill(&disk.0);
+    eprintln!("filled {filled} bytes");
+    // Posts the daemon must store while the disk is full: more than the write-ahead log it
+    // already has room for.
+    let mut missed = fake.world.open_gap(ch, 650).unwrap();
+    missed.push(
+        fake.world
+            .post(ch, "posted while the disk is full")
+            .unwrap(),
+    );
+    let ready = || get(env.health_addr(), "/readyz");
+    wait_daemon(&mut child, "readiness to name the full disk", || {
+        let (code, body) = ready();
+        code == 503
+            && body.contains("sqlite:writes")
+            && body.contains("disk holding the database is full")
+    })
+    .await;
+    let body = ready().1;
+    assert!(!body.contains("session error"), "{body}");
+    assert_eq!(
+        pings_within(&notify, Duration::from_secs(3)),
+        0,
+        "the watchdog is withheld"
+    );
+    // Space returns: writes resume by themselves.
+    std::fs::remove_file(disk.0.join("filler")).unwrap();
+    wait_daemon_for(&mut child, "every post", Duration::from_secs(60), || {
+        count_of(&env, ch, &missed) == missed.len()
+    })
+    .await;
+    wait_daemon(&mut child, "readiness to pass", || ready().0 == 200).await;
+    assert!(
+        pings_within(&notify, Duration::from_secs(3)) >= 2,
+        "the watchdog pings again"
+    );
+    let parser: serde_json::Value = serde_json::from_str(&ready().1).unwrap();
+    assert_eq!(
+        parser["checks"]["part:parser"][0]["restarts"], 0,
+        "the parser waited for the disk instead of restarting: {parser}"
+    );
+    assert_eq!(stored_ids(&env, ch), world_ids(&fake, ch));
+    stop(&mut child);
+    assert_eq!(sql(&env, "PRAGMA integrity_check"), "ok");
+    drop(disk);
+}
+
+/// Another program holding the database's write lock showed as "cannot reach Telegram: session
+/// error" and restarted the parser. Now readiness names the lock and what to do, the parser
+/// waits, and the posts made meanwhile are stored once the lock is let go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_programs_write_lock_is_named_in_readiness_and_nothing_is_lost() {
+    let fake = FakeTelegram::start(Options {
+        channels: 1,
+        posts: 20,
+        password: None,
+        quotas: QuotaMode::Off,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let env = telegram_env(&fake);
+    let cfg = std::fs::read_to_string(env.path("config.toml")).unwrap();
+    std::fs::write(
+        env.path("config.toml"),
+        cfg.replacen("[store]\n", "[store]\nbusy_timeout_ms = 1000\n", 1),
+    )
+    .unwrap();
+    login_and_add(&env, &fake, &fake.info.channels.clone()).await;
+    let ch = fake.world.channel_id(&fake.info.channels[0]).unwrap();
+    let mut child = started(&env).await;
+    wait_daemon(&mut child, "the backfill", || {
+        sql(&env, "SELECT backfill_state FROM channels") == "done"
+    })
+    .await;
+    // An sqlite3 shell with a write transaction left open.
+    let mut holder = std::process::Command::new("sqlite3")
+        .arg(env.state_dir().join("tgparser.db"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let stdin = holder.stdin.as_mut().unwrap();
+        stdin
+            .write_all(b"BEGIN IMMEDIATE;\nUPDATE write_probe SET at = 1;\n")
+            .unwrap();
+        stdin.flush().unwrap();
+    }
+    // Posts made before the shell has the lock could be stored before it: wait for it.
+    let db = env.state_dir().join("tgparser.db");
+    wait_until("the shell to hold the lock", LIMIT, || {
+        let probe = std::process::Command::new("sqlite3")
+            .arg(&db)
+            .arg("BEGIN IMMEDIATE; ROLLBACK;")
+            .output()
+            .unwrap();
+        !probe.status.success()
+    })
+    .await;
+    let mut posted = vec![
+        fake.world
+            .post(ch, "posted while another program writes")
+            .unwrap(),
+    ];
+    posted.extend(fake.world.open_gap(ch, 3).unwrap());
+    posted.push(fake.world.post(ch, "and another").unwrap());
+    let ready = || get(env.health_addr(), "/readyz");
+    wait_daemon(&mut child, "readiness to name the lock", || {
+        let (code, body) = ready();
+        code == 503 && body.contains("another program holds the database's write lock")
+    })
+    .await;
+    assert!(!ready().1.contains("session error"), "{}", ready().1);
+    {
+        use std::io::Write;
+        let mut stdin = holder.stdin.take().unwrap();
+        stdin.write_all(b"ROLLBACK;\n.quit\n").unwrap();
+    }
+    holder.wait().unwrap();
+    wait_daemon(&mut child, "the posts made meanwhile", || {
+        count_of(&env, ch, &posted) == posted.len()
+    })
+    .await;
+    wait_daemon(&mut child, "readiness to pass", || ready().0 == 200).await;
+    let body: serde_json::Value = serde_json::from_str(&ready().1).unwrap();
+    assert_eq!(
+        body["checks"]["part:parser"][0]["restarts"], 0,
+        "the parser waited for the lock instead of restarting: {body}"
+    );
+    assert_eq!(stored_ids(&env, ch), world_ids(&fake, ch));
+    stop(&mut child);
+}

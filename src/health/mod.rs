@@ -115,13 +115,36 @@ impl Health {
             .clone()
     }
 
-    /// Pings the database, records the latency and rebuilds the snapshot.
+    /// Pings the database, records the latency and rebuilds the snapshot. While writes fail
+    /// (`store::writes`), tries one, and answers `Err` with the cause until one commits: the
+    /// watchdog withholds its ping, and readiness fails with `sqlite:writes`.
     pub async fn refresh(&self) -> Result<Duration, String> {
         let res = match tokio::time::timeout(DB_PING_TIMEOUT, self.store.ping()).await {
             Ok(Ok(d)) => Ok(d),
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!("no answer within {} s", DB_PING_TIMEOUT.as_secs())),
         };
+        if crate::store::writes::failing().is_some() {
+            // Bounded: another program's lock makes the write wait the busy timeout.
+            let _ = tokio::time::timeout(DB_PING_TIMEOUT, self.store.probe_write()).await;
+        }
+        let writes = crate::store::writes::failing().map(|(cause, since)| {
+            format!(
+                "database writes have failed for {} s: {}",
+                since.elapsed().as_secs(),
+                cause.explain()
+            )
+        });
+        self.set_check(
+            "sqlite:writes",
+            writes.as_ref().map(|why| ExtraCheck {
+                component_type: "datastore",
+                status: Status::Fail,
+                observed_value: None,
+                observed_unit: None,
+                output: why.clone(),
+            }),
+        );
         {
             let mut db = self.db.lock().unwrap_or_else(|p| p.into_inner());
             if let Ok(d) = res {
@@ -131,7 +154,10 @@ impl Health {
             db.last = res.clone();
         }
         self.rebuild();
-        res
+        match writes {
+            Some(why) => Err(why),
+            None => res,
+        }
     }
 
     fn rebuild(&self) {

@@ -24,6 +24,7 @@ mod search;
 mod senders;
 mod subscriptions;
 mod windows;
+pub mod writes;
 
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -89,8 +90,8 @@ pub enum StoreError {
     },
     #[error(transparent)]
     Vault(#[from] crate::vault::VaultError),
-    #[error("database error: {0}")]
-    Sql(#[from] sqlx::Error),
+    #[error("{}", sql_message(.0))]
+    Sql(sqlx::Error),
     /// Data the store cannot take as it is; nothing of the batch was written.
     #[error("cannot store this: {0}")]
     Invalid(String),
@@ -133,6 +134,22 @@ pub struct Store {
     alerts: std::sync::Arc<alerts::AlertCache>,
     /// Known bot users, shared by every clone.
     users: std::sync::Arc<bot_users::UserCache>,
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        writes::note(&e);
+        StoreError::Sql(e)
+    }
+}
+
+/// A database error as an operator reads it: for one that stops writes, the cause and what
+/// to do first.
+fn sql_message(e: &sqlx::Error) -> String {
+    match writes::WriteCause::of(e) {
+        Some(cause) => format!("database writes fail: {} ({e})", cause.explain()),
+        None => format!("database error: {e}"),
+    }
 }
 
 /// `BEGIN IMMEDIATE` on one of `pool`'s connections. When a write fails because the disk is

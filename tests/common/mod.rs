@@ -1,6 +1,7 @@
 //! Helpers shared by the tests that drive the real `tgparser` binary.
 #![allow(dead_code)]
 
+pub mod disk;
 pub mod media;
 
 use std::net::SocketAddr;
@@ -177,10 +178,16 @@ static LOGS: std::sync::Mutex<Option<std::collections::HashMap<u32, Drained>>> =
     std::sync::Mutex::new(None);
 
 pub fn spawn_daemon(env: &Env, notify: Option<&NotifySocket>) -> Child {
+    spawn_daemon_with(env, notify, &[])
+}
+
+/// `spawn_daemon` with more environment (`WATCHDOG_USEC`, as systemd sets it).
+pub fn spawn_daemon_with(env: &Env, notify: Option<&NotifySocket>, vars: &[(&str, &str)]) -> Child {
     let mut c = env.cmd(&["run"]);
     if let Some(n) = notify {
         c.env("NOTIFY_SOCKET", &n.path);
     }
+    c.envs(vars.iter().copied());
     let mut child = c
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -116,6 +116,9 @@ pub async fn run(ctx: PartContext, tg: TelegramConfig, deps: Deps) -> Result<(),
                     );
                     revoked_by = Some(reason);
                 }
+                // grammers says only "session error" for our session store's failures
+                // (a full disk, another program's lock): say what it was.
+                Err(InvocationError::Session(e)) => return Err(PartError::Retry(e.to_string())),
                 Err(e) => return Err(PartError::Retry(format!("cannot reach Telegram: {e}"))),
             }
             // The session may be written by `tgparser login` or the bot meanwhile: let go of
@@ -402,6 +405,13 @@ async fn handle(
         // One channel's trouble (a 400 for its history) must not stop the others.
         BackfillError::Telegram { channel, error } => {
             tracing::warn!(%channel, %error, "history request refused; will try again later");
+            Ok(())
+        }
+        // A full disk or another program's lock: wait for writes to work again; the posts
+        // not stored are fetched again (the cursor did not move; a refill is queued).
+        BackfillError::Store(e) if crate::store::writes::failing().is_some() => {
+            tracing::warn!("{e}; waiting for the database to take writes");
+            store.wait_writable(cancel).await;
             Ok(())
         }
         BackfillError::Store(e) => Err(PartError::Retry(e.to_string())),

@@ -43,7 +43,7 @@ pub enum SessionError {
 
 impl From<sqlx::Error> for SessionError {
     fn from(e: sqlx::Error) -> Self {
-        SessionError::Store(StoreError::Sql(e))
+        SessionError::Store(StoreError::from(e))
     }
 }
 
