@@ -5,94 +5,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::bot::*;
 use common::*;
 use fake_telegram::botapi::UserMessage;
-use fake_telegram::flood::QuotaMode;
 use fake_telegram::{FakeTelegram, Options};
-
-const ADMIN: i64 = 1;
-const USER: i64 = 2;
-const GROUP: i64 = -100_777;
-
-async fn bot_env(fake: &FakeTelegram, log_level: &str) -> Env {
-    bot_env_for(fake, &[ADMIN], log_level)
-}
-
-fn sent_to(fake: &FakeTelegram, chat: i64) -> Vec<String> {
-    fake.bot
-        .calls(false)
-        .into_iter()
-        .filter(|c| c.method == "sendmessage" && c.params["chat_id"].as_i64() == Some(chat))
-        .map(|c| c.params["text"].as_str().unwrap_or_default().to_string())
-        .collect()
-}
-
-/// Sends `text` as `user` (in `chat`, default their private chat) and returns the bot's answer.
-async fn ask_in(fake: &FakeTelegram, user: i64, chat: Option<i64>, text: &str) -> String {
-    let to = chat.unwrap_or(user);
-    let before = sent_to(fake, to).len();
-    fake.bot.user_message(&UserMessage {
-        user_id: user,
-        chat_id: chat,
-        text: Some(text.to_string()),
-        ..Default::default()
-    });
-    let t = Instant::now();
-    loop {
-        let sent = sent_to(fake, to);
-        if sent.len() > before {
-            return sent[before].clone();
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(70),
-            "no answer to {text:?} from user {user}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-async fn ask(fake: &FakeTelegram, user: i64, text: &str) -> String {
-    ask_in(fake, user, None, text).await
-}
-
-/// Sends and asserts that nothing comes back within a second.
-async fn silence(fake: &FakeTelegram, user: i64, chat: Option<i64>, text: &str) {
-    let to = chat.unwrap_or(user);
-    let before = sent_to(fake, to).len();
-    fake.bot.user_message(&UserMessage {
-        user_id: user,
-        chat_id: chat,
-        text: Some(text.to_string()),
-        ..Default::default()
-    });
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(
-        sent_to(fake, to)[before..].to_vec(),
-        Vec::<String>::new(),
-        "{text:?} from {user} must get no answer"
-    );
-}
-
-fn has(answer: &str, needle: &str) {
-    assert!(answer.contains(needle), "expected {needle:?} in {answer:?}");
-}
-
-async fn start(fake: &FakeTelegram, env: &Env) -> std::process::Child {
-    login_and_add(env, fake, &fake.info.channels[..1]).await;
-    start_with_bot(env).await
-}
-
-fn fake_opts() -> Options {
-    Options {
-        channels: 2,
-        posts: 200,
-        password: None,
-        quotas: QuotaMode::Off,
-        // The fake's limits are tested on their own; these tests check answers.
-        bot_limits: false,
-        ..Default::default()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_answer_by_role_strangers_get_one_refusal_and_bad_input_gets_its_usage() {
@@ -321,16 +237,6 @@ async fn the_bot_token_never_reaches_the_logs_even_at_trace_level() {
             f.display()
         );
     }
-}
-
-fn last_call_to(fake: &FakeTelegram, chat: i64, method: &str) -> serde_json::Value {
-    fake.bot
-        .calls(false)
-        .into_iter()
-        .rev()
-        .find(|c| c.method == method && c.params["chat_id"].as_i64() == Some(chat))
-        .map(|c| c.params)
-        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -543,7 +543,23 @@ async fn allow_deny(
     })
 }
 
-/// Button presses: `s:<search>:<page>` pages a search, `u:<subscription>` removes one.
+/// Answers a button press (`answerCallbackQuery`), with `text` shown to the presser when not
+/// empty: every press is answered, or the client shows it loading until it gives up.
+pub async fn answer_press(
+    bot: &Bot,
+    app: &App,
+    q: &CallbackQuery,
+    text: &str,
+) -> Result<(), BotError> {
+    let mut r = bot.answer_callback_query(q.id.clone());
+    if !text.is_empty() {
+        r = r.text(text);
+    }
+    app.call(None, r).await.map(|_| ())
+}
+
+/// Button presses: `s:<search>:<page>` pages a search, `u:<subscription>:<page>` removes a
+/// subscription, `ul:<page>` pages the list.
 pub async fn on_callback(bot: Bot, q: CallbackQuery, app: Arc<App>) -> Result<(), BotError> {
     let user = i64::try_from(q.from.id.0).unwrap_or(i64::MAX);
     if app.role(user).await? < Role::User {
@@ -553,11 +569,11 @@ pub async fn on_callback(bot: Bot, q: CallbackQuery, app: Arc<App>) -> Result<()
             .map(|_| ())
             .map_err(|e| BotError::Request(app.redact(&e.to_string())));
     }
-    match q.data.as_deref().and_then(|d| d.strip_prefix("u:")) {
-        Some(id) => match id.parse::<i64>() {
-            Ok(id) => Box::pin(super::subs::on_remove(&bot, &app, &q, user, id)).await,
-            Err(_) => Box::pin(super::search::on_callback(bot, q, app)).await,
-        },
-        None => Box::pin(super::search::on_callback(bot, q, app)).await,
+    match q.data.as_deref() {
+        Some(d) if d.starts_with("u:") || d.starts_with("ul:") => {
+            let d = d.to_string();
+            Box::pin(super::subs::on_press(&bot, &app, &q, user, &d)).await
+        }
+        _ => Box::pin(super::search::on_callback(bot, q, app)).await,
     }
 }

@@ -80,6 +80,18 @@ impl App {
             .map_err(|e| BotError::Request(self.redact(&e.to_string())))
     }
 
+    /// An edit of a message the bot sent: "message is not modified" (the same page pressed
+    /// twice, a redraw that changes nothing) is no failure.
+    pub async fn edit<R>(&self, chat: Option<ChatId>, req: R) -> Result<(), BotError>
+    where
+        R: Request<Err = teloxide::RequestError>,
+    {
+        match self.call(chat, req).await {
+            Err(BotError::Request(e)) if e.contains("message is not modified") => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
     /// A user's role: admins from the configuration, then the database, then `bot.open`.
     pub async fn role(&self, user_id: i64) -> Result<Role, crate::store::StoreError> {
         if self.admins.contains(&user_id) {

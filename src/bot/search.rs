@@ -298,15 +298,24 @@ pub async fn on_callback(
     let Some(query) = Searches::get(&app.searches, id) else {
         return answer("This search expired; send /search again.").await;
     };
-    let (text, kb) = page(&app, id, &query, n).await?;
+    let (text, kb) = match page(&app, id, &query, n).await {
+        Ok(page) => page,
+        Err(e) => {
+            answer("That page cannot be shown now; try again in a moment.").await?;
+            return Err(e);
+        }
+    };
     let mut req = bot
         .edit_message_text(msg.chat.id, msg.id, text)
         .parse_mode(ParseMode::Html);
     if let Some(kb) = kb {
         req = req.reply_markup(kb);
     }
-    app.call(Some(msg.chat.id), req).await?;
-    answer("").await
+    // The press is answered even when the edit fails, or the button spins until the client
+    // gives up.
+    let edited = app.edit(Some(msg.chat.id), req).await;
+    answer("").await?;
+    edited
 }
 
 /// Sends the stored photo of a post to `chat`, or says why not.

@@ -90,22 +90,75 @@ fn describe(s: &Subscription) -> String {
     format!("{what} ({where})")
 }
 
-fn listing(subs: &[Subscription]) -> (String, Option<InlineKeyboardMarkup>) {
+/// Subscriptions per page of `/subscriptions`: with each line held to [`LINE_UNITS`], a page
+/// stays well inside Telegram's 4,096 (a user may hold 50, each with a pattern of hundreds of
+/// characters: listed whole, they did not fit, and the user could neither see nor remove them).
+const PER_PAGE: usize = 10;
+/// UTF-16 units (what Telegram counts) of one line of the list, at most.
+const LINE_UNITS: usize = 300;
+
+/// `text` cut to at most `units` UTF-16 units, "…" marking a cut.
+fn cut_units(text: &str, units: usize) -> String {
+    if text.encode_utf16().count() <= units {
+        return text.to_string();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for c in text.chars() {
+        if used + c.len_utf16() > units.saturating_sub(1) {
+            break;
+        }
+        used += c.len_utf16();
+        out.push(c);
+    }
+    out.push('…');
+    out
+}
+
+/// Page `page` (from 0; past the end, the last) of the list, with a remove button per
+/// subscription and buttons to the pages around it.
+fn listing(subs: &[Subscription], page: usize) -> (String, Option<InlineKeyboardMarkup>) {
     if subs.is_empty() {
         return (
             "You have no subscriptions. /subscribe <words> adds one.".into(),
             None,
         );
     }
+    let pages = subs.len().div_ceil(PER_PAGE);
+    let page = page.min(pages - 1);
     let mut text = String::from("Your subscriptions (press one to remove it):\n");
+    if pages > 1 {
+        text = format!(
+            "Your subscriptions, page {} of {} (press one to remove it):\n",
+            page + 1,
+            pages
+        );
+    }
     let mut rows = Vec::new();
-    for (i, s) in subs.iter().enumerate() {
-        text.push_str(&format!("{}. {}\n", i + 1, describe(s)));
-        let label: String = describe(s).chars().take(40).collect();
+    for (i, s) in subs.iter().enumerate().skip(page * PER_PAGE).take(PER_PAGE) {
+        let line = cut_units(&describe(s), LINE_UNITS);
+        text.push_str(&format!("{}. {line}\n", i + 1));
+        let label: String = line.chars().take(40).collect();
         rows.push(vec![InlineKeyboardButton::callback(
             format!("✖ {}. {label}", i + 1),
-            format!("u:{}", s.id),
+            format!("u:{}:{page}", s.id),
         )]);
+    }
+    let mut nav = Vec::new();
+    if page > 0 {
+        nav.push(InlineKeyboardButton::callback(
+            "‹ Previous",
+            format!("ul:{}", page - 1),
+        ));
+    }
+    if page + 1 < pages {
+        nav.push(InlineKeyboardButton::callback(
+            "Next ›",
+            format!("ul:{}", page + 1),
+        ));
+    }
+    if !nav.is_empty() {
+        rows.push(nav);
     }
     (text, Some(InlineKeyboardMarkup::new(rows)))
 }
@@ -166,7 +219,7 @@ pub async fn subscribe(
 
 pub async fn list(bot: &Bot, app: &App, msg: &Message, user_id: i64) -> Result<(), BotError> {
     let subs = app.store.subscriptions_of(user_id).await?;
-    let (text, kb) = listing(&subs);
+    let (text, kb) = listing(&subs, 0);
     let mut req = bot.send_message(msg.chat.id, text);
     if let Some(kb) = kb {
         req = req.reply_markup(kb);
@@ -174,43 +227,73 @@ pub async fn list(bot: &Bot, app: &App, msg: &Message, user_id: i64) -> Result<(
     app.call(Some(msg.chat.id), req).await.map(|_| ())
 }
 
-/// A press on "✖ n": removes the subscription if it is the presser's, and redraws the list.
-pub async fn on_remove(
+/// A press on "✖ n" (`u:<subscription>:<page>`; `u:<subscription>` on lists sent before
+/// pages) or on a page button (`ul:<page>`). Removes the subscription if it is the presser's,
+/// redraws the page, and always answers the press, even when the redraw fails.
+pub async fn on_press(
     bot: &Bot,
     app: &App,
     q: &CallbackQuery,
     user_id: i64,
-    id: i64,
+    data: &str,
 ) -> Result<(), BotError> {
-    let removed = app.store.unsubscribe(user_id, id).await?;
-    if removed {
-        app.store
-            .audit(
-                &format!("bot:{user_id}"),
-                "unsubscribe",
-                serde_json::json!({"subscription_id": id}),
-            )
-            .await?;
+    let (remove, page) = match data.split(':').collect::<Vec<_>>().as_slice() {
+        ["u", id] => (id.parse::<i64>().ok(), Some(0)),
+        ["u", id, page] => (id.parse::<i64>().ok(), page.parse::<usize>().ok()),
+        ["ul", page] => (None, page.parse::<usize>().ok()),
+        _ => (None, None),
+    };
+    let Some(page) = page else {
+        return super::handlers::answer_press(bot, app, q, "This button is not mine.").await;
+    };
+    if data.starts_with("u:") && remove.is_none() {
+        return super::handlers::answer_press(bot, app, q, "This button is not mine.").await;
     }
-    if let Some(msg) = q.regular_message() {
-        let subs = app.store.subscriptions_of(user_id).await?;
-        let (text, kb) = listing(&subs);
-        let mut req = bot.edit_message_text(msg.chat.id, msg.id, text);
-        if let Some(kb) = kb {
-            req = req.reply_markup(kb);
+    let done = press(bot, app, q, user_id, remove, page).await;
+    let said = match &done {
+        Ok(said) => *said,
+        Err(_) => "That did not work now; try again in a moment.",
+    };
+    super::handlers::answer_press(bot, app, q, said).await?;
+    done.map(|_| ())
+}
+
+/// What a press does; returns what to tell the presser.
+async fn press(
+    bot: &Bot,
+    app: &App,
+    q: &CallbackQuery,
+    user_id: i64,
+    remove: Option<i64>,
+    page: usize,
+) -> Result<&'static str, BotError> {
+    let mut said = "";
+    if let Some(id) = remove {
+        let removed = app.store.unsubscribe(user_id, id).await?;
+        if removed {
+            app.store
+                .audit(
+                    &format!("bot:{user_id}"),
+                    "unsubscribe",
+                    serde_json::json!({"subscription_id": id}),
+                )
+                .await?;
         }
-        app.call(Some(msg.chat.id), req).await?;
+        said = if removed { "Removed." } else { "Already gone." };
     }
-    app.call(
-        None,
-        bot.answer_callback_query(q.id.clone()).text(if removed {
-            "Removed."
-        } else {
-            "Already gone."
-        }),
-    )
-    .await
-    .map(|_| ())
+    let redrawn = match q.regular_message() {
+        Some(msg) => {
+            let subs = app.store.subscriptions_of(user_id).await?;
+            let (text, kb) = listing(&subs, page);
+            let mut req = bot.edit_message_text(msg.chat.id, msg.id, text);
+            if let Some(kb) = kb {
+                req = req.reply_markup(kb);
+            }
+            app.edit(Some(msg.chat.id), req).await
+        }
+        None => Ok(()),
+    };
+    redrawn.map(|()| said)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Helpers shared by the tests that drive the real `tgparser` binary.
 #![allow(dead_code)]
 
+pub mod bot;
 pub mod disk;
 pub mod media;
 

@@ -31,6 +31,26 @@ pub(super) fn status_description(code: u16) -> &'static str {
     }
 }
 
+/// A text or caption as Telegram shows it: with `parse_mode` HTML, its markup checked and
+/// taken out (`html::visible`); otherwise as sent.
+fn rendered(p: &Map<String, Value>, text: &str) -> Result<String, (StatusCode, Value)> {
+    match param_str(p, "parse_mode") {
+        Some(m) if m.eq_ignore_ascii_case("html") => super::html::visible(text)
+            .map_err(|why| fail(400, &format!("Bad Request: can't parse entities: {why}"))),
+        Some(m)
+            if !m.is_empty()
+                && !m.eq_ignore_ascii_case("markdownv2")
+                && !m.eq_ignore_ascii_case("markdown") =>
+        {
+            Err(fail(
+                400,
+                &format!("Bad Request: unsupported parse_mode \"{m}\""),
+            ))
+        }
+        _ => Ok(text.to_string()),
+    }
+}
+
 pub(super) fn fail(code: u16, description: &str) -> (StatusCode, Value) {
     (
         StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST),
@@ -119,19 +139,29 @@ impl BotApi {
                     }
                 }
                 let text = if method == "sendmessage" {
-                    match param_str(&p, "text") {
-                        Some(t) if !t.is_empty() => Some(t.to_string()),
+                    match param_str(&p, "text").map(|t| rendered(&p, t)) {
+                        Some(Ok(t)) if !t.trim().is_empty() => Some(t),
+                        Some(Err(refused)) => return refused,
                         _ => return fail(400, "Bad Request: message text is empty"),
                     }
                 } else {
                     None
                 };
+                // The visible text counts, not the markup (core.telegram.org/bots/api#sendmessage:
+                // "1-4096 characters after entities parsing").
                 if text
                     .as_ref()
                     .is_some_and(|t| t.encode_utf16().count() > 4096)
                 {
                     return fail(400, "Bad Request: message is too long");
                 }
+                let caption = match param_str(&p, "caption").map(|c| rendered(&p, c)) {
+                    Some(Err(refused)) => return refused,
+                    Some(Ok(c)) if c.encode_utf16().count() > 1024 => {
+                        return fail(400, "Bad Request: message caption is too long");
+                    }
+                    c => c.and_then(Result::ok),
+                };
                 let mut inner = self.lock();
                 let user = inner.users.get(&chat_id).cloned();
                 if chat_id > 0 && user.is_none() {
@@ -154,7 +184,7 @@ impl BotApi {
                 if let Some(t) = text {
                     msg["text"] = json!(t);
                 }
-                if let Some(c) = param_str(&p, "caption") {
+                if let Some(c) = caption {
                     msg["caption"] = json!(c);
                 }
                 if let Some(doc) = p.get("document") {
@@ -189,9 +219,14 @@ impl BotApi {
                 else {
                     return fail(400, "Bad Request: message identifier is not specified");
                 };
-                let Some(text) = param_str(&p, "text").filter(|t| !t.is_empty()) else {
-                    return fail(400, "Bad Request: message text is empty");
+                let text = match param_str(&p, "text").map(|t| rendered(&p, t)) {
+                    Some(Ok(t)) if !t.trim().is_empty() => t,
+                    Some(Err(refused)) => return refused,
+                    _ => return fail(400, "Bad Request: message text is empty"),
                 };
+                if text.encode_utf16().count() > 4096 {
+                    return fail(400, "Bad Request: message is too long");
+                }
                 let mut inner = self.lock();
                 if let Err(retry_after) = self.rate_limit(&mut inner, chat_id) {
                     inner.too_many += 1;
