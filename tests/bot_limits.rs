@@ -128,3 +128,100 @@ async fn the_same_page_pressed_twice_is_answered_both_times() {
     );
     stop(&mut child);
 }
+
+/// A group upgraded to a supergroup: Telegram refuses every message to the old id with
+/// `migrate_to_chat_id`, and each alert to it failed, row by row, forever. Now the group's
+/// subscriptions and queue move to the supergroup, and the alert arrives there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_to_a_group_upgraded_to_a_supergroup_follow_it_there() {
+    const OLD: i64 = -100_777;
+    const NEW: i64 = -1_000_000_777;
+    let fake = FakeTelegram::start(fake_opts()).await.unwrap();
+    let env = bot_env(&fake, "info").await;
+    let ch = fake.world.channel_id(&fake.info.channels[0]).unwrap();
+    let mut child = start(&fake, &env).await;
+    wait_until("the backfill", Duration::from_secs(20), || {
+        sql(
+            &env,
+            &format!("SELECT backfill_state FROM channels WHERE id = {ch}"),
+        ) == "done"
+    })
+    .await;
+    has(
+        &ask_in(
+            &fake,
+            ADMIN,
+            Some(OLD),
+            &format!("/subscribe@{} zorbexite", fake.info.bot_username),
+        )
+        .await,
+        "Subscribed",
+    );
+    fake.bot.migrate_group(OLD, NEW);
+    fake.world.post(ch, "Zorbexite found on the moon").unwrap();
+    wait_until(
+        "the alert in the supergroup",
+        Duration::from_secs(30),
+        || {
+            fake.bot.calls(false).iter().any(|c| {
+                c.method == "sendmessage"
+                    && c.status == 200
+                    && c.params["chat_id"].as_i64() == Some(NEW)
+                    && c.params["text"]
+                        .as_str()
+                        .is_some_and(|t| t.contains("Zorbexite"))
+            })
+        },
+    )
+    .await;
+    assert_eq!(
+        sql(&env, "SELECT group_concat(chat_id) FROM subscriptions"),
+        NEW.to_string()
+    );
+    let refused = fake
+        .bot
+        .calls(false)
+        .iter()
+        .filter(|c| c.params["chat_id"].as_i64() == Some(OLD) && c.status == 400)
+        .count();
+    assert_eq!(refused, 1, "one refusal, then the new id");
+    assert_eq!(
+        sql(&env, "SELECT count(*) FROM outbox WHERE state = 'failed'"),
+        "0"
+    );
+    stop(&mut child);
+}
+
+/// `/subscribe` in a group by someone who had never written to the bot in private failed on
+/// the database's foreign key (no `bot_users` row) and went unanswered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscribe_in_a_group_by_someone_who_never_wrote_in_private_is_answered() {
+    const GROUP: i64 = -100_555;
+    let fake = FakeTelegram::start(fake_opts()).await.unwrap();
+    let env = bot_env(&fake, "info").await;
+    let mut child = start(&fake, &env).await;
+    // An administrator by the configuration: no row of theirs until they write.
+    has(
+        &ask_in(
+            &fake,
+            ADMIN,
+            Some(GROUP),
+            &format!("/subscribe@{} quarkbloom", fake.info.bot_username),
+        )
+        .await,
+        "Subscribed",
+    );
+    assert_eq!(
+        sql(&env, "SELECT user_id || ' ' || chat_id FROM subscriptions"),
+        format!("{ADMIN} {GROUP}")
+    );
+    assert_eq!(
+        sql(
+            &env,
+            &format!("SELECT chat_id IS NULL FROM bot_users WHERE user_id = {ADMIN}")
+        ),
+        "1",
+        "a group says nothing of the user's private chat"
+    );
+    stop(&mut child);
+}

@@ -75,15 +75,17 @@ pub async fn on_message(bot: Bot, msg: &Message, app: Arc<App>) -> Result<(), Bo
     }
     // The larger steps below are boxed: a handler's future is as large as its largest step, and
     // one waits for every chat with an update pending, so /help need not carry /login's size.
-    if private {
-        Box::pin(app.store.touch_bot_user(
-            user_id,
-            user.username.as_deref(),
-            &user.first_name,
-            Some(msg.chat.id.0),
-        ))
-        .await?;
-    }
+    // In a group too: a subscription made there belongs to its user, who must be on record
+    // (without it, /subscribe in a group by someone who never wrote to the bot in private
+    // failed on the foreign key and went unanswered). A group says nothing of their private
+    // chat.
+    Box::pin(app.store.touch_bot_user(
+        user_id,
+        user.username.as_deref(),
+        &user.first_name,
+        private.then_some(msg.chat.id.0),
+    ))
+    .await?;
     // An open login dialog reads this chat's next answers (a code, a password) first.
     if private && Box::pin(super::login::on_message(&bot, &app, msg, user_id)).await? {
         return Ok(());

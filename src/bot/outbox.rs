@@ -333,6 +333,19 @@ impl Outbox {
                     tracing::warn!(chat, messages = n, error = %e, "outbox: chat unreachable; its alerts are off until the user writes to the bot again");
                     return Ok(());
                 }
+                // A group upgraded to a supergroup: every alert to the old id would be
+                // refused, one by one, forever. Its subscriptions and queue move to the new id,
+                // and the next round sends there.
+                Err(BotCallError::Moved { to, .. }) => {
+                    let n = self.store.outbox_chat_moved(chat, to).await?;
+                    tracing::info!(
+                        chat,
+                        to,
+                        messages = n,
+                        "outbox: the group became a supergroup; its alerts go there now"
+                    );
+                    return Ok(());
+                }
                 Err(e @ BotCallError::Refused(_)) => {
                     self.stats.failed.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(chat, id = row.id, error = %e, "outbox: message refused; marked failed");

@@ -72,6 +72,10 @@ pub enum BotCallError {
     /// the bot was removed from the group.
     #[error("the chat is unreachable: {0}")]
     Unreachable(String),
+    /// The group was upgraded to a supergroup with this id: send there instead
+    /// (`parameters.migrate_to_chat_id`).
+    #[error("the group moved to the supergroup {to}: {text}")]
+    Moved { to: i64, text: String },
     /// Telegram refused this request (a 400 and the like): sending it again will not help.
     #[error("Telegram refused the request: {0}")]
     Refused(String),
@@ -90,7 +94,9 @@ impl BotCallError {
     /// When trying again makes sense, and after how long at the least.
     pub fn retry_in(&self) -> Option<Duration> {
         match self {
-            BotCallError::Unreachable(_) | BotCallError::Refused(_) => None,
+            BotCallError::Unreachable(_)
+            | BotCallError::Refused(_)
+            | BotCallError::Moved { .. } => None,
             BotCallError::Transient(_) => Some(Duration::ZERO),
             BotCallError::Unavailable { retry_in, .. } | BotCallError::RetryAfter(retry_in) => {
                 Some(*retry_in)
@@ -134,9 +140,8 @@ fn classify(e: RequestError, redact: &dyn Fn(&str) -> String) -> Outcome {
         RequestError::Api(ApiError::Unknown(d)) if is_server_error(&d) => {
             Outcome::Error(BotCallError::Transient(text))
         }
-        RequestError::Api(_) | RequestError::MigrateToChatId(_) => {
-            Outcome::Error(BotCallError::Refused(text))
-        }
+        RequestError::MigrateToChatId(to) => Outcome::Error(BotCallError::Moved { to: to.0, text }),
+        RequestError::Api(_) => Outcome::Error(BotCallError::Refused(text)),
         // A body that is not JSON (a proxy's error page), a network or I/O error.
         RequestError::Network(_) | RequestError::InvalidJson { .. } | RequestError::Io(_) => {
             Outcome::Error(BotCallError::Transient(text))

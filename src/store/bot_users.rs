@@ -76,7 +76,8 @@ impl Store {
         }
         let now = crate::time::unix_now();
         let mut tx = self.begin_write().await?;
-        // A user who had blocked the bot and writes again gets their alerts back.
+        // A user who had blocked the bot and writes to it again (in private: `chat_id`) gets
+        // their alerts back; a message in a group says nothing of the private chat.
         let was_blocked: Option<i64> =
             sqlx::query_scalar("SELECT blocked_bot FROM bot_users WHERE user_id = ?")
                 .bind(user_id)
@@ -87,7 +88,8 @@ impl Store {
              VALUES (?, ?, ?, ?, ?, ?) \
              ON CONFLICT (user_id) DO UPDATE SET username = excluded.username, \
                first_name = excluded.first_name, chat_id = coalesce(excluded.chat_id, chat_id), \
-               blocked_bot = 0, updated_at = excluded.updated_at",
+               blocked_bot = CASE WHEN excluded.chat_id IS NULL THEN blocked_bot ELSE 0 END, \
+               updated_at = excluded.updated_at",
         )
         .bind(user_id)
         .bind(username)

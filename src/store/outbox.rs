@@ -245,6 +245,40 @@ impl Store {
         Ok(())
     }
 
+    /// The group `from` was upgraded to the supergroup `to` (Telegram's `migrate_to_chat_id`):
+    /// its subscriptions and its undelivered messages (the one whose send was refused
+    /// included) move there, in one transaction. Returns the messages moved.
+    pub async fn outbox_chat_moved(&self, from: i64, to: i64) -> Result<u64, StoreError> {
+        let now = crate::time::unix_now();
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE subscriptions SET chat_id = ?, updated_at = ? WHERE chat_id = ?")
+            .bind(to)
+            .bind(now)
+            .bind(from)
+            .execute(&mut *tx)
+            .await?;
+        let n = sqlx::query(
+            "UPDATE outbox SET chat_id = ?, state = 'pending', next_attempt_at = ? \
+             WHERE chat_id = ? AND state IN ('pending', 'sending')",
+        )
+        .bind(to)
+        .bind(now)
+        .bind(from)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query(
+            "INSERT INTO audit_log (at, actor, action, detail) VALUES (?, 'bot', 'chat_moved', ?)",
+        )
+        .bind(now)
+        .bind(serde_json::json!({"from": from, "to": to, "messages": n}).to_string())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.subscriptions_changed();
+        Ok(n)
+    }
+
     /// Retrying cannot help this row.
     pub async fn outbox_failed(&self, id: i64, error: &str) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;

@@ -163,6 +163,14 @@ impl BotApi {
                     c => c.and_then(Result::ok),
                 };
                 let mut inner = self.lock();
+                if let Some(to) = inner.migrated.get(&chat_id) {
+                    let (code, mut body) = fail(
+                        400,
+                        "Bad Request: group chat was upgraded to a supergroup chat",
+                    );
+                    body["parameters"] = json!({"migrate_to_chat_id": to});
+                    return (code, body);
+                }
                 let user = inner.users.get(&chat_id).cloned();
                 if chat_id > 0 && user.is_none() {
                     return fail(400, "Bad Request: chat not found");

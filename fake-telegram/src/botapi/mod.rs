@@ -97,6 +97,8 @@ struct Inner {
     commands: Value,
     requests: HashMap<String, u64>,
     too_many: u64,
+    /// Groups upgraded to supergroups: old chat id → new.
+    migrated: HashMap<i64, i64>,
 }
 
 pub struct BotApi {
@@ -126,6 +128,7 @@ impl BotApi {
                 commands: json!([]),
                 requests: HashMap::new(),
                 too_many: 0,
+                migrated: HashMap::new(),
             }),
             updates: Notify::new(),
             started: Instant::now(),
@@ -138,6 +141,13 @@ impl BotApi {
 
     pub fn bot_user() -> Value {
         json!({"id": BOT_ID, "is_bot": true, "first_name": "tgparser fake bot", "username": BOT_USERNAME})
+    }
+
+    /// The group `from` is upgraded to the supergroup `to`: from now on a message to `from`
+    /// is refused with `parameters.migrate_to_chat_id` = `to`
+    /// (core.telegram.org/bots/api#responseparameters), as Telegram refuses it.
+    pub fn migrate_group(&self, from: i64, to: i64) {
+        self.lock().migrated.insert(from, to);
     }
 
     pub fn set_user(&self, u: SimUser) {
