@@ -339,3 +339,40 @@ async fn a_revoked_session_stops_the_parser_fatally_fails_readiness_and_is_audit
     );
     stop(child);
 }
+
+/// 500s, -503s and drops at the connect step (grammers' `is_authorized`, outside our calls)
+/// never reached the breaker: the parser restarted with backoff, and readiness never showed
+/// `breaker:mtproto-dc…`. Now they count against it, the breaker opens, and when the faults
+/// stop the parser connects and parses on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_at_the_connect_step_open_the_breaker_and_it_closes_when_they_stop() {
+    let fake = FakeTelegram::start(Options {
+        channels: 1,
+        posts: 50,
+        password: None,
+        quotas: QuotaMode::Off,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let env = telegram_env_with(&fake, &format!("{NO_PACING}{FAST_BREAKER}"));
+    let health = env.health_addr();
+    login_and_add(&env, &fake, &fake.info.channels.clone()).await;
+    for kind in [FaultKind::Rpc500, FaultKind::Timeout503] {
+        fake.faults.add(Fault {
+            kind,
+            method: Some("updates.getState".into()),
+            count: 0,
+        });
+    }
+    let notify = NotifySocket::new(env.dir.path());
+    let child = spawn_daemon(&env, Some(&notify));
+    notify
+        .wait_for("READY=1", Duration::from_secs(20))
+        .expect("READY=1");
+    wait_breaker_open(health, "500s at the connect step").await;
+    fake.faults.clear();
+    wait_breaker_closed(&env, health).await;
+    assert_exact(&env, &fake);
+    stop(child);
+}

@@ -154,6 +154,17 @@ fn classify(e: InvocationError) -> Failure {
     }
 }
 
+/// What a failure that counts against a breaker (network, timeout, 5xx) was; `None` for an
+/// answer (a 4xx, a revocation, our session store).
+fn transient(e: &InvocationError) -> Option<String> {
+    match e {
+        InvocationError::Rpc(r) => (r.code >= 500 || r.code == -503 || r.name == "Timeout")
+            .then(|| format!("{} {}", r.code, r.name)),
+        InvocationError::Session(_) => None,
+        other => Some(other.to_string()),
+    }
+}
+
 #[derive(Default)]
 struct Stats {
     calls: AtomicU64,
@@ -514,6 +525,27 @@ impl Guard {
             })
         };
         h.set_check(&format!("breaker:mtproto-dc{dc}"), check);
+    }
+
+    /// A call grammers makes by itself, outside [`Guard::invoke`] (the connect step's
+    /// `is_authorized`): admitted by the DC's breaker and counted against it, so that failures
+    /// there open it as failures of our own calls do (they did not, and the parser restarted in
+    /// a loop while readiness never showed the breaker). `Err`: the breaker is open, nothing
+    /// was called; wait `retry_in`.
+    pub async fn outside<T>(
+        &self,
+        dc: i32,
+        call: impl std::future::Future<Output = Result<T, InvocationError>>,
+    ) -> Result<Result<T, InvocationError>, GuardError> {
+        self.breaker_admit(dc)?;
+        let r = call.await;
+        match r.as_ref().err().and_then(transient) {
+            Some(what) => {
+                self.breaker_failure(dc, &what);
+            }
+            None => self.breaker_success(dc),
+        }
+        Ok(r)
     }
 
     /// Each DC's breaker state, for `/status` and the CLI.

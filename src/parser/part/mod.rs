@@ -89,7 +89,37 @@ pub async fn run(ctx: PartContext, tg: TelegramConfig, deps: Deps) -> Result<(),
         let mut conn = connect().await?;
         // Logged in? If not, wait for a login (CLI or bot) instead of failing: readiness warns.
         loop {
-            match conn.client.is_authorized().await {
+            // Through the DC's breaker: a DC that keeps failing here opens it (readiness
+            // shows `breaker:mtproto-dcN`) and is left alone until it may be tried again.
+            let authorized = match conn
+                .guard
+                .outside(conn.dc(), conn.client.is_authorized())
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    let wait = match &e {
+                        crate::guard::GuardError::Unavailable { retry_in, .. } => *retry_in,
+                        _ => LOGIN_POLL,
+                    };
+                    tracing::warn!(error = %e, "not connecting to Telegram until the breaker lets a call through");
+                    ctx.registry.set(
+                        ctx.name,
+                        PartState::Backoff {
+                            error: e.to_string(),
+                            retry_in: wait,
+                        },
+                    );
+                    drop(conn);
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait.max(Duration::from_millis(100))) => {}
+                        _ = ctx.cancel.cancelled() => return Ok(()),
+                    }
+                    conn = connect().await?;
+                    continue;
+                }
+            };
+            match authorized {
                 Ok(true) => break,
                 Ok(false) => ctx.registry.set(
                     ctx.name,
