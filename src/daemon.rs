@@ -35,6 +35,20 @@ pub struct Started {
     pub took: Duration,
 }
 
+/// No core dump, before any secret is read: a crash's dump would hold the vault key, the auth
+/// keys and the bot token in clear. (The systemd unit says `LimitCORE=0` too; this covers a
+/// daemon started any other way.)
+fn no_core_dumps() {
+    use rustix::process::{Resource, Rlimit, setrlimit};
+    let none = Rlimit {
+        current: Some(0),
+        maximum: Some(0),
+    };
+    if let Err(e) = setrlimit(Resource::Core, none) {
+        tracing::warn!(error = %e, "cannot turn core dumps off; a crash could write secrets to disk");
+    }
+}
+
 pub async fn run(cfg: Config, opts: RunOptions) -> anyhow::Result<()> {
     run_with(cfg, opts, |_| {}).await
 }
@@ -49,6 +63,7 @@ pub async fn run_with(
     // Signal handlers first: a SIGTERM that arrives between READY and the wait below must
     // start a clean shutdown, not kill the process with the default action.
     let stop = StopSignals::install()?;
+    no_core_dumps();
     for w in &cfg.warnings {
         tracing::warn!("{w}");
     }

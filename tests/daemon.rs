@@ -24,6 +24,17 @@ fn run_reports_ready_serves_probes_and_stops_cleanly_on_sigterm() {
 
     let (code, body) = get(addr, "/livez");
     assert_eq!(code, 200, "{body}");
+    // No core dumps, however it was started: one would hold the secrets in clear.
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.id())).unwrap();
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap();
+    assert_eq!(
+        core.split_whitespace().skip(4).take(2).collect::<Vec<_>>(),
+        ["0", "0"],
+        "{core}"
+    );
 
     let (code, body) = get(addr, "/readyz");
     assert_eq!(code, 200, "{body}");

@@ -76,6 +76,7 @@ fn unit_has_the_settings_the_product_promises() {
         "LoadCredentialEncrypted=vault.key:",
         "LoadCredentialEncrypted=bot_token:",
         "LoadCredentialEncrypted=api_hash:",
+        "LimitCORE=0",
     ] {
         assert!(unit.contains(needle), "unit lacks {needle}");
     }
