@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod fuzzing;
 pub mod guard;
 pub mod health;
 pub mod logging;

@@ -11,8 +11,8 @@ mod export;
 mod handlers;
 mod login;
 pub mod outbox;
-mod search;
-mod subs;
+pub(crate) mod search;
+pub(crate) mod subs;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};

@@ -78,7 +78,7 @@ pub fn escape_html(s: &str) -> String {
 
 /// The snippet as Telegram HTML: escaped, matches in bold, at most `SNIPPET_MAX` UTF-16 units
 /// of text (a bold run cut short is closed).
-fn snippet_html(s: &str) -> String {
+pub(crate) fn snippet_html(s: &str) -> String {
     let mut out = String::new();
     let mut open = false;
     let mut used = 0;

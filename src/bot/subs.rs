@@ -97,24 +97,6 @@ const PER_PAGE: usize = 10;
 /// UTF-16 units (what Telegram counts) of one line of the list, at most.
 const LINE_UNITS: usize = 300;
 
-/// `text` cut to at most `units` UTF-16 units, "…" marking a cut.
-fn cut_units(text: &str, units: usize) -> String {
-    if text.encode_utf16().count() <= units {
-        return text.to_string();
-    }
-    let mut out = String::new();
-    let mut used = 0;
-    for c in text.chars() {
-        if used + c.len_utf16() > units.saturating_sub(1) {
-            break;
-        }
-        used += c.len_utf16();
-        out.push(c);
-    }
-    out.push('…');
-    out
-}
-
 /// Page `page` (from 0; past the end, the last) of the list, with a remove button per
 /// subscription and buttons to the pages around it.
 fn listing(subs: &[Subscription], page: usize) -> (String, Option<InlineKeyboardMarkup>) {
@@ -136,7 +118,7 @@ fn listing(subs: &[Subscription], page: usize) -> (String, Option<InlineKeyboard
     }
     let mut rows = Vec::new();
     for (i, s) in subs.iter().enumerate().skip(page * PER_PAGE).take(PER_PAGE) {
-        let line = cut_units(&describe(s), LINE_UNITS);
+        let line = super::search::cut_units(&describe(s), LINE_UNITS);
         text.push_str(&format!("{}. {line}\n", i + 1));
         let label: String = line.chars().take(40).collect();
         rows.push(vec![InlineKeyboardButton::callback(

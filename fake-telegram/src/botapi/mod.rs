@@ -7,7 +7,7 @@
 //! `methods.rs` answers each method; `http.rs` reads requests (query, JSON, form, multipart) and
 //! applies faults.
 
-mod html;
+pub mod html;
 mod http;
 mod methods;
 

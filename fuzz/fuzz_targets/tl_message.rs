@@ -1,0 +1,5 @@
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    tgparser::fuzzing::run("tl_message", data, &|html| fake_telegram::botapi::html::visible(html));
+});
