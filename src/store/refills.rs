@@ -34,6 +34,17 @@ pub(super) async fn queue_in(
     Ok(())
 }
 
+/// Takes `r` off the queue on `conn`.
+async fn delete_in(conn: &mut sqlx::SqliteConnection, r: Refill) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM refills WHERE channel_id = ?1 AND after_id = ?2 AND before_id = ?3")
+        .bind(r.channel)
+        .bind(r.after)
+        .bind(r.before)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 impl Store {
     /// Queues a range to refill (a range already queued stays as it is; a channel no longer
     /// in the database queues nothing).
@@ -66,14 +77,7 @@ impl Store {
     /// A range stored, or given up on: off the queue.
     pub async fn refill_done(&self, r: Refill) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "DELETE FROM refills WHERE channel_id = ?1 AND after_id = ?2 AND before_id = ?3",
-        )
-        .bind(r.channel)
-        .bind(r.after)
-        .bind(r.before)
-        .execute(&mut *tx)
-        .await?;
+        delete_in(&mut tx, r).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -93,14 +97,7 @@ impl Store {
         .await?;
         let dropped = refusals.is_none_or(|n| n >= i64::from(limit));
         if dropped {
-            sqlx::query(
-                "DELETE FROM refills WHERE channel_id = ?1 AND after_id = ?2 AND before_id = ?3",
-            )
-            .bind(r.channel)
-            .bind(r.after)
-            .bind(r.before)
-            .execute(&mut *tx)
-            .await?;
+            delete_in(&mut tx, r).await?;
         }
         tx.commit().await?;
         Ok(dropped)

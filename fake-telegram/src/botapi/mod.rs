@@ -196,7 +196,8 @@ impl BotApi {
     }
 
     /// A simulated user sends something to the bot. `kind` is `text` (default), `sticker`,
-    /// `photo` or `callback` (with `data` and the bot message `message_id` it was pressed on).
+    /// `photo`, `callback` (with `data` and the bot message `message_id` it was pressed on) or
+    /// `channel_post` (a post in channel `chat_id`, no sender, `sender_chat` = `user_id`).
     pub fn user_message(&self, m: &UserMessage) -> Value {
         let mut inner = self.lock();
         let user = inner.users.entry(m.user_id).or_insert_with(|| SimUser {
@@ -214,6 +215,18 @@ impl BotApi {
         inner.next_update_id += 1;
         let date = unix_now();
         let update = match m.kind.as_deref().unwrap_or("text") {
+            // A post in a channel the bot is in: no person sends it (no `from`); its
+            // `sender_chat` carries `user_id`, so a test can make it claim any id.
+            "channel_post" => {
+                let message_id = Self::next_message_id(&mut inner, chat_id);
+                json!({"update_id": update_id, "channel_post": {
+                    "message_id": message_id,
+                    "sender_chat": {"id": m.user_id, "type": "channel", "title": "Channel"},
+                    "chat": {"id": chat_id, "type": "channel", "title": format!("Channel {chat_id}")},
+                    "date": date,
+                    "text": m.text.clone().unwrap_or_default(),
+                }})
+            }
             "callback" => {
                 let message = m
                     .message_id
