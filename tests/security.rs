@@ -115,12 +115,9 @@ async fn no_door_of_the_bot_opens_to_a_user_a_stranger_a_forged_press_or_a_claim
             == 2
     })
     .await;
-    println!(
-        "{:<34} {:<40} {}",
-        format!("press u:{admin_sub}:0"),
-        "answered, nothing removed",
-        "answered, nothing removed"
-    );
+    let row = format!("press u:{admin_sub}:0");
+    let done = "answered, nothing removed";
+    println!("{row:<34} {done:<40} {done}");
     assert_eq!(state(&env), before, "a forged press removed a subscription");
 
     // A stranger's commands in a group the bot is in.
