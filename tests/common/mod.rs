@@ -18,6 +18,51 @@ pub struct Env {
     pub dir: tempfile::TempDir,
 }
 
+/// Every test's state directory is searched for the secrets its configuration holds (the
+/// bot token, the api_hash, the vault key and the pre-shared auth key, as written and as raw
+/// bytes) when the test ends: no secret may reach any file in clear, whatever the test did.
+impl Drop for Env {
+    fn drop(&mut self) {
+        if std::thread::panicking() || !self.state_dir().is_dir() {
+            return;
+        }
+        let mut secrets: Vec<(String, Vec<u8>)> = Vec::new();
+        for (what, file) in [
+            ("the bot token", "bot_token"),
+            ("the api_hash", "api_hash"),
+            ("the vault key", "vault.key"),
+            ("the auth key", "auth_key.hex"),
+        ] {
+            let Ok(text) = std::fs::read_to_string(self.path(file)) else {
+                continue;
+            };
+            let text = text.trim();
+            if text.len() < 16 {
+                continue;
+            }
+            secrets.push((what.to_string(), text.as_bytes().to_vec()));
+            if let Some((_, half)) = text.split_once(':') {
+                secrets.push((format!("{what}'s secret half"), half.as_bytes().to_vec()));
+            }
+            if let Ok(raw) = hex::decode(text) {
+                secrets.push((format!("{what} (raw bytes)"), raw));
+            }
+        }
+        for f in files_under(&self.state_dir()) {
+            let Ok(data) = std::fs::read(&f) else {
+                continue;
+            };
+            for (what, s) in &secrets {
+                assert!(
+                    memchr::memmem::find(&data, s).is_none(),
+                    "{what} is in {} in clear",
+                    f.display()
+                );
+            }
+        }
+    }
+}
+
 impl Env {
     pub fn new() -> Env {
         let dir = tempfile::tempdir().expect("tempdir");
