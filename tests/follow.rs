@@ -351,18 +351,7 @@ async fn a_channel_gone_private_no_longer_refills_forever_and_the_others_go_on()
 /// pts already past it) and those posts were never stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gap_revealed_before_a_kill_is_still_refilled_after_the_restart() {
-    let fake = FakeTelegram::start(Options {
-        channels: 1,
-        posts: 20,
-        password: None,
-        quotas: QuotaMode::Off,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let env = telegram_env(&fake);
-    login_and_add(&env, &fake, &fake.info.channels.clone()).await;
-    let ch = fake.world.channel_id(&fake.info.channels[0]).unwrap();
+    let (fake, env, ch) = one_channel(20).await;
     let mut child = started(&env).await;
     wait_daemon(&mut child, "the backfill", || {
         one(&env, "SELECT backfill_state FROM channels") == "done"

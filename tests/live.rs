@@ -355,24 +355,13 @@ async fn a_full_disk_fails_readiness_with_its_cause_withholds_the_watchdog_and_l
 /// waits, and the posts made meanwhile are stored once the lock is let go.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_programs_write_lock_is_named_in_readiness_and_nothing_is_lost() {
-    let fake = FakeTelegram::start(Options {
-        channels: 1,
-        posts: 20,
-        password: None,
-        quotas: QuotaMode::Off,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let env = telegram_env(&fake);
+    let (fake, env, ch) = one_channel(20).await;
     let cfg = std::fs::read_to_string(env.path("config.toml")).unwrap();
     std::fs::write(
         env.path("config.toml"),
         cfg.replacen("[store]\n", "[store]\nbusy_timeout_ms = 1000\n", 1),
     )
     .unwrap();
-    login_and_add(&env, &fake, &fake.info.channels.clone()).await;
-    let ch = fake.world.channel_id(&fake.info.channels[0]).unwrap();
     let mut child = started(&env).await;
     wait_daemon(&mut child, "the backfill", || {
         sql(&env, "SELECT backfill_state FROM channels") == "done"

@@ -465,6 +465,25 @@ pub fn world_ids(fake: &fake_telegram::FakeTelegram, channel: i64) -> Vec<i32> {
         .collect()
 }
 
+/// A fake Telegram of one channel with `posts` posts, no 2FA password, quotas off; the
+/// account logged in and the channel added (`login_and_add`), against `env`'s configuration
+/// (`telegram_env`).
+pub async fn one_channel(posts: usize) -> (fake_telegram::FakeTelegram, Env, i64) {
+    let fake = fake_telegram::FakeTelegram::start(fake_telegram::Options {
+        channels: 1,
+        posts,
+        password: None,
+        quotas: fake_telegram::flood::QuotaMode::Off,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let env = telegram_env(&fake);
+    login_and_add(&env, &fake, &fake.info.channels.clone()).await;
+    let ch = fake.world.channel_id(&fake.info.channels[0]).unwrap();
+    (fake, env, ch)
+}
+
 /// Logs the fake's account (started with `password: None`) in with `tgparser login` and adds
 /// `channels` with `channels add`.
 pub async fn login_and_add(env: &Env, fake: &fake_telegram::FakeTelegram, channels: &[String]) {
