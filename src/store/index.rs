@@ -319,35 +319,66 @@ impl super::Store {
     pub async fn check_search_index(&self) -> Result<IndexCheck, StoreError> {
         use futures::TryStreamExt;
         let mut check = IndexCheck::default();
-        let mut held: std::collections::BTreeMap<i64, Vec<String>> = Default::default();
+        // A hash of each post's words as the index holds them, in order: 16 bytes a post, so a
+        // check of millions of posts fits in memory. The words of a mismatch are read again.
+        let mut held: std::collections::HashMap<i64, u64> = Default::default();
         {
             let mut terms = sqlx::query_as::<_, (i64, String)>(
                 "SELECT doc, term FROM messages_terms ORDER BY doc, offset",
             )
             .fetch(self.reader());
+            let mut current: Option<(i64, WordsHash)> = None;
             while let Some((doc, term)) = terms.try_next().await? {
-                held.entry(doc).or_default().push(term);
+                match &mut current {
+                    Some((d, h)) if *d == doc => h.add(&term),
+                    _ => {
+                        if let Some((d, h)) = current.take() {
+                            held.insert(d, h.done());
+                        }
+                        let mut h = WordsHash::default();
+                        h.add(&term);
+                        current = Some((doc, h));
+                    }
+                }
+            }
+            if let Some((d, h)) = current {
+                held.insert(d, h.done());
             }
         }
-        let mut posts = sqlx::query_as::<_, (i64, String)>(
-            "SELECT search_key, text FROM messages WHERE search_key IS NOT NULL \
-             AND search_key NOT IN (SELECT search_key FROM search_pending)",
-        )
-        .fetch(self.reader());
-        while let Some((key, text)) = posts.try_next().await? {
-            check.posts += 1;
-            let want = index_words(&text);
-            let have = held.remove(&key).unwrap_or_default().join(" ");
-            if have != want {
-                check.mismatched += 1;
-                if check.examples.len() < MISMATCHES_KEPT {
-                    check.examples.push(format!(
-                        "post key {key}: the index holds {have:?}, its text cuts to {want:?}"
-                    ));
+        let mut wrong = Vec::new();
+        {
+            let mut posts = sqlx::query_as::<_, (i64, String)>(
+                "SELECT search_key, text FROM messages WHERE search_key IS NOT NULL \
+                 AND search_key NOT IN (SELECT search_key FROM search_pending)",
+            )
+            .fetch(self.reader());
+            while let Some((key, text)) = posts.try_next().await? {
+                check.posts += 1;
+                let want = index_words(&text);
+                let mut h = WordsHash::default();
+                want.split(' ')
+                    .filter(|w| !w.is_empty())
+                    .for_each(|w| h.add(w));
+                if held.remove(&key).unwrap_or(WordsHash::default().done()) != h.done() {
+                    check.mismatched += 1;
+                    if wrong.len() < MISMATCHES_KEPT {
+                        wrong.push((key, want));
+                    }
                 }
             }
         }
-        drop(posts);
+        for (key, want) in wrong {
+            let have: Vec<String> = sqlx::query_scalar(
+                "SELECT term FROM messages_terms WHERE doc = ?1 ORDER BY offset",
+            )
+            .bind(key)
+            .fetch_all(self.reader())
+            .await?;
+            check.examples.push(format!(
+                "post key {key}: the index holds {:?}, its text cuts to {want:?}",
+                have.join(" ")
+            ));
+        }
         let queued: Vec<i64> = sqlx::query_scalar("SELECT search_key FROM search_pending")
             .fetch_all(self.reader())
             .await?;
@@ -356,6 +387,24 @@ impl super::Store {
         }
         check.stray = held.len() as u64;
         Ok(check)
+    }
+}
+
+/// A post's words, in order, as one hash (for `check_search_index`).
+#[derive(Default)]
+struct WordsHash(std::hash::DefaultHasher);
+
+impl WordsHash {
+    fn add(&mut self, word: &str) {
+        use std::hash::Hasher;
+        self.0.write(word.as_bytes());
+        // Words hold no 0xFF byte (UTF-8): the separator keeps "ab c" apart from "a bc".
+        self.0.write_u8(0xff);
+    }
+
+    fn done(&self) -> u64 {
+        use std::hash::Hasher;
+        self.0.finish()
     }
 }
 
