@@ -10,8 +10,9 @@ use crate::store::{invite_hash, normalize_ref};
 use crate::text::{Query, index_words, snippet, term_texts};
 
 /// The targets, by name: what `fuzz/fuzz_targets/*.rs` and the corpus test call.
-pub const TARGETS: [&str; 8] = [
+pub const TARGETS: [&str; 9] = [
     "bot_command",
+    "bot_update",
     "subscription",
     "search_query",
     "search_reply",
@@ -27,6 +28,7 @@ pub fn run(name: &str, data: &[u8], valid_html: &dyn Fn(&str) -> Result<String, 
     let text = String::from_utf8_lossy(data);
     match name {
         "bot_command" => bot_command(&text),
+        "bot_update" => bot_update(data),
         "subscription" => subscription(&text),
         "search_query" => search_query(&text),
         "search_reply" => search_reply(&text, valid_html),
@@ -45,6 +47,29 @@ fn bot_command(text: &str) {
             // What it read is part of what was sent.
             assert!(text.contains(p.name.as_str()) || text.to_lowercase().contains(&p.name));
         }
+    }
+}
+
+/// An update as the Bot API sends it (JSON), read as the bot reads it: its chat's place in
+/// line, a message's command, a press's callback data (which must read back as written).
+fn bot_update(data: &[u8]) {
+    use teloxide::types::{Update, UpdateKind};
+    let Ok(update) = serde_json::from_slice::<Update>(data) else {
+        return;
+    };
+    let _ = crate::bot::chat_key(&update);
+    match &update.kind {
+        UpdateKind::Message(m) => {
+            if let Some(t) = m.text() {
+                bot_command(t);
+            }
+        }
+        UpdateKind::CallbackQuery(q) => {
+            if let Some(p) = q.data.as_deref().and_then(crate::bot::press::Press::parse) {
+                assert_eq!(crate::bot::press::Press::parse(&p.data()), Some(p));
+            }
+        }
+        _ => {}
     }
 }
 

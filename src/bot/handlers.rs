@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use teloxide::prelude::*;
 
 use super::commands::{self, MAX_ARGS, Role};
+use super::press::Press;
 use super::{App, BotError};
 use crate::store::ChannelRecord;
 
@@ -560,8 +561,8 @@ pub async fn answer_press(
     app.call(None, r).await.map(|_| ())
 }
 
-/// Button presses: `s:<search>:<page>` pages a search, `u:<subscription>:<page>` removes a
-/// subscription, `ul:<page>` pages the list.
+/// Button presses (`press::Press`: a search's page or photo, a subscription removed, a page of
+/// the list); data this bot never wrote is answered "not mine".
 pub async fn on_callback(bot: Bot, q: CallbackQuery, app: Arc<App>) -> Result<(), BotError> {
     let user = i64::try_from(q.from.id.0).unwrap_or(i64::MAX);
     if app.role(user).await? < Role::User {
@@ -571,11 +572,11 @@ pub async fn on_callback(bot: Bot, q: CallbackQuery, app: Arc<App>) -> Result<()
             .map(|_| ())
             .map_err(|e| BotError::Request(app.redact(&e.to_string())));
     }
-    match q.data.as_deref() {
-        Some(d) if d.starts_with("u:") || d.starts_with("ul:") => {
-            let d = d.to_string();
-            Box::pin(super::subs::on_press(&bot, &app, &q, user, &d)).await
+    match q.data.as_deref().and_then(Press::parse) {
+        Some(Press::Subscriptions { remove, page }) => {
+            Box::pin(super::subs::on_press(&bot, &app, &q, user, remove, page)).await
         }
-        _ => Box::pin(super::search::on_callback(bot, q, app)).await,
+        Some(press) => Box::pin(super::search::on_callback(bot, q, app, press)).await,
+        None => answer_press(&bot, &app, &q, "This button is not mine.").await,
     }
 }

@@ -11,6 +11,7 @@ mod export;
 mod handlers;
 mod login;
 pub mod outbox;
+pub mod press;
 pub(crate) mod search;
 pub(crate) mod subs;
 
@@ -469,7 +470,7 @@ pub async fn run(
 
 /// The chat an update belongs to, for its place in line: its chat, else (a button under a message
 /// too old to be shown) the private chat of the user who pressed it.
-fn chat_key(update: &Update) -> Option<i64> {
+pub(crate) fn chat_key(update: &Update) -> Option<i64> {
     update
         .chat()
         .map(|c| c.id.0)

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use teloxide::prelude::*;
 use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup, ParseMode};
 
+use super::press::Press;
 use super::{App, BotError};
 use crate::store::{Hit, MATCH_END, MATCH_START, SearchError, SearchFilter};
 
@@ -207,7 +208,11 @@ pub async fn page(
         if photo {
             photos.push(InlineKeyboardButton::callback(
                 format!("📷 {}", i + 1),
-                format!("p:{}:{}", h.channel_id, h.id),
+                Press::Photo {
+                    channel: h.channel_id,
+                    post: h.id,
+                }
+                .data(),
             ));
         }
         text.push_str(&hit_html(h, photo.then_some(i + 1)));
@@ -216,13 +221,21 @@ pub async fn page(
     if page > 0 {
         row.push(InlineKeyboardButton::callback(
             "◀ Newer",
-            format!("s:{id}:{}", page - 1),
+            Press::Search {
+                search: id,
+                page: page - 1,
+            }
+            .data(),
         ));
     }
     if more {
         row.push(InlineKeyboardButton::callback(
             "Older ▶",
-            format!("s:{id}:{}", page + 1),
+            Press::Search {
+                search: id,
+                page: page + 1,
+            }
+            .data(),
         ));
     }
     let rows: Vec<_> = [photos, row]
@@ -259,16 +272,8 @@ pub async fn on_callback(
     bot: Bot,
     q: CallbackQuery,
     app: std::sync::Arc<App>,
+    press: Press,
 ) -> Result<(), BotError> {
-    let parsed = q.data.as_deref().and_then(|d| {
-        let mut p = d.split(':');
-        match (p.next(), p.next(), p.next(), p.next()) {
-            (Some("s"), Some(id), Some(page), None) => {
-                Some((id.parse::<u64>().ok()?, page.parse::<u32>().ok()?))
-            }
-            _ => None,
-        }
-    });
     let answer = |text: &'static str| {
         let mut r = bot.answer_callback_query(q.id.clone());
         if !text.is_empty() {
@@ -277,23 +282,18 @@ pub async fn on_callback(
         let app = app.clone();
         async move { app.call(None, r).await.map(|_| ()) }
     };
-    if let (Some(photo), Some(msg)) = (
-        q.data.as_deref().and_then(|d| d.strip_prefix("p:")),
-        q.regular_message(),
-    ) {
-        let post = photo
-            .split_once(':')
-            .and_then(|(c, m)| Some((c.parse::<i64>().ok()?, m.parse::<i64>().ok()?)));
-        let Some((channel, post)) = post else {
-            return answer("This button is not mine.").await;
-        };
-        return match send_photo(&bot, &app, msg.chat.id, channel, post).await? {
-            None => answer("").await,
-            Some(why) => answer(why).await,
-        };
-    }
-    let (Some((id, n)), Some(msg)) = (parsed, q.regular_message()) else {
+    let Some(msg) = q.regular_message() else {
         return answer("This button is not mine.").await;
+    };
+    let (id, n) = match press {
+        Press::Search { search, page } => (search, page),
+        Press::Photo { channel, post } => {
+            return match send_photo(&bot, &app, msg.chat.id, channel, post).await? {
+                None => answer("").await,
+                Some(why) => answer(why).await,
+            };
+        }
+        Press::Subscriptions { .. } => return answer("This button is not mine.").await,
     };
     let Some(query) = Searches::get(&app.searches, id) else {
         return answer("This search expired; send /search again.").await;

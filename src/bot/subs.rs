@@ -6,6 +6,7 @@ use teloxide::prelude::*;
 use teloxide::types::{InlineKeyboardButton, InlineKeyboardMarkup};
 
 use super::handlers::send;
+use super::press::Press;
 use super::{App, BotError};
 use crate::store::{MAX_PER_USER, Subscription};
 
@@ -123,20 +124,32 @@ fn listing(subs: &[Subscription], page: usize) -> (String, Option<InlineKeyboard
         let label: String = line.chars().take(40).collect();
         rows.push(vec![InlineKeyboardButton::callback(
             format!("✖ {}. {label}", i + 1),
-            format!("u:{}:{page}", s.id),
+            Press::Subscriptions {
+                remove: Some(s.id),
+                page,
+            }
+            .data(),
         )]);
     }
     let mut nav = Vec::new();
     if page > 0 {
         nav.push(InlineKeyboardButton::callback(
             "‹ Previous",
-            format!("ul:{}", page - 1),
+            Press::Subscriptions {
+                remove: None,
+                page: page - 1,
+            }
+            .data(),
         ));
     }
     if page + 1 < pages {
         nav.push(InlineKeyboardButton::callback(
             "Next ›",
-            format!("ul:{}", page + 1),
+            Press::Subscriptions {
+                remove: None,
+                page: page + 1,
+            }
+            .data(),
         ));
     }
     if !nav.is_empty() {
@@ -217,20 +230,9 @@ pub async fn on_press(
     app: &App,
     q: &CallbackQuery,
     user_id: i64,
-    data: &str,
+    remove: Option<i64>,
+    page: usize,
 ) -> Result<(), BotError> {
-    let (remove, page) = match data.split(':').collect::<Vec<_>>().as_slice() {
-        ["u", id] => (id.parse::<i64>().ok(), Some(0)),
-        ["u", id, page] => (id.parse::<i64>().ok(), page.parse::<usize>().ok()),
-        ["ul", page] => (None, page.parse::<usize>().ok()),
-        _ => (None, None),
-    };
-    let Some(page) = page else {
-        return super::handlers::answer_press(bot, app, q, "This button is not mine.").await;
-    };
-    if data.starts_with("u:") && remove.is_none() {
-        return super::handlers::answer_press(bot, app, q, "This button is not mine.").await;
-    }
     let done = press(bot, app, q, user_id, remove, page).await;
     let said = match &done {
         Ok(said) => *said,
