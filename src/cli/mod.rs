@@ -17,6 +17,7 @@ use crate::store::{StateLock, Store};
 use crate::vault::{Vault, VaultKey};
 
 pub(crate) mod channels;
+mod check;
 use channels::ChannelsCommand;
 mod login;
 mod media;
@@ -164,6 +165,9 @@ pub enum Command {
     /// A consistent copy of the database, taken while the daemon runs, checked with
     /// integrity_check. Never overwrites.
     Backup { file: PathBuf },
+    /// Whether the archive is sound: the database, the search index word for word, the index's
+    /// structure (when the daemon is stopped), and gaps waiting to be fetched. Exit 1 when not.
+    Check,
     /// Per-channel counts: posts, backfill, edits, deletions, first and last post.
     Stats {
         /// One JSON object per line.
@@ -341,6 +345,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = load_config(&cli)?;
             ops::backup(&cfg, file).await
         }
+        Command::Check => check::check(&load_config(&cli)?).await,
         Command::Stats { json } => {
             let cfg = load_config(&cli)?;
             ops::stats(&cfg, *json).await

@@ -432,7 +432,7 @@ async fn page_messages(
         tl::enums::messages::Messages::ChannelMessages(m) => {
             if conn.session.channel_pts(ch.id).is_none()
                 && m.pts > 0
-                && let Err(e) = conn.session.set_channel_pts(ch.id, m.pts).await
+                && let Err(e) = conn.session.set_first_channel_pts(ch.id, m.pts).await
             {
                 tracing::warn!(channel = %ch.display_name(), error = %e, "cannot save the channel's update state");
             }

@@ -311,83 +311,97 @@ impl IndexCheck {
 const MISMATCHES_KEPT: usize = 20;
 
 impl super::Store {
+    /// Whether the index is built (no build under way or asked for).
+    pub async fn search_index_complete(&self) -> Result<bool, StoreError> {
+        complete(self.reader()).await
+    }
+
     /// Compares the whole index with the posts, word for word: the words FTS5 holds under
     /// each key (its `fts5vocab` view, `messages_terms`) against the words tgparser cuts from
     /// the post's text. FTS5's own 'integrity-check' cannot do this for a contentless index;
     /// this can. Posts queued for the index (`search_pending`) are skipped. Reads the whole
     /// index: seconds per million posts.
     pub async fn check_search_index(&self) -> Result<IndexCheck, StoreError> {
-        use futures::TryStreamExt;
-        let mut check = IndexCheck::default();
-        // A hash of each post's words as the index holds them, in order: 16 bytes a post, so a
-        // check of millions of posts fits in memory. The words of a mismatch are read again.
-        let mut held: std::collections::HashMap<i64, u64> = Default::default();
-        {
-            let mut terms = sqlx::query_as::<_, (i64, String)>(
-                "SELECT doc, term FROM messages_terms ORDER BY doc, offset",
-            )
-            .fetch(self.reader());
-            let mut current: Option<(i64, WordsHash)> = None;
-            while let Some((doc, term)) = terms.try_next().await? {
-                match &mut current {
-                    Some((d, h)) if *d == doc => h.add(&term),
-                    _ => {
-                        if let Some((d, h)) = current.take() {
-                            held.insert(d, h.done());
-                        }
-                        let mut h = WordsHash::default();
-                        h.add(&term);
-                        current = Some((doc, h));
-                    }
-                }
-            }
-            if let Some((d, h)) = current {
-                held.insert(d, h.done());
-            }
-        }
-        let mut wrong = Vec::new();
-        {
-            let mut posts = sqlx::query_as::<_, (i64, String)>(
-                "SELECT search_key, text FROM messages WHERE search_key IS NOT NULL \
-                 AND search_key NOT IN (SELECT search_key FROM search_pending)",
-            )
-            .fetch(self.reader());
-            while let Some((key, text)) = posts.try_next().await? {
-                check.posts += 1;
-                let want = index_words(&text);
-                let mut h = WordsHash::default();
-                want.split(' ')
-                    .filter(|w| !w.is_empty())
-                    .for_each(|w| h.add(w));
-                if held.remove(&key).unwrap_or(WordsHash::default().done()) != h.done() {
-                    check.mismatched += 1;
-                    if wrong.len() < MISMATCHES_KEPT {
-                        wrong.push((key, want));
-                    }
-                }
-            }
-        }
-        for (key, want) in wrong {
-            let have: Vec<String> = sqlx::query_scalar(
-                "SELECT term FROM messages_terms WHERE doc = ?1 ORDER BY offset",
-            )
-            .bind(key)
-            .fetch_all(self.reader())
-            .await?;
-            check.examples.push(format!(
-                "post key {key}: the index holds {:?}, its text cuts to {want:?}",
-                have.join(" ")
-            ));
-        }
-        let queued: Vec<i64> = sqlx::query_scalar("SELECT search_key FROM search_pending")
-            .fetch_all(self.reader())
-            .await?;
-        for key in queued {
-            held.remove(&key);
-        }
-        check.stray = held.len() as u64;
-        Ok(check)
+        // One read transaction: the index, the posts and the queue as of one moment, so a
+        // daemon writing meanwhile cannot make a sound index look wrong.
+        let mut conn = self.reader().acquire().await?;
+        sqlx::query("BEGIN").execute(&mut *conn).await?;
+        let check = check_in(&mut conn).await;
+        let _ = sqlx::query("COMMIT").execute(&mut *conn).await;
+        check
     }
+}
+
+async fn check_in(conn: &mut SqliteConnection) -> Result<IndexCheck, StoreError> {
+    use futures::TryStreamExt;
+    let mut check = IndexCheck::default();
+    // A hash of each post's words as the index holds them, in order: 16 bytes a post, so a
+    // check of millions of posts fits in memory. The words of a mismatch are read again.
+    let mut held: std::collections::HashMap<i64, u64> = Default::default();
+    {
+        let mut terms = sqlx::query_as::<_, (i64, String)>(
+            "SELECT doc, term FROM messages_terms ORDER BY doc, offset",
+        )
+        .fetch(&mut *conn);
+        let mut current: Option<(i64, WordsHash)> = None;
+        while let Some((doc, term)) = terms.try_next().await? {
+            match &mut current {
+                Some((d, h)) if *d == doc => h.add(&term),
+                _ => {
+                    if let Some((d, h)) = current.take() {
+                        held.insert(d, h.done());
+                    }
+                    let mut h = WordsHash::default();
+                    h.add(&term);
+                    current = Some((doc, h));
+                }
+            }
+        }
+        if let Some((d, h)) = current {
+            held.insert(d, h.done());
+        }
+    }
+    let mut wrong = Vec::new();
+    {
+        let mut posts = sqlx::query_as::<_, (i64, String)>(
+            "SELECT search_key, text FROM messages WHERE search_key IS NOT NULL \
+             AND search_key NOT IN (SELECT search_key FROM search_pending)",
+        )
+        .fetch(&mut *conn);
+        while let Some((key, text)) = posts.try_next().await? {
+            check.posts += 1;
+            let want = index_words(&text);
+            let mut h = WordsHash::default();
+            want.split(' ')
+                .filter(|w| !w.is_empty())
+                .for_each(|w| h.add(w));
+            if held.remove(&key).unwrap_or(WordsHash::default().done()) != h.done() {
+                check.mismatched += 1;
+                if wrong.len() < MISMATCHES_KEPT {
+                    wrong.push((key, want));
+                }
+            }
+        }
+    }
+    for (key, want) in wrong {
+        let have: Vec<String> =
+            sqlx::query_scalar("SELECT term FROM messages_terms WHERE doc = ?1 ORDER BY offset")
+                .bind(key)
+                .fetch_all(&mut *conn)
+                .await?;
+        check.examples.push(format!(
+            "post key {key}: the index holds {:?}, its text cuts to {want:?}",
+            have.join(" ")
+        ));
+    }
+    let queued: Vec<i64> = sqlx::query_scalar("SELECT search_key FROM search_pending")
+        .fetch_all(&mut *conn)
+        .await?;
+    for key in queued {
+        held.remove(&key);
+    }
+    check.stray = held.len() as u64;
+    Ok(check)
 }
 
 /// A post's words, in order, as one hash (for `check_search_index`).

@@ -430,6 +430,11 @@ impl World {
         let mut w = self.lock();
         let ch = w.channels.get_mut(&channel_id).ok_or("no such channel")?;
         let post = ch.posts.get_mut(&id).ok_or("no such post")?;
+        if post.action.is_some() {
+            // Telegram edits messages, never service messages (messages.editMessage answers
+            // MESSAGE_ID_INVALID): a world where one changed could not happen.
+            return Err("a service message cannot be edited".into());
+        }
         post.text = text.to_string();
         post.entities.clear();
         post.edit_date = Some(unix_now());

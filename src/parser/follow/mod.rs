@@ -286,22 +286,44 @@ async fn on_updates(ctx: &mut Ctx, u: &UpdatesLike, behind: &mut HashMap<i64, In
                 tracing::debug!(channel = ch, local, pts, count, "update gap; catching up");
                 behind.insert(ch, Instant::now());
             }
-            // In order after the saved pts: gapless. With no pts saved yet, nothing proves it.
-            local => match apply::apply(ctx, ch, update, true, local.is_some()).await {
-                Ok(()) => {
-                    ctx.save_pts(ch, pts).await;
-                    // In order: the channel is current, its next poll can wait.
-                    let post = matches!(update, Update::NewChannelMessage(_));
-                    ctx.schedule.pushed(ch, post, Instant::now());
-                    ctx.stats.pushed(ch, &ctx.name(ch));
-                }
-                Err(e) => {
-                    tracing::warn!(channel = %ctx.name(ch), error = %e, "storing a live update failed; catching up later");
+            // In order after the saved pts: gapless. With no pts saved yet, nothing proves it;
+            // the pts before this update becomes the first, durably, before it is stored, so a
+            // crash in between replays it from there.
+            local => match first_pts(ctx, ch, local, pts - count).await {
+                Err(()) => {
                     behind.insert(ch, Instant::now() + RETRY_AFTER);
                 }
+                Ok(()) => match apply::apply(ctx, ch, update, true, local.is_some()).await {
+                    Ok(()) => {
+                        ctx.save_pts(ch, pts).await;
+                        // In order: the channel is current, its next poll can wait.
+                        let post = matches!(update, Update::NewChannelMessage(_));
+                        ctx.schedule.pushed(ch, post, Instant::now());
+                        ctx.stats.pushed(ch, &ctx.name(ch));
+                    }
+                    Err(e) => {
+                        tracing::warn!(channel = %ctx.name(ch), error = %e, "storing a live update failed; catching up later");
+                        behind.insert(ch, Instant::now() + RETRY_AFTER);
+                    }
+                },
             },
         }
     }
+}
+
+/// With no pts saved for `ch` (`local`), saves `before` (the pts just before a pushed update)
+/// as its first, durably.
+async fn first_pts(ctx: &Ctx, ch: i64, local: Option<i32>, before: i32) -> Result<(), ()> {
+    if local.is_some() || before <= 0 {
+        return Ok(());
+    }
+    ctx.conn
+        .session
+        .set_first_channel_pts(ch, before)
+        .await
+        .map_err(|e| {
+            tracing::warn!(channel = %ctx.name(ch), error = %e, "cannot save the channel's update state; catching up later");
+        })
 }
 
 /// Catches up the channels that are behind and due, oldest first.

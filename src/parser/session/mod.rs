@@ -297,6 +297,16 @@ impl StoreSession {
         .await
     }
 
+    /// Saves the first pts known for channel `id`, durably before returning. The first pts is
+    /// where a restart's catch-up begins: if it were lost (batched, then a crash), the restart
+    /// would know no pts and could only top the channel up from history, which brings new posts
+    /// but not the edits and deletions of posts already stored. So it is written before the
+    /// posts it covers are stored, and flushed at once.
+    pub async fn set_first_channel_pts(&self, id: i64, pts: i32) -> Result<(), SessionError> {
+        self.set_channel_pts(id, pts).await?;
+        self.flush().await
+    }
+
     /// The DC the account lives on (where calls go).
     pub fn home_dc(&self) -> Result<i32, SessionError> {
         Ok(self.data()?.home_dc)

@@ -1,0 +1,71 @@
+//! The reliability campaign in full: the release daemon against the fake Telegram, killed at
+//! random moments (`crash`: 200 rounds of each phase by default). Prints the table, with the
+//! seed that replays it; exits 1 if any round failed.
+//!
+//! Run: `scripts/reliability` (or `cargo bench --bench reliability -- crash [--rounds N]
+//! [--phase P] [--seed S]`).
+
+#[path = "../tests/campaign/mod.rs"]
+mod campaign;
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use campaign::crash;
+
+fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mode = args
+        .iter()
+        .find(|a| ["crash"].contains(&a.as_str()))
+        .cloned()
+        .unwrap_or_else(|| "crash".into());
+    let rounds: usize = arg(&args, "--rounds")
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(200);
+    let seed: u64 = arg(&args, "--seed")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        });
+    let phases: Vec<String> = match arg(&args, "--phase") {
+        Some(p) => vec![p],
+        None => crash::PHASES.iter().map(|p| p.to_string()).collect(),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    println!("{mode}: {rounds} rounds of {phases:?}, seed {seed}");
+    let mut tallies = Vec::new();
+    for p in &phases {
+        let t = rt.block_on(crash::phase(p, rounds, seed));
+        println!(
+            "{}: {} of {} rounds passed ({} killed mid-work) in {:.0} s",
+            t.name,
+            t.passed,
+            t.rounds,
+            t.mid_work,
+            t.took.as_secs_f64()
+        );
+        tallies.push(t);
+    }
+    println!("\n{}", campaign::crash_table(seed, &tallies));
+    let clean = tallies
+        .iter()
+        .all(|t| t.failures.is_empty() && t.passed == rounds);
+    if clean {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(1)
+    }
+}
