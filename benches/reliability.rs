@@ -1,9 +1,10 @@
 //! The reliability campaign in full: the release daemon against the fake Telegram, killed at
-//! random moments (`crash`: 200 rounds of each phase by default). Prints the table, with the
-//! seed that replays it; exits 1 if any round failed.
+//! random moments (`crash`: 200 rounds of each phase by default) and run through the fault
+//! matrix (`faults`). Prints the tables, with the seed that replays them; exits 1 if any round
+//! or row failed.
 //!
 //! Run: `scripts/reliability` (or `cargo bench --bench reliability -- crash [--rounds N]
-//! [--phase P] [--seed S]`).
+//! [--phase P] [--seed S]`, `cargo bench --bench reliability -- faults [--row R]`).
 
 #[path = "../tests/campaign/mod.rs"]
 mod campaign;
@@ -22,7 +23,7 @@ fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mode = args
         .iter()
-        .find(|a| ["crash"].contains(&a.as_str()))
+        .find(|a| ["crash", "faults"].contains(&a.as_str()))
         .cloned()
         .unwrap_or_else(|| "crash".into());
     let rounds: usize = arg(&args, "--rounds")
@@ -45,6 +46,33 @@ fn main() -> std::process::ExitCode {
         .enable_all()
         .build()
         .expect("a runtime");
+    if mode == "faults" {
+        let rows: Vec<String> = match arg(&args, "--row") {
+            Some(r) => vec![r],
+            None => campaign::faults::ROWS
+                .iter()
+                .map(|r| r.to_string())
+                .collect(),
+        };
+        let mut done = Vec::new();
+        for r in &rows {
+            let row = rt.block_on(campaign::faults::row(r, seed));
+            println!(
+                "{}",
+                campaign::faults::table(seed, std::slice::from_ref(&row))
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+            );
+            done.push(row);
+        }
+        println!("\n{}", campaign::faults::table(seed, &done));
+        return if done.iter().all(|r| r.passed()) {
+            std::process::ExitCode::SUCCESS
+        } else {
+            std::process::ExitCode::from(1)
+        };
+    }
     println!("{mode}: {rounds} rounds of {phases:?}, seed {seed}");
     let mut tallies = Vec::new();
     for p in &phases {

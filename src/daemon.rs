@@ -222,6 +222,7 @@ pub async fn run_with(
     if let Some(g) = windows_guard.clone() {
         tokio::spawn(save_windows(g, store.clone(), background.clone()));
     }
+    tokio::spawn(watch_clock(store.clone(), background.clone()));
 
     stop.wait(opts.run_for).await;
 
@@ -264,6 +265,41 @@ async fn save_windows(
             match store.save_guard_windows(&now).await {
                 Ok(()) => last = now,
                 Err(e) => tracing::debug!(error = %e, "cannot save the pacing windows now"),
+            }
+        }
+    }
+}
+
+/// Looks at the wall clock every second; when it went back, moves the retries scheduled in
+/// wall-clock time back with it (`Store::clock_went_back`), until that is written.
+async fn watch_clock(store: crate::store::Store, cancel: tokio_util::sync::CancellationToken) {
+    let mut watch = crate::time::ClockWatch::default();
+    let mut owed = 0i64;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = cancel.cancelled() => return,
+        }
+        match watch.jumped() {
+            Some(j) if j < 0 => {
+                tracing::warn!(
+                    jump_s = j,
+                    "the system clock went back; retries scheduled meanwhile move back with it"
+                );
+                owed -= j;
+            }
+            Some(j) => tracing::warn!(jump_s = j, "the system clock jumped ahead"),
+            None => {}
+        }
+        if owed > 0 {
+            match store.clock_went_back(owed).await {
+                Ok(moved) => {
+                    tracing::info!(moved, "retries rescheduled for the clock set back");
+                    owed = 0;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot reschedule retries for the clock set back now; trying again")
+                }
             }
         }
     }

@@ -16,6 +16,42 @@ pub fn unix_millis() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// A jump of the wall clock smaller than this is ordinary drift (or a slow tick).
+const JUMP_MIN_SECS: i64 = 5;
+
+/// Watches the wall clock against the monotonic one. A jump of the wall clock (NTP setting a
+/// wrong clock right, `date -s`, a virtual machine's clock corrected after a resume) shows as
+/// the two disagreeing; retries scheduled in wall-clock time must then move with it, or a
+/// clock set back an hour holds every retry scheduled meanwhile for an hour.
+pub struct ClockWatch {
+    mono: std::time::Instant,
+    wall_ms: i64,
+}
+
+impl Default for ClockWatch {
+    fn default() -> Self {
+        ClockWatch {
+            mono: std::time::Instant::now(),
+            wall_ms: unix_millis(),
+        }
+    }
+}
+
+impl ClockWatch {
+    /// Seconds the wall clock jumped since the last look (negative: back), if it jumped.
+    pub fn jumped(&mut self) -> Option<i64> {
+        self.jumped_at(std::time::Instant::now(), unix_millis())
+    }
+
+    fn jumped_at(&mut self, mono: std::time::Instant, wall_ms: i64) -> Option<i64> {
+        let elapsed = i64::try_from(mono.duration_since(self.mono).as_millis()).unwrap_or(i64::MAX);
+        let jump = (wall_ms - self.wall_ms.saturating_add(elapsed)) / 1000;
+        self.mono = mono;
+        self.wall_ms = wall_ms;
+        (jump.abs() >= JUMP_MIN_SECS).then_some(jump)
+    }
+}
+
 /// `2026-11-23T07:03:06Z` (millisecond precision when `millis`).
 pub fn rfc3339(t: SystemTime, millis: bool) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
@@ -124,6 +160,21 @@ pub fn ago(ts: Option<i64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clock_set_back_or_ahead_is_seen_and_drift_is_not() {
+        let t0 = std::time::Instant::now();
+        let mut w = ClockWatch {
+            mono: t0,
+            wall_ms: 1_000_000,
+        };
+        let later = t0 + std::time::Duration::from_secs(1);
+        assert_eq!(w.jumped_at(later, 1_001_300), None, "300 ms of drift");
+        let later = later + std::time::Duration::from_secs(1);
+        assert_eq!(w.jumped_at(later, 1_002_300 - 7_200_000), Some(-7200));
+        let later = later + std::time::Duration::from_secs(1);
+        assert_eq!(w.jumped_at(later, 1_003_300 - 7_200_000 + 60_000), Some(60));
+    }
 
     #[test]
     fn dates_and_utc_times_are_read_and_nonsense_is_not() {

@@ -35,3 +35,38 @@ async fn kills_at_random_moments_of_every_phase_lose_and_corrupt_nothing() {
         "{table}"
     );
 }
+
+/// The fault matrix (`tests/campaign/faults.rs`): every fault survived, readiness says what is
+/// wrong while it lasts and passes after, and no post or alert is lost or repeated.
+/// `TGPARSER_FAULT_ROW` runs one row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fault_of_the_matrix_is_survived_and_costs_no_post_and_no_alert() {
+    let seed: u64 = std::env::var("TGPARSER_CAMPAIGN_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    let only = std::env::var("TGPARSER_FAULT_ROW").ok();
+    let mut rows = Vec::new();
+    for r in campaign::faults::ROWS
+        .into_iter()
+        .filter(|r| only.as_deref().is_none_or(|o| o == *r))
+    {
+        rows.push(campaign::faults::row(r, seed).await);
+    }
+    let table = campaign::faults::table(seed, &rows);
+    println!("{table}");
+    assert!(rows.iter().all(|r| r.passed()), "{table}");
+}
+
+/// The daemon's wall clock two hours ahead, then set right, while posts and alerts arrive.
+/// Ahead, grammers corrected its time offset but kept its message ids growing from the refused
+/// ones, so Telegram refused every request as "msg_id too high" forever (millions a minute);
+/// set right, every alert retry scheduled meanwhile waited two hours (its time was written by
+/// the clock ahead).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_two_hours_ahead_then_set_right_loses_no_post_and_no_alert() {
+    let row = campaign::faults::row("clock-jump", rand::random()).await;
+    let table = campaign::faults::table(0, std::slice::from_ref(&row));
+    println!("{table}");
+    assert!(row.passed(), "{table}");
+}

@@ -10,6 +10,7 @@
 mod alerts;
 mod bot_users;
 mod channels;
+mod clock;
 mod export;
 mod index;
 mod ingest;

@@ -339,7 +339,7 @@ pub async fn media(rounds: usize, seed: u64, tally: &mut Tally) -> Result<(), St
 /// Whether the search index is built (no build under way or asked for).
 fn index_built(env: &Env) -> bool {
     sql(
-        &env,
+        env,
         "SELECT version != 0 AND pending_from IS NULL FROM search_index",
     ) == "1"
 }
@@ -368,10 +368,14 @@ pub async fn reindex(rounds: usize, seed: u64, tally: &mut Tally) -> Result<(), 
     sql_write(&env, "UPDATE search_index SET version = 0");
     let t = Instant::now();
     let mut child = spawn_daemon(&env, None);
-    wait_for("the first build", Duration::from_secs(300), || {
+    let built = wait_for("the first build", Duration::from_secs(300), || {
         index_built(&env)
     })
-    .await?;
+    .await;
+    if let Err(why) = built {
+        kill9(&mut child);
+        return Err(why);
+    }
     let build = t.elapsed();
     stop(&mut child);
     for round in 0..rounds {

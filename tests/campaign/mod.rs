@@ -13,6 +13,7 @@ mod archive;
 pub mod checks;
 pub mod crash;
 mod delivery;
+pub mod faults;
 
 use std::time::{Duration, Instant};
 
@@ -131,6 +132,7 @@ pub fn kill9(child: &mut std::process::Child) {
 /// where, for the failure's message.
 pub fn keep_logs(phase: &str, round: usize, logs: &[String]) -> String {
     let path = std::env::temp_dir().join(format!("tgparser-campaign-{phase}-{round}.log"));
+    let _ = std::fs::remove_file(&path);
     let _ = std::fs::write(&path, logs.join("\n----- the next start -----\n"));
     format!("(the daemons' logs: {})", path.display())
 }
