@@ -165,7 +165,7 @@ pub async fn produce(
         let ch = channels[rng.range(0, channels.len() as u64) as usize];
         let roll = rng.range(0, 100);
         let tag = match word {
-            Some(w) if rng.chance(40) => format!("{w} alert"),
+            Some(w) if rng.chance(15) => format!("{w} alert"),
             _ => "live".to_string(),
         };
         let text = post_text(rng, &tag);

@@ -241,6 +241,11 @@ enum Injected {
     Lock(Child),
     /// The daemon was stopped with SIGSTOP.
     Stopped,
+    /// Another program polls the bot's updates.
+    Poller(
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+        std::thread::JoinHandle<()>,
+    ),
     /// The daemon's clock runs ahead (`clock` file of libfaketime).
     Clock(std::path::PathBuf),
 }
@@ -319,8 +324,21 @@ fn inject(s: &mut Stage, row: &str) -> Result<Injected, String> {
             Injected::Faults
         }
         "botapi-409" => {
-            f.add(fault(FaultKind::Status { code: 409 }, Some("getUpdates")));
-            Injected::Faults
+            // A second instance polling the same token: each of its calls ends the daemon's
+            // (Telegram answers the one overtaken 409).
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let (addr, token, flag) = (
+                s.fake.info.bot_api,
+                s.fake.info.bot_token.clone(),
+                stop.clone(),
+            );
+            let poller = std::thread::spawn(move || {
+                while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                    let path = format!("/bot{token}/getUpdates?timeout=1");
+                    let _ = tgparser::cli::http_get(addr, &path, Duration::from_secs(5));
+                }
+            });
+            Injected::Poller(stop, poller)
         }
         "disk-full" => {
             disk::fill(&s.env.state_dir());
@@ -383,6 +401,10 @@ async fn end(s: &mut Stage, injected: Injected) -> Result<(), String> {
             let _ = holder.wait();
         }
         Injected::Stopped => signal(&s.child, "-CONT"),
+        Injected::Poller(stop, poller) => {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = poller.join();
+        }
         Injected::Clock(file) => {
             std::fs::write(&file, "+0\n").map_err(|e| e.to_string())?;
             s.fake.faults.clear();

@@ -95,10 +95,21 @@ impl BotApi {
                 let limit = param_i64(&p, "limit").unwrap_or(100).clamp(1, 100) as usize;
                 let timeout = param_i64(&p, "timeout").unwrap_or(0).clamp(0, 50) as u64;
                 let deadline = Instant::now() + Duration::from_secs(timeout);
+                // As Telegram: a new getUpdates ends the one waiting (two instances polling
+                // one token take turns failing with 409; core.telegram.org/bots/api#getupdates).
+                let me = {
+                    let mut inner = self.lock();
+                    inner.polls += 1;
+                    inner.polls
+                };
+                self.updates.notify_waiters();
                 loop {
                     let notified = self.updates.notified();
                     {
                         let mut inner = self.lock();
+                        if inner.polls != me {
+                            return fail(409, status_description(409));
+                        }
                         if offset != 0 {
                             while inner
                                 .pending

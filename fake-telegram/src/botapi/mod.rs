@@ -99,6 +99,9 @@ struct Inner {
     too_many: u64,
     /// Groups upgraded to supergroups: old chat id → new.
     migrated: HashMap<i64, i64>,
+    /// `getUpdates` calls so far: a waiting call whose number is no longer the last was
+    /// overtaken by another poller.
+    polls: u64,
 }
 
 pub struct BotApi {
@@ -129,6 +132,7 @@ impl BotApi {
                 requests: HashMap::new(),
                 too_many: 0,
                 migrated: HashMap::new(),
+                polls: 0,
             }),
             updates: Notify::new(),
             started: Instant::now(),
