@@ -4,7 +4,7 @@
 //! or row failed.
 //!
 //! Run: `scripts/reliability` (or `cargo bench --bench reliability -- crash [--rounds N]
-//! [--phase P] [--seed S]`, `cargo bench --bench reliability -- faults [--row R]`).
+//! [--phase P] [--seed S]`, `cargo bench --bench reliability -- faults [--row R] [--during SECS]`).
 
 #[path = "../tests/campaign/mod.rs"]
 mod campaign;
@@ -54,19 +54,24 @@ fn main() -> std::process::ExitCode {
                 .map(|r| r.to_string())
                 .collect(),
         };
+        let during = std::time::Duration::from_secs(
+            arg(&args, "--during")
+                .and_then(|d| d.parse().ok())
+                .unwrap_or(20),
+        );
         let mut done = Vec::new();
         for r in &rows {
-            let row = rt.block_on(campaign::faults::row(r, seed));
+            let row = rt.block_on(campaign::faults::row(r, seed, during));
             println!(
                 "{}",
-                campaign::faults::table(seed, std::slice::from_ref(&row))
+                campaign::faults::table(seed, during, std::slice::from_ref(&row))
                     .lines()
                     .last()
                     .unwrap_or_default()
             );
             done.push(row);
         }
-        println!("\n{}", campaign::faults::table(seed, &done));
+        println!("\n{}", campaign::faults::table(seed, during, &done));
         return if done.iter().all(|r| r.passed()) {
             std::process::ExitCode::SUCCESS
         } else {

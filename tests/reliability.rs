@@ -8,6 +8,10 @@ mod common;
 
 use campaign::crash;
 
+/// How long each fault of the matrix lasts here: a blip (`scripts/reliability faults` holds
+/// them 20 s, long enough for breakers to open).
+const DURING: std::time::Duration = std::time::Duration::from_secs(8);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kills_at_random_moments_of_every_phase_lose_and_corrupt_nothing() {
     let seed: u64 = std::env::var("TGPARSER_CAMPAIGN_SEED")
@@ -51,9 +55,9 @@ async fn every_fault_of_the_matrix_is_survived_and_costs_no_post_and_no_alert() 
         .into_iter()
         .filter(|r| only.as_deref().is_none_or(|o| o == *r))
     {
-        rows.push(campaign::faults::row(r, seed).await);
+        rows.push(campaign::faults::row(r, seed, DURING).await);
     }
-    let table = campaign::faults::table(seed, &rows);
+    let table = campaign::faults::table(seed, DURING, &rows);
     println!("{table}");
     assert!(rows.iter().all(|r| r.passed()), "{table}");
 }
@@ -65,8 +69,8 @@ async fn every_fault_of_the_matrix_is_survived_and_costs_no_post_and_no_alert() 
 /// the clock ahead).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clock_two_hours_ahead_then_set_right_loses_no_post_and_no_alert() {
-    let row = campaign::faults::row("clock-jump", rand::random()).await;
-    let table = campaign::faults::table(0, std::slice::from_ref(&row));
+    let row = campaign::faults::row("clock-jump", rand::random(), DURING).await;
+    let table = campaign::faults::table(0, DURING, std::slice::from_ref(&row));
     println!("{table}");
     assert!(row.passed(), "{table}");
 }

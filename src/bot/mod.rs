@@ -87,9 +87,9 @@ impl App {
     where
         R: Request<Err = teloxide::RequestError>,
     {
-        match self.call(chat, req).await {
-            Err(BotError::Request(e)) if e.contains("message is not modified") => Ok(()),
-            other => other.map(|_| ()),
+        match self.guard.call(chat.map(|c| c.0), || req.send_ref()).await {
+            Ok(_) | Err(crate::guard::botapi::BotCallError::NotModified) => Ok(()),
+            Err(e) => Err(BotError::Request(self.redact(&e.to_string()))),
         }
     }
 

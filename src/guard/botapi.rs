@@ -79,6 +79,10 @@ pub enum BotCallError {
     /// Telegram refused this request (a 400 and the like): sending it again will not help.
     #[error("Telegram refused the request: {0}")]
     Refused(String),
+    /// An edit that changes nothing ("message is not modified": the same page pressed twice):
+    /// the message already says it; no failure for the caller.
+    #[error("the message is not modified")]
+    NotModified,
     /// Network error, timeout or 5xx; counted by the breaker. Worth retrying later.
     #[error("the Bot API failed: {0}")]
     Transient(String),
@@ -96,6 +100,7 @@ impl BotCallError {
         match self {
             BotCallError::Unreachable(_)
             | BotCallError::Refused(_)
+            | BotCallError::NotModified
             | BotCallError::Moved { .. } => None,
             BotCallError::Transient(_) => Some(Duration::ZERO),
             BotCallError::Unavailable { retry_in, .. } | BotCallError::RetryAfter(retry_in) => {
@@ -141,6 +146,9 @@ fn classify(e: RequestError, redact: &dyn Fn(&str) -> String) -> Outcome {
             Outcome::Error(BotCallError::Transient(text))
         }
         RequestError::MigrateToChatId(to) => Outcome::Error(BotCallError::Moved { to: to.0, text }),
+        RequestError::Api(ApiError::MessageNotModified) => {
+            Outcome::Error(BotCallError::NotModified)
+        }
         RequestError::Api(_) => Outcome::Error(BotCallError::Refused(text)),
         // A body that is not JSON (a proxy's error page), a network or I/O error.
         RequestError::Network(_) | RequestError::InvalidJson { .. } | RequestError::Io(_) => {
@@ -569,6 +577,10 @@ mod tests {
         assert_eq!(
             kind(RequestError::Api(ApiError::MessageTextIsEmpty)),
             "refused"
+        );
+        assert_eq!(
+            kind(RequestError::Api(ApiError::MessageNotModified)),
+            "the message is not modified"
         );
         assert_eq!(
             kind(RequestError::RetryAfter(

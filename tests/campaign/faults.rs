@@ -40,8 +40,7 @@ pub const ROWS: [&str; 17] = [
 
 const WORD: &str = "alpha";
 const CHATS: [i64; 3] = [40_001, 40_002, 40_003];
-/// How long each fault lasts.
-const DURING: Duration = Duration::from_secs(8);
+
 /// How long the recovery may take before the row says it never recovered.
 const RECOVERY_LIMIT: Duration = Duration::from_secs(120);
 
@@ -437,19 +436,20 @@ async fn post_for(s: &Stage, rng: &mut Rng, dur: Duration) {
     }
 }
 
-/// Runs one row.
-pub async fn row(name: &str, seed: u64) -> Row {
+/// Runs one row, the fault lasting `during` (long enough for a breaker to open, 20 s, shows
+/// what readiness says of a fault that goes on; shorter, of a blip).
+pub async fn row(name: &str, seed: u64, during: Duration) -> Row {
     let mut r = Row {
         name: name.to_string(),
         ..Default::default()
     };
-    if let Err(e) = run_row(name, seed, &mut r).await {
+    if let Err(e) = run_row(name, seed, during, &mut r).await {
         r.error = Some(e);
     }
     r
 }
 
-async fn run_row(name: &str, seed: u64, r: &mut Row) -> Result<(), String> {
+async fn run_row(name: &str, seed: u64, during: Duration, r: &mut Row) -> Result<(), String> {
     let mut rng = Rng::new(seed, name, 0);
     let mut s = stage(name).await?;
     let injected = inject(&mut s, name)?;
@@ -457,7 +457,7 @@ async fn run_row(name: &str, seed: u64, r: &mut Row) -> Result<(), String> {
     {
         let sampler = async {
             let t = Instant::now();
-            while t.elapsed() < DURING {
+            while t.elapsed() < during {
                 let said = readiness(&s.env);
                 // "failed for 3 s" and "for 4 s" are the same answer.
                 let shape = |t: &str| t.replace(|c: char| c.is_ascii_digit(), "");
@@ -468,7 +468,7 @@ async fn run_row(name: &str, seed: u64, r: &mut Row) -> Result<(), String> {
             }
         };
         let mut post_rng = rng.clone();
-        tokio::join!(sampler, post_for(&s, &mut post_rng, DURING));
+        tokio::join!(sampler, post_for(&s, &mut post_rng, during));
     }
     alive &= matches!(s.child.try_wait(), Ok(None));
     let t = Instant::now();
@@ -512,10 +512,16 @@ async fn run_row(name: &str, seed: u64, r: &mut Row) -> Result<(), String> {
 }
 
 /// The matrix as a table.
-pub fn table(seed: u64, rows: &[Row]) -> String {
+pub fn table(seed: u64, during: Duration, rows: &[Row]) -> String {
     let mut s = format!(
-        "fault matrix, seed {seed}\n{:<18} {:>5} {:>9} {:>10} {:>12} {:>8}  readiness during the fault\n",
-        "fault", "alive", "recovered", "posts lost", "alerts lost", "repeated"
+        "fault matrix, seed {seed}, each fault lasting {} s\n{:<18} {:>5} {:>9} {:>10} {:>12} {:>8}  readiness during the fault\n",
+        during.as_secs(),
+        "fault",
+        "alive",
+        "recovered",
+        "posts lost",
+        "alerts lost",
+        "repeated"
     );
     for r in rows {
         let during = match &r.error {
