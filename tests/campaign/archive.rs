@@ -98,17 +98,17 @@ async fn kill_after(child: &mut std::process::Child, wait: Duration) -> Result<(
     Ok(())
 }
 
-/// Backfill: each round a new channel of 2,000 to 8,000 posts, `tgparser backfill` killed at
+/// Backfill: each round a new channel of 1,000 to 5,000 posts, `tgparser backfill` killed at
 /// a random moment of it; the cursor never moves back and nothing at or above it is missing;
 /// the next run completes it exactly.
 pub async fn backfill(rounds: usize, seed: u64, tally: &mut Tally) -> Result<(), String> {
     let fake = fake(1, 10).await?;
     let env = telegram_env(&fake);
     login_and_add(&env, &fake, &[]).await;
-    // How long a whole run takes (start, connect, 5,000 posts): the kills are drawn over it.
+    // How long a whole run takes (start, connect, 3,000 posts): the kills are drawn over it.
     let full = {
         let mut rng = Rng::new(seed, "backfill", usize::MAX);
-        add_channel(&fake, &env, "backfillwarm", 5_000, &mut rng).await?;
+        add_channel(&fake, &env, "backfillwarm", 3_000, &mut rng).await?;
         let t = Instant::now();
         let out = run_with_input(&env, &["backfill"], "").await;
         if out.status.code() != Some(0) {
@@ -119,7 +119,7 @@ pub async fn backfill(rounds: usize, seed: u64, tally: &mut Tally) -> Result<(),
     for round in 0..rounds {
         let mut rng = Rng::new(seed, "backfill", round);
         let r = guarded(async {
-            let n = rng.range(2_000, 8_000);
+            let n = rng.range(1_000, 5_000);
             let ch = add_channel(&fake, &env, &format!("backfill{round}"), n, &mut rng).await?;
             let mut child = env
                 .cmd(&["backfill"])
@@ -263,7 +263,7 @@ pub async fn live(rounds: usize, seed: u64, tally: &mut Tally) -> Result<(), Str
 
 /// A file for the media phase: a photo or a document, of a size drawn from `rng`.
 fn a_file(rng: &mut Rng, id: i64) -> Media {
-    let size = rng.range(20_000, 1_500_000) as i64;
+    let size = rng.range(200_000, 4_500_000) as i64;
     let mut m = if rng.chance(50) {
         Media::photo(id, 1280, 960, size)
     } else {
@@ -300,8 +300,12 @@ pub async fn media(rounds: usize, seed: u64, tally: &mut Tally) -> Result<(), St
                     .ok_or("no channel")?;
                 files.push((i64::from(id), sha));
             }
-            tokio::time::sleep(rng.millis(0, 800)).await;
-            if sql(&env, "SELECT count(*) FROM media WHERE state = 'pending'") != "0" {
+            tokio::time::sleep(rng.millis(0, 300)).await;
+            // Mid-work: not every file posted so far was stored when the kill came.
+            let done: usize = sql(&env, "SELECT count(*) FROM media WHERE state = 'done'")
+                .parse()
+                .unwrap_or(0);
+            if done < files.len() {
                 tally.mid_work += 1;
             }
             kill9(&mut child);
@@ -352,7 +356,7 @@ pub async fn reindex(rounds: usize, seed: u64, tally: &mut Tally) -> Result<(), 
     let posts = if cfg!(debug_assertions) {
         20_000
     } else {
-        100_000
+        40_000
     };
     let fake = fake(1, posts).await?;
     let channels = channel_ids(&fake);
