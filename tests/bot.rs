@@ -656,29 +656,6 @@ async fn searches_holding_fts5_syntax_characters_are_answered_instead_of_left_un
 }
 
 /// Alert messages the fake accepted (status 200), by (chat, post link), with how many times.
-fn delivered_alerts(fake: &FakeTelegram) -> std::collections::BTreeMap<(i64, String), usize> {
-    let mut out = std::collections::BTreeMap::new();
-    for c in fake.bot.calls(false) {
-        let text = c.params["text"].as_str().unwrap_or_default();
-        if c.method != "sendmessage"
-            || c.status != 200
-            || c.params.get("malformed_answer").is_some()
-            || !text.starts_with("🔔")
-        {
-            continue;
-        }
-        let link = text
-            .lines()
-            .rev()
-            .find(|l| l.starts_with("https://t.me/"))
-            .unwrap_or_default()
-            .to_string();
-        let chat = c.params["chat_id"].as_i64().unwrap_or(0);
-        *out.entry((chat, link)).or_insert(0) += 1;
-    }
-    out
-}
-
 fn metric(env: &Env, name: &str) -> f64 {
     let (_, body) = get(env.health_addr(), "/metrics");
     body.lines()

@@ -10,25 +10,21 @@ impl Store {
     pub async fn clock_went_back(&self, secs: i64) -> Result<u64, StoreError> {
         let now = crate::time::unix_now();
         let mut tx = self.begin_write().await?;
-        let outbox = sqlx::query(
+        let mut moved = 0;
+        for sql in [
             "UPDATE outbox SET next_attempt_at = max(?1, next_attempt_at - ?2) \
              WHERE state = 'pending' AND next_attempt_at > ?1",
-        )
-        .bind(now)
-        .bind(secs)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        let media = sqlx::query(
             "UPDATE media SET retry_at = max(?1, retry_at - ?2) \
              WHERE state = 'pending' AND retry_at > ?1",
-        )
-        .bind(now)
-        .bind(secs)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        ] {
+            moved += sqlx::query(sql)
+                .bind(now)
+                .bind(secs)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
         tx.commit().await?;
-        Ok(outbox + media)
+        Ok(moved)
     }
 }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use fake_telegram::FakeTelegram;
 
+pub use crate::common::bot::delivered_alerts;
 use crate::common::{Env, sql, stored_view, world_view};
 
 /// `tgparser check`, as an operator runs it after a crash: the database's integrity, the
@@ -138,30 +139,6 @@ pub fn nothing_skipped_above_the_cursor(
             &missing[..missing.len().min(12)]
         ))
     }
-}
-
-/// Alerts as the subscribed chats saw them: (chat, post link) → messages received.
-pub fn delivered_alerts(fake: &FakeTelegram) -> BTreeMap<(i64, String), usize> {
-    let mut out = BTreeMap::new();
-    for c in fake.bot.calls(false) {
-        let text = c.params["text"].as_str().unwrap_or_default();
-        if c.method != "sendmessage"
-            || c.status != 200
-            || c.params.get("malformed_answer").is_some()
-            || !text.starts_with("🔔")
-        {
-            continue;
-        }
-        let link = text
-            .lines()
-            .rev()
-            .find(|l| l.starts_with("https://t.me/"))
-            .unwrap_or_default()
-            .to_string();
-        let chat = c.params["chat_id"].as_i64().unwrap_or(0);
-        *out.entry((chat, link)).or_insert(0) += 1;
-    }
-    out
 }
 
 /// Every post of `channel` (username `name`) whose text holds `word` reached every chat in

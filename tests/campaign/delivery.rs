@@ -24,23 +24,7 @@ const SUBSCRIBERS: i64 = 10;
 /// restart every matching post reached every chat, none more often than its outbox row was
 /// attempted, and no other post was alerted.
 pub async fn alerts(rounds: usize, seed: u64, tally: &mut Tally) -> Result<(), String> {
-    let fake = FakeTelegram::start(Options {
-        channels: 1,
-        posts: 20,
-        password: None,
-        quotas: QuotaMode::Off,
-        bot_limits: true,
-        ..Default::default()
-    })
-    .await
-    .map_err(|e| format!("the fake did not start: {e}"))?;
-    let env = bot_env_for(&fake, &[bot::ADMIN], "info");
-    let cfg = std::fs::read_to_string(env.path("config.toml")).map_err(|e| e.to_string())?;
-    std::fs::write(
-        env.path("config.toml"),
-        cfg.replace("open = false", "open = true\ndigest_after = 0"),
-    )
-    .map_err(|e| e.to_string())?;
+    let (fake, env) = super::bot_stage(20, "").await?;
     let name = fake.info.channels[0].clone();
     let ch = fake.world.channel_id(&name).ok_or("no channel")?;
     login_and_add(&env, &fake, std::slice::from_ref(&name)).await;

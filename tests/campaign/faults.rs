@@ -8,10 +8,9 @@ use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fake_telegram::FakeTelegram;
 use fake_telegram::botapi::UserMessage;
 use fake_telegram::faults::{Fault, FaultKind};
-use fake_telegram::flood::QuotaMode;
-use fake_telegram::{FakeTelegram, Options};
 
 use super::checks::*;
 use super::{Rng, wait_for};
@@ -125,23 +124,15 @@ struct Stage {
 }
 
 async fn stage(row: &str) -> Result<Stage, String> {
-    let fake = FakeTelegram::start(Options {
-        channels: 1,
-        posts: 30,
-        password: None,
-        quotas: QuotaMode::Off,
-        bot_limits: true,
-        ..Default::default()
-    })
-    .await
-    .map_err(|e| format!("the fake did not start: {e}"))?;
-    let env = bot_env_for(&fake, &[bot::ADMIN], "info");
-    let mut cfg = std::fs::read_to_string(env.path("config.toml")).map_err(|e| e.to_string())?;
-    cfg = cfg.replace("open = false", "open = true\ndigest_after = 0");
-    // Write failures show within a second, not after the default busy wait.
-    cfg = cfg.replacen("[store]\n", "[store]\nbusy_timeout_ms = 1000\n", 1);
-    cfg.push_str("[telegram.guard]\nheartbeat_secs = 0.5\n");
-    std::fs::write(env.path("config.toml"), cfg).map_err(|e| e.to_string())?;
+    // Write failures show within a second, not after the default busy wait; an idle parser
+    // notices a dead session within a second.
+    let (fake, env) = super::bot_stage(30, "[telegram.guard]\nheartbeat_secs = 0.5\n").await?;
+    let cfg = std::fs::read_to_string(env.path("config.toml")).map_err(|e| e.to_string())?;
+    std::fs::write(
+        env.path("config.toml"),
+        cfg.replacen("[store]\n", "[store]\nbusy_timeout_ms = 1000\n", 1),
+    )
+    .map_err(|e| e.to_string())?;
     let disk = if row == "disk-full" {
         Some(disk::Tmpfs::mount(&env.state_dir(), "48m")?)
     } else {

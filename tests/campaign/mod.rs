@@ -137,6 +137,36 @@ pub fn keep_logs(phase: &str, round: usize, logs: &[String]) -> String {
     format!("(the daemons' logs: {})", path.display())
 }
 
+/// A fake Telegram of one channel of `posts` posts (no 2FA password, quotas off, the Bot
+/// API's limits on), and the daemon's environment on it with an open bot (`digest_after` 0:
+/// one message per alert), `extra` appended to its configuration.
+pub async fn bot_stage(
+    posts: usize,
+    extra: &str,
+) -> Result<(fake_telegram::FakeTelegram, crate::common::Env), String> {
+    let fake = fake_telegram::FakeTelegram::start(fake_telegram::Options {
+        channels: 1,
+        posts,
+        password: None,
+        quotas: fake_telegram::flood::QuotaMode::Off,
+        bot_limits: true,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| format!("the fake did not start: {e}"))?;
+    let env = crate::common::bot_env_for(&fake, &[crate::common::bot::ADMIN], "info");
+    let cfg = std::fs::read_to_string(env.path("config.toml")).map_err(|e| e.to_string())?;
+    std::fs::write(
+        env.path("config.toml"),
+        format!(
+            "{}{extra}",
+            cfg.replace("open = false", "open = true\ndigest_after = 0")
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok((fake, env))
+}
+
 /// The crash table: one row per phase.
 pub fn crash_table(seed: u64, tallies: &[Tally]) -> String {
     let mut s = format!(

@@ -101,3 +101,28 @@ pub fn last_call_to(fake: &FakeTelegram, chat: i64, method: &str) -> serde_json:
         .map(|c| c.params)
         .unwrap_or_default()
 }
+
+/// Alerts as the subscribed chats saw them: (chat, post link) → messages received (delivered
+/// `sendMessage` calls whose text starts with the bell; the link is the text's last line).
+pub fn delivered_alerts(fake: &FakeTelegram) -> std::collections::BTreeMap<(i64, String), usize> {
+    let mut out = std::collections::BTreeMap::new();
+    for c in fake.bot.calls(false) {
+        let text = c.params["text"].as_str().unwrap_or_default();
+        if c.method != "sendmessage"
+            || c.status != 200
+            || c.params.get("malformed_answer").is_some()
+            || !text.starts_with("🔔")
+        {
+            continue;
+        }
+        let link = text
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("https://t.me/"))
+            .unwrap_or_default()
+            .to_string();
+        let chat = c.params["chat_id"].as_i64().unwrap_or(0);
+        *out.entry((chat, link)).or_insert(0) += 1;
+    }
+    out
+}
