@@ -195,6 +195,7 @@ pub async fn run(
     let reporter = tokio::spawn(report(cfg.store.clone()));
     let talker = tokio::spawn(converse(fake.bot.clone(), fake.info.clone()));
     let state_dir = dir.display().to_string();
+    let check_cfg = cfg.clone();
     let result = daemon::run_with(cfg, RunOptions { run_for }, |s| {
         println!();
         println!(
@@ -217,6 +218,13 @@ pub async fn run(
     poster.abort();
     reporter.abort();
     talker.abort();
+    if result.is_ok() {
+        // What `tgparser check` says of the archive the demo left.
+        println!("\narchive check (tgparser check):");
+        if let Err(e) = crate::cli::check::check(&check_cfg).await {
+            println!("  the check could not run: {e}");
+        }
+    }
     result
 }
 

@@ -17,7 +17,7 @@ use crate::store::{StateLock, Store};
 use crate::vault::{Vault, VaultKey};
 
 pub(crate) mod channels;
-mod check;
+pub(crate) mod check;
 use channels::ChannelsCommand;
 mod login;
 mod media;
