@@ -100,7 +100,7 @@ async fn kill_after(child: &mut std::process::Child, wait: Duration) -> Result<(
 
 /// Backfill: each round a new channel of 1,000 to 5,000 posts, `tgparser backfill` killed at
 /// a random moment of it; the cursor never moves back and nothing at or above it is missing;
-/// the next run completes it exactly.
+/// the next run completes it exactly; then the channel is purged.
 pub async fn backfill(rounds: usize, seed: u64, tally: &mut Tally) -> Result<(), String> {
     let fake = fake(1, 10).await?;
     let env = telegram_env(&fake);
@@ -143,7 +143,14 @@ pub async fn backfill(rounds: usize, seed: u64, tally: &mut Tally) -> Result<(),
             if out.status.code() != Some(0) {
                 return Err(format!("the backfill after the kill: {}", text(&out)));
             }
-            exact_posts(&fake, &env, ch)
+            exact_posts(&fake, &env, ch)?;
+            // Purged, so every round's checks read an archive of one channel's size.
+            let name = format!("backfill{round}");
+            let out = run_with_input(&env, &["channels", "remove", &name, "--purge"], "").await;
+            if out.status.code() != Some(0) {
+                return Err(format!("channels remove --purge: {}", text(&out)));
+            }
+            Ok(())
         })
         .await;
         tally.record(round, r);
