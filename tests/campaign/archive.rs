@@ -213,6 +213,74 @@ pub async fn produce(
 /// arrive, and is killed at a random moment; restarted, it stores exactly what the fake holds
 /// and no gap is left queued.
 pub async fn live(rounds: usize, seed: u64, tally: &mut Tally) -> Result<(), String> {
+    let mut stage: Option<LiveStage> = None;
+    for round in 0..rounds {
+        let mut rng = Rng::new(seed, "live", round);
+        if stage.is_none() {
+            stage = Some(live_stage().await?);
+        }
+        let Some(LiveStage {
+            fake,
+            env,
+            channels,
+            child,
+        }) = stage.as_mut()
+        else {
+            continue;
+        };
+        let r = guarded(async {
+            let dur = rng.millis(200, 2_000);
+            let kill_at = rng.millis(0, dur.as_millis() as u64);
+            let mut producer_rng = rng.clone();
+            let produced = produce(fake, channels, &mut producer_rng, dur, None);
+            let killer = async {
+                tokio::time::sleep(kill_at).await;
+                kill9(child);
+            };
+            tokio::join!(produced, killer);
+            tally.mid_work += 1;
+            let killed_log = stderr_of(child);
+            archive_sound(env)?;
+            *child = started(env).await;
+            let caught_up = wait_for("the recovery", Duration::from_secs(30), || {
+                all_exact(fake, env, channels) && no_refills_left(env).is_ok()
+            })
+            .await;
+            caught_up.map_err(|why| {
+                format!(
+                    "{why}: {}; {} {}",
+                    every_exact(fake, env, channels).err().unwrap_or_default(),
+                    no_refills_left(env).err().unwrap_or_default(),
+                    keep_logs("live", round, &[killed_log, stderr_of(child)])
+                )
+            })
+        })
+        .await;
+        if r.is_err() {
+            // What this round lost stays lost: the next round starts on a new world, or
+            // every later round would fail on it too.
+            if let Some(mut s) = stage.take() {
+                kill9(&mut s.child);
+            }
+        }
+        tally.record(round, r);
+    }
+    if let Some(mut s) = stage {
+        stop(&mut s.child);
+        archive_sound(&s.env)?;
+    }
+    Ok(())
+}
+
+/// The live phase's world: three channels followed by a running daemon, backfilled.
+struct LiveStage {
+    fake: FakeTelegram,
+    env: Env,
+    channels: Vec<i64>,
+    child: std::process::Child,
+}
+
+async fn live_stage() -> Result<LiveStage, String> {
     let fake = fake(3, 50).await?;
     let env = telegram_env(&fake);
     if let Ok(level) = std::env::var("TGPARSER_CAMPAIGN_LOG") {
@@ -226,46 +294,20 @@ pub async fn live(rounds: usize, seed: u64, tally: &mut Tally) -> Result<(), Str
     login_and_add(&env, &fake, &fake.info.channels.clone()).await;
     let channels = channel_ids(&fake);
     let mut child = started(&env).await;
-    wait_for("the first backfill", Duration::from_secs(60), || {
+    let backfilled = wait_for("the first backfill", Duration::from_secs(60), || {
         all_exact(&fake, &env, &channels)
     })
-    .await?;
-    for round in 0..rounds {
-        let mut rng = Rng::new(seed, "live", round);
-        let r = guarded(async {
-            let dur = rng.millis(200, 2_000);
-            let kill_at = rng.millis(0, dur.as_millis() as u64);
-            let mut producer_rng = rng.clone();
-            let produced = produce(&fake, &channels, &mut producer_rng, dur, None);
-            let killer = async {
-                tokio::time::sleep(kill_at).await;
-                kill9(&mut child);
-            };
-            tokio::join!(produced, killer);
-            tally.mid_work += 1;
-            let killed_log = stderr_of(&mut child);
-            archive_sound(&env)?;
-            child = started(&env).await;
-            let caught_up = wait_for("the recovery", Duration::from_secs(60), || {
-                all_exact(&fake, &env, &channels) && no_refills_left(&env).is_ok()
-            })
-            .await;
-            caught_up.map_err(|why| {
-                format!(
-                    "{why}: {}; {} {}",
-                    every_exact(&fake, &env, &channels)
-                        .err()
-                        .unwrap_or_default(),
-                    no_refills_left(&env).err().unwrap_or_default(),
-                    keep_logs("live", round, &[killed_log, stderr_of(&mut child)])
-                )
-            })
-        })
-        .await;
-        tally.record(round, r);
+    .await;
+    if let Err(why) = backfilled {
+        kill9(&mut child);
+        return Err(why);
     }
-    stop(&mut child);
-    archive_sound(&env)
+    Ok(LiveStage {
+        fake,
+        env,
+        channels,
+        child,
+    })
 }
 
 /// A file for the media phase: a photo or a document, of a size drawn from `rng`.

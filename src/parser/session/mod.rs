@@ -377,6 +377,29 @@ impl StoreSession {
         if peers.is_empty() && !state && channels.is_empty() {
             return Ok(());
         }
+        let written = self.write_batch(&peers, state, &channels).await;
+        if written.is_err()
+            && let Ok(mut p) = self.pending.lock()
+        {
+            // Not written: back into the batch (behind anything newer set meanwhile), or a
+            // channel whose pts then stays still would keep the old one on disk.
+            for (id, info) in peers {
+                p.peers.entry(id).or_insert(info);
+            }
+            p.state |= state;
+            for (id, pts) in channels {
+                p.channels.entry(id).or_insert(pts);
+            }
+        }
+        written
+    }
+
+    async fn write_batch(
+        &self,
+        peers: &HashMap<PeerId, PeerInfo>,
+        state: bool,
+        channels: &HashMap<i64, i32>,
+    ) -> Result<(), SessionError> {
         let (home, us) = {
             let d = self.data()?;
             (d.home_dc, d.updates_state.clone())
@@ -433,7 +456,7 @@ impl StoreSession {
             .execute(&mut *tx)
             .await?;
         }
-        for (id, pts) in channels {
+        for (id, pts) in channels.iter() {
             sqlx::query(
                 "INSERT INTO session_channel_state (channel_id, pts, updated_at) VALUES (?, ?, ?) \
                  ON CONFLICT (channel_id) DO UPDATE SET pts = excluded.pts, updated_at = excluded.updated_at",

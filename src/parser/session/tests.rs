@@ -157,3 +157,46 @@ async fn the_home_dc_survives_a_restart_and_a_new_server_starts_over() {
         store.close().await;
     }
 }
+
+/// A flush took the batch out before writing it; when the write failed (another program held
+/// the database's write lock), the batch was gone, and a channel whose pts then stayed still
+/// kept the old pts on disk: a restart caught it up from there, or found the gap too long.
+#[tokio::test]
+async fn a_batch_that_failed_to_write_is_written_by_the_next_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = VaultKey::generate();
+    let store = Store::open(&StoreConfig {
+        dir: dir.path().to_path_buf(),
+        busy_timeout: Duration::from_millis(100),
+        read_connections: 2,
+    })
+    .await
+    .unwrap();
+    let s = StoreSession::open(store.clone(), Arc::new(Vault::new(&key)))
+        .await
+        .unwrap();
+    s.set_channel_pts(1_000_000_001, 5).await.unwrap();
+    s.flush().await.unwrap();
+    s.set_channel_pts(1_000_000_001, 9).await.unwrap();
+    // Another connection holds the write lock: the flush fails.
+    let mut other = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(dir.path().join(crate::store::DB_FILE))
+        .connect()
+        .await
+        .unwrap();
+    use sqlx::{ConnectOptions, Connection};
+    let mut held = other.begin_with("BEGIN IMMEDIATE").await.unwrap();
+    sqlx::query("UPDATE write_probe SET at = 1")
+        .execute(&mut *held)
+        .await
+        .unwrap();
+    assert!(s.flush().await.is_err());
+    held.rollback().await.unwrap();
+    s.flush().await.unwrap();
+    let pts: i64 =
+        sqlx::query_scalar("SELECT pts FROM session_channel_state WHERE channel_id = 1000000001")
+            .fetch_one(store.reader())
+            .await
+            .unwrap();
+    assert_eq!(pts, 9);
+}
