@@ -454,3 +454,73 @@ async fn edits_and_deletions_after_a_kill_right_after_the_first_history_pages_st
     .await;
     stop(&mut child);
 }
+
+/// Each start catches every channel up and saves their pts, batched: the first was written at
+/// once, the rest only a second later. A daemon killed within that second, again and again
+/// (a crash loop), kept the last channels' old pts on disk while their posts were stored;
+/// once more than Telegram keeps had happened since, the catch-up was "too long", and the
+/// edits and deletions of that stretch were lost (found by the crash campaign's live phase).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_loop_right_after_each_catch_up_still_loses_no_edit() {
+    let fake = FakeTelegram::start(Options {
+        channels: 3,
+        posts: 20,
+        password: None,
+        quotas: QuotaMode::Off,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let env = telegram_env(&fake);
+    login_and_add(&env, &fake, &fake.info.channels.clone()).await;
+    let channels: Vec<i64> = fake
+        .info
+        .channels
+        .iter()
+        .map(|n| fake.world.channel_id(n).unwrap())
+        .collect();
+    let exact = || {
+        channels
+            .iter()
+            .all(|ch| stored_view(&env, *ch) == world_view(&fake, *ch))
+    };
+    let mut child = started(&env).await;
+    wait_daemon(&mut child, "the backfill", exact).await;
+    stop(&mut child);
+    // The channel edited at the end: a post it held from the start.
+    let last = channels[2];
+    let old = world_view(&fake, last)
+        .into_iter()
+        .find(|(_, t)| !t.is_empty())
+        .map(|(id, _)| id)
+        .unwrap();
+    // Twelve starts, each killed as soon as every channel is caught up; 60 posts a channel
+    // between them: 720 in all, more than the 500 events the fake's difference hands out.
+    for round in 0..12 {
+        for ch in &channels {
+            for i in 0..60 {
+                fake.world
+                    .post(*ch, &format!("round {round} post {i}"))
+                    .unwrap();
+            }
+        }
+        let mut child = started(&env).await;
+        let t = std::time::Instant::now();
+        while !exact() {
+            assert!(
+                t.elapsed() < LIMIT,
+                "no catch-up: {}",
+                stderr_of(&mut child)
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    fake.world
+        .edit(last, old, "edited after the crash loop")
+        .unwrap();
+    let mut child = started(&env).await;
+    wait_daemon(&mut child, "the edit", exact).await;
+    stop(&mut child);
+}

@@ -174,6 +174,9 @@ pub(crate) async fn follow(
                 None => break Ok(()),
             },
             _ = tick.tick() => {
+                // Pts saved by pushes wait in the session's batch for at most a second more,
+                // however long the next push takes.
+                let _ = ctx.conn.session.flush_if_due().await;
                 if let Err(e) = catch_up_due(&mut ctx, &mut behind, &cancel).await {
                     break Err(e);
                 }
@@ -343,9 +346,10 @@ async fn catch_up_due(
     due.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)).then(a.2.cmp(&b.2)));
     // A few at a time, so pushed updates are read between them.
     let due = due.into_iter().take(CATCH_UPS_PER_ROUND);
+    let mut caught = false;
     for (_, _, ch) in due {
         if cancel.is_cancelled() {
-            return Ok(());
+            break;
         }
         if ctx.pts(ch).is_none() {
             behind.remove(&ch);
@@ -357,8 +361,16 @@ async fn catch_up_due(
             }
             None => {
                 behind.remove(&ch);
+                caught = true;
             }
         }
+    }
+    // What the catch-ups stored is covered by their pts: written now, not with the batch a
+    // second later. Every start catches every channel up; a daemon that kept dying within that
+    // second kept the old pts of all but the first, until the gap grew too long to recover
+    // edits and deletions.
+    if caught && let Err(e) = ctx.conn.session.flush().await {
+        tracing::warn!(error = %e, "cannot save the channels' update state now; kept for the next flush");
     }
     Ok(())
 }

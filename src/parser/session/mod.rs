@@ -509,6 +509,11 @@ impl StoreSession {
         Ok(())
     }
 
+    /// Flushes the batch if it holds anything and the last flush was a second ago or more.
+    pub async fn flush_if_due(&self) -> Result<(), SessionError> {
+        self.maybe_flush().await
+    }
+
     async fn maybe_flush(&self) -> Result<(), SessionError> {
         let due = {
             let p = self.pending.lock().map_err(|_| SessionError::Poisoned)?;
