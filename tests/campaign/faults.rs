@@ -343,7 +343,7 @@ fn inject(s: &mut Stage, row: &str) -> Result<Injected, String> {
                 .map_err(|e| format!("sqlite3: {e}"))?;
             let stdin = holder.stdin.as_mut().ok_or("no stdin")?;
             stdin
-                .write_all(b"BEGIN IMMEDIATE;\nUPDATE write_probe SET at = 1;\n")
+                .write_all(b".timeout 10000\nBEGIN IMMEDIATE;\nUPDATE write_probe SET at = 1;\n")
                 .map_err(|e| e.to_string())?;
             stdin.flush().map_err(|e| e.to_string())?;
             Injected::Lock(holder)
