@@ -400,23 +400,7 @@ async fn a_gap_revealed_before_a_kill_is_still_refilled_after_the_restart() {
 /// the others' waited for the batch.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edits_and_deletions_after_a_kill_right_after_the_first_history_pages_still_arrive() {
-    let fake = FakeTelegram::start(Options {
-        channels: 3,
-        posts: 20,
-        password: None,
-        quotas: QuotaMode::Off,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let env = telegram_env(&fake);
-    login_and_add(&env, &fake, &fake.info.channels.clone()).await;
-    let channels: Vec<i64> = fake
-        .info
-        .channels
-        .iter()
-        .map(|n| fake.world.channel_id(n).unwrap())
-        .collect();
+    let (fake, env, channels) = three_channels().await;
     let mut child = started(&env).await;
     let t = std::time::Instant::now();
     while one(
@@ -462,23 +446,7 @@ async fn edits_and_deletions_after_a_kill_right_after_the_first_history_pages_st
 /// edits and deletions of that stretch were lost (found by the crash campaign's live phase).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_loop_right_after_each_catch_up_still_loses_no_edit() {
-    let fake = FakeTelegram::start(Options {
-        channels: 3,
-        posts: 20,
-        password: None,
-        quotas: QuotaMode::Off,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let env = telegram_env(&fake);
-    login_and_add(&env, &fake, &fake.info.channels.clone()).await;
-    let channels: Vec<i64> = fake
-        .info
-        .channels
-        .iter()
-        .map(|n| fake.world.channel_id(n).unwrap())
-        .collect();
+    let (fake, env, channels) = three_channels().await;
     let exact = || {
         channels
             .iter()
@@ -523,4 +491,27 @@ async fn a_crash_loop_right_after_each_catch_up_still_loses_no_edit() {
     let mut child = started(&env).await;
     wait_daemon(&mut child, "the edit", exact).await;
     stop(&mut child);
+}
+
+/// A fake Telegram of three channels of 20 posts (no 2FA, quotas off), logged in and all
+/// three added; their ids.
+async fn three_channels() -> (FakeTelegram, Env, Vec<i64>) {
+    let fake = FakeTelegram::start(Options {
+        channels: 3,
+        posts: 20,
+        password: None,
+        quotas: QuotaMode::Off,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let env = telegram_env(&fake);
+    login_and_add(&env, &fake, &fake.info.channels.clone()).await;
+    let channels: Vec<i64> = fake
+        .info
+        .channels
+        .iter()
+        .map(|n| fake.world.channel_id(n).unwrap())
+        .collect();
+    (fake, env, channels)
 }
