@@ -14,7 +14,19 @@ pub fn archive_sound(env: &Env) -> Result<(), String> {
     if !env.state_dir().join("tgparser.db").exists() {
         return Ok(());
     }
-    let out = env.run(&["check"]);
+    let mut out = env.run(&["check"]);
+    if String::from_utf8_lossy(&out.stderr).contains("run `tgparser migrate`") {
+        // Killed during the first start's migrations (each its own transaction): the next
+        // start applies the rest, as `migrate` does; then the archive must be sound.
+        let m = env.run(&["migrate"]);
+        if m.status.code() != Some(0) {
+            return Err(format!(
+                "migrate after the kill: {}",
+                String::from_utf8_lossy(&m.stderr)
+            ));
+        }
+        out = env.run(&["check"]);
+    }
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
     if out.status.code() != Some(0) {
         return Err(format!(
