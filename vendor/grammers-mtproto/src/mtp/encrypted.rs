@@ -137,7 +137,7 @@ impl Builder {
             salt_request_msg_id: None,
             session_id: {
                 let mut buffer = [0u8; 8];
-                getrandom::fill(&mut buffer).expect("failed to generate a secure session_id");
+                getrandom::fill(&mut buffer).expect("failed to generate a secure session_id"); // ok: the OS's random source, not outside data
                 i64::from_le_bytes(buffer)
             },
             sequence: 0,
@@ -167,10 +167,10 @@ impl Encrypted {
 
     /// Correct our time offset based on a known valid message ID.
     fn correct_time_offset(&mut self, msg_id: i64) {
+        // tgparser: a clock before 1970 counts as 0 (the offset then corrects it), not a panic.
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .expect("system time is before epoch")
-            .as_secs() as i32;
+            .map_or(0, |d| d.as_secs() as i32);
 
         let correct = (msg_id >> 32) as i32;
         let offset = correct - now;
@@ -191,7 +191,7 @@ impl Encrypted {
     fn get_new_msg_id(&mut self) -> i64 {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .expect("system time is before epoch");
+            .unwrap_or_default();
 
         let seconds = (now.as_secs() as i32 + self.time_offset) as u64;
         let nanoseconds = now.subsec_nanos() as u64;
