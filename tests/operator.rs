@@ -505,6 +505,52 @@ fn operator_commands_refuse_a_missing_database_clearly() {
     }
 }
 
+/// A first start killed after creating the database file but before its first migration
+/// leaves a database with no tables; `check` called it "not a tgparser database" though the
+/// next start (or `migrate`) makes it one.
+#[test]
+fn a_database_left_without_tables_by_a_killed_first_start_is_called_empty_and_migrate_fixes_it() {
+    let env = Env::new();
+    env.write_config("");
+    env.keygen();
+    let db = env.state_dir().join("tgparser.db");
+    std::fs::create_dir_all(env.state_dir()).unwrap();
+    let made = Command::new("sqlite3")
+        .arg(&db)
+        .arg("PRAGMA journal_mode = WAL;")
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let out = env.run(&["check"]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    assert!(text(&out).contains("has no tables yet"), "{}", text(&out));
+    assert!(
+        text(&out).contains("run `tgparser migrate`"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(env.run(&["migrate"]).status.code(), Some(0));
+    let out = env.run(&["check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    // A database of another program is still refused as one.
+    std::fs::remove_file(&db).unwrap();
+    let _ = std::fs::remove_file(env.state_dir().join("tgparser.db-wal"));
+    let _ = std::fs::remove_file(env.state_dir().join("tgparser.db-shm"));
+    let made = Command::new("sqlite3")
+        .arg(&db)
+        .arg("CREATE TABLE notes (x);")
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let out = env.run(&["check"]);
+    assert!(
+        text(&out).contains("not a tgparser database"),
+        "{}",
+        text(&out)
+    );
+}
+
 #[test]
 fn channels_list_no_longer_creates_or_writes_the_database() {
     let env = Env::new();

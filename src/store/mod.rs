@@ -89,6 +89,10 @@ pub enum StoreError {
         found: i64,
         known: i64,
     },
+    #[error(
+        "the database {0} has no tables yet (a first start was stopped before it made them); run `tgparser migrate` (or start the daemon) to create them"
+    )]
+    Empty(PathBuf),
     #[error(transparent)]
     Vault(#[from] crate::vault::VaultError),
     #[error("{}", sql_message(.0))]
@@ -108,7 +112,8 @@ impl StoreError {
             StoreError::FutureSchema { .. }
             | StoreError::StateDir { .. }
             | StoreError::Missing(_)
-            | StoreError::OldSchema { .. } => true,
+            | StoreError::OldSchema { .. }
+            | StoreError::Empty(_) => true,
             StoreError::Vault(v) => v.is_config(),
             _ => false,
         }
@@ -279,13 +284,28 @@ impl Store {
             })?;
         check_not_from_the_future(&reader, &path).await?;
         let found: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = 1")
+            match sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = 1")
                 .fetch_one(&reader)
                 .await
-                .map_err(|e| StoreError::Open {
-                    path: path.clone(),
-                    reason: format!("not a tgparser database ({e})"),
-                })?;
+            {
+                Ok(found) => found,
+                Err(e) => {
+                    // A daemon killed between creating the file and its first migration leaves a
+                    // database with no tables at all: the next start makes them, so say that rather
+                    // than "not a tgparser database".
+                    let tables: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master")
+                        .fetch_one(&reader)
+                        .await
+                        .unwrap_or(-1);
+                    if tables == 0 {
+                        return Err(StoreError::Empty(path));
+                    }
+                    return Err(StoreError::Open {
+                        path: path.clone(),
+                        reason: format!("not a tgparser database ({e})"),
+                    });
+                }
+            };
         let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
         let found = found.unwrap_or(0);
         if found < known {
