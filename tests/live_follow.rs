@@ -185,14 +185,17 @@ async fn with_no_pushes_every_change_of_200_channels_reaches_the_store_within_th
             }
         }
         if tick.is_multiple_of(10) {
+            // A backfilled post: stored before its edit, so each edit is a version (the
+            // newest post, often edited before any poll read it, made none by chance).
             let ch = ids[(tick as usize / 10) % 20];
-            let top = *fake.world.lock().channels[&ch]
+            let old = fake.world.lock().channels[&ch]
                 .posts
-                .keys()
-                .next_back()
+                .values()
+                .find(|p| p.action.is_none())
+                .map(|p| p.id)
                 .unwrap();
             fake.world
-                .edit(ch, top, &format!("edited at tick {tick}"))
+                .edit(ch, old, &format!("edited at tick {tick}"))
                 .unwrap();
             let ch = ids[20 + (tick as usize / 10) % 20];
             let first = *fake.world.lock().channels[&ch].posts.keys().next().unwrap();

@@ -50,6 +50,10 @@ pub enum ChannelsCommand {
     Pause { channel: String },
     /// Resume a paused channel.
     Resume { channel: String },
+    /// Read a channel's stored posts again from history, newest first, to find edits and
+    /// deletions the archive missed (the daemon does this by itself when Telegram says too much
+    /// happened to hand out as updates). The running daemon starts within seconds.
+    Recheck { channel: String },
 }
 
 pub async fn run(cfg: &Config, c: &ChannelsCommand) -> anyhow::Result<ExitCode> {
@@ -88,6 +92,7 @@ pub async fn run(cfg: &Config, c: &ChannelsCommand) -> anyhow::Result<ExitCode> 
         }
         ChannelsCommand::Pause { channel } => set_state(cfg, channel, "pause", false).await,
         ChannelsCommand::Resume { channel } => set_state(cfg, channel, "resume", false).await,
+        ChannelsCommand::Recheck { channel } => set_state(cfg, channel, "recheck", false).await,
     }
 }
 
@@ -285,13 +290,14 @@ async fn login_missing(conn: &crate::parser::client::Connected) -> anyhow::Resul
 pub async fn list(cfg: &Config) -> anyhow::Result<ExitCode> {
     // Read-only, like the other reading commands: a listing never creates, migrates or writes
     // the database a running daemon uses. No database yet means no channel added yet.
-    let channels = match Store::open_read_only(&cfg.store).await {
+    let (channels, rechecks) = match Store::open_read_only(&cfg.store).await {
         Ok(store) => {
             let channels = store.channels().await;
+            let rechecks = store.recheck_progress().await;
             store.close().await;
-            channels?
+            (channels?, rechecks?)
         }
-        Err(crate::store::StoreError::Missing(_)) => Vec::new(),
+        Err(crate::store::StoreError::Missing(_)) => (Vec::new(), Vec::new()),
         Err(e) => return Err(e.into()),
     };
     if channels.is_empty() {
@@ -324,6 +330,22 @@ pub async fn list(cfg: &Config) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    for (r, so_far) in rechecks {
+        let name = channels
+            .iter()
+            .find(|c| c.id == r.channel)
+            .map_or_else(|| r.channel.to_string(), |c| c.display_name());
+        let place = if r.before == 0 {
+            "from the newest".to_string()
+        } else {
+            format!("below id {}", r.before)
+        };
+        println!(
+            "{name}: re-reading stored posts from history ({place}; so far {} read, {} edited, \
+             {} deleted, {} missing found)",
+            so_far.checked, so_far.edited, so_far.deleted, so_far.found
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -352,6 +374,18 @@ pub async fn set_state(
                     ch.display_name()
                 );
             }
+        }
+        "recheck" => {
+            store.queue_recheck(ch.id, 0, "operator").await?;
+            let paused = if ch.state == "active" {
+                ""
+            } else {
+                " (it starts when the channel is resumed)"
+            };
+            println!(
+                "queued a recheck of {}: its stored posts are read again from history{paused}",
+                ch.display_name()
+            );
         }
         "pause" => {
             store.set_channel_state(ch.id, "paused", None).await?;

@@ -63,7 +63,7 @@ pub struct PageOutcome {
     pub done: bool,
 }
 
-fn input_peer(ch: &ChannelRecord) -> tl::enums::InputPeer {
+pub(super) fn input_peer(ch: &ChannelRecord) -> tl::enums::InputPeer {
     tl::types::InputPeerChannel {
         channel_id: ch.id,
         access_hash: ch.access_hash.unwrap_or(0),
@@ -371,7 +371,7 @@ pub async fn refill(
 /// no longer lets the account read (private, or an access hash still refused) is marked
 /// `private` with the reason, so backfill, refills and the
 /// follower leave it alone until someone resumes it, instead of asking again forever.
-async fn refused(
+pub(super) async fn refused(
     conn: &Connected,
     store: &Store,
     ch: &ChannelRecord,
@@ -410,7 +410,7 @@ async fn refused(
 /// A history page's messages (its senders stored in `users`). A channel's page also carries the channel's pts, which becomes
 /// the follower's first bookmark for a channel that has none: what happened after it is caught
 /// up with getChannelDifference, what came before is in history.
-async fn page_messages(
+pub(super) async fn page_messages(
     conn: &Connected,
     store: &Store,
     ch: &ChannelRecord,
@@ -442,7 +442,7 @@ async fn page_messages(
     }
 }
 
-fn message_id(m: &tl::enums::Message) -> i32 {
+pub(super) fn message_id(m: &tl::enums::Message) -> i32 {
     match m {
         tl::enums::Message::Message(x) => x.id,
         tl::enums::Message::Service(x) => x.id,

@@ -16,5 +16,6 @@ pub mod convert;
 mod follow;
 pub mod login;
 pub mod part;
+pub mod recheck;
 pub mod resolve;
 pub mod session;

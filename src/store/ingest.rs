@@ -386,7 +386,7 @@ async fn search_keys(
     Ok(keys)
 }
 
-async fn ingest_in(
+pub(super) async fn ingest_in(
     tx: &mut SqliteConnection,
     channel_id: i64,
     rows: &[MessageRow],

@@ -327,3 +327,37 @@ async fn purging_a_channel_while_its_pages_await_commit_no_longer_fails_the_othe
             == 0
     );
 }
+
+/// A post's text changed by another program kept its version; the parser's next edit of it
+/// recorded that version again, and the upsert's conflict policy overrode the trigger's
+/// OR IGNORE: the batch failed, and at every retry.
+#[tokio::test]
+async fn an_edit_after_another_program_changed_the_text_is_stored_not_refused_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_channel(dir.path()).await;
+    store.ingest(7, &[post(1, "first")], None).await.unwrap();
+    sqlx::query("UPDATE messages SET text = 'by hand' WHERE channel_id = 7 AND id = 1")
+        .execute(&store.writer)
+        .await
+        .unwrap();
+    store
+        .ingest_live(7, &[post(1, "edited on Telegram"), post(2, "next")], None)
+        .await
+        .unwrap();
+    let versions: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT version, text FROM v_post_history WHERE channel_id = 7 AND message_id = 1 ORDER BY version",
+    )
+    .fetch_all(store.reader())
+    .await
+    .unwrap();
+    assert_eq!(
+        versions,
+        [
+            (1, "first".to_string()),
+            (2, "by hand".to_string()),
+            (3, "edited on Telegram".to_string())
+        ]
+    );
+    assert_eq!(ids_of(&store, 7).await, [1, 2]);
+    store.close().await;
+}

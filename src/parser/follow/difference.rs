@@ -7,8 +7,9 @@
 //!   again until `final`.
 //! - `channelDifferenceTooLong`: too much happened; Telegram gives the newest posts and the
 //!   channel's current pts. The posts are stored, the ids between the newest stored post and
-//!   them are refilled from history (as for any id jump), and the pts saved. (Edits and deletions of older posts in
-//!   that stretch cannot be recovered: Telegram no longer has them as events.)
+//!   them are refilled from history (as for any id jump), a recheck of the stored posts is
+//!   queued (`parser::recheck`: the stretch's edits and deletions are no longer events, only
+//!   history shows them), and the pts saved.
 //!
 //! The pts is saved only after what it covers is stored, so a crash between the two replays
 //! the same events, which store idempotently.
@@ -147,7 +148,15 @@ pub(super) async fn catch_up(ctx: &mut Ctx, ch: i64, mut pts: i32) -> Result<Cau
                     .await
                     .map_err(later)?;
                 recovered += d.messages.len();
-                tracing::info!(channel = %ctx.name(ch), "too much happened since the last look; refilling from history");
+                // The stretch's edits and deletions are history's alone now: every stored post
+                // is read again (from the top: a deleted post among the newest is found only by
+                // its absence). Queued before the new pts is saved, so a crash between the two
+                // answers "too long" again and queues it again.
+                ctx.store
+                    .queue_recheck(ch, 0, "too_long")
+                    .await
+                    .map_err(later)?;
+                tracing::info!(channel = %ctx.name(ch), "too much happened since the last look; refilling from history and reading stored posts again");
                 ctx.save_pts(ch, new_pts).await;
                 return Ok(Caught {
                     posts: recovered,

@@ -10,27 +10,26 @@
 //! saved pts from its newest stored post.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use grammers_client::InvocationError;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::backfill::{self, BackfillError};
 use super::client::{self, Connected};
 use super::control::SessionControl;
 use crate::config::TelegramConfig;
 use crate::guard::Guard;
-use crate::store::{ChannelRecord, Store};
+use crate::store::Store;
 use crate::supervisor::{PartContext, PartError, PartState};
 use crate::vault::Vault;
 
 mod requests;
 mod stats;
+mod work;
 
 pub use stats::LiveStats;
 
-const IDLE: Duration = Duration::from_secs(2);
 const LOGIN_POLL: Duration = Duration::from_secs(5);
 
 fn is_revoked(e: &InvocationError) -> bool {
@@ -283,7 +282,7 @@ async fn logged_in(
     let mut heartbeat = heartbeat;
     let mut logout = None;
     let result = tokio::select! {
-        r = work_loop(&conn, store, &ctx.cancel, refill_rx, stats) => r,
+        r = work::work_loop(&conn, store, &ctx.cancel, refill_rx, stats) => r,
         r = &mut requests => joined("channel requests")(r),
         r = &mut follow => joined("following updates")(r),
         r = &mut heartbeat => joined("the heartbeat")(r),
@@ -321,9 +320,6 @@ async fn logged_in(
     }
     result
 }
-
-/// A refill Telegram refuses (a 400) this many times is dropped.
-const REFILL_REFUSALS: u32 = 3;
 
 /// A cheap call (`updates.getState`) at an interval, so an idle parser still notices a revoked
 /// session or an unreachable DC (readiness shows either) instead of waiting for the next post.
@@ -370,7 +366,7 @@ async fn revoked_reason(store: &Store, error: &str) -> String {
 }
 
 /// The error a revoked session stops the parser's tasks with; `run` waits for a new login.
-async fn revoked(store: &Store, error: &str) -> PartError {
+pub(super) async fn revoked(store: &Store, error: &str) -> PartError {
     PartError::Fatal(revoked_reason(store, error).await)
 }
 
@@ -388,7 +384,7 @@ const FROZEN: &str = "Telegram froze the parsing account";
 
 /// Audits a frozen account; the error stops the part for good (nothing is retried: every
 /// call would be refused again, and a storm of refused calls does the account no good).
-async fn frozen(store: &Store, error: &str) -> PartError {
+pub(super) async fn frozen(store: &Store, error: &str) -> PartError {
     let _ = store
         .audit(
             "daemon",
@@ -408,185 +404,6 @@ async fn tell_admins(store: &Store, admins: &[i64], what: &str, text: &str) {
             .await
         {
             tracing::warn!(error = %e, "cannot queue the notice to the admins");
-        }
-    }
-}
-
-/// What to do with a failed page or refill: go on, wait, or stop the part.
-async fn handle(
-    err: BackfillError,
-    store: &Store,
-    cancel: &CancellationToken,
-) -> Result<(), PartError> {
-    match err {
-        BackfillError::Private(name) => {
-            tracing::warn!(channel = %name, "channel is private; skipped until resumed");
-            Ok(())
-        }
-        BackfillError::Revoked(e) => Err(revoked(store, &e).await),
-        BackfillError::Frozen(e) => Err(frozen(store, &e).await),
-        BackfillError::Unavailable { retry_in, message } => {
-            tracing::warn!(retry_in_s = retry_in.as_secs(), "{message}");
-            tokio::select! {
-                _ = tokio::time::sleep(retry_in.max(Duration::from_millis(100))) => Ok(()),
-                _ = cancel.cancelled() => Ok(()),
-            }
-        }
-        // One channel's trouble (a 400 for its history) must not stop the others.
-        BackfillError::Telegram { channel, error } => {
-            tracing::warn!(%channel, %error, "history request refused; will try again later");
-            Ok(())
-        }
-        // A full disk or another program's lock: wait for writes to work again; the posts
-        // not stored are fetched again (the cursor did not move; a refill is queued).
-        BackfillError::Store(e) if crate::store::writes::failing().is_some() => {
-            tracing::warn!("{e}; waiting for the database to take writes");
-            store.wait_writable(cancel).await;
-            Ok(())
-        }
-        BackfillError::Store(e) => Err(PartError::Retry(e.to_string())),
-    }
-}
-
-async fn log_page(store: &Store, stored: Vec<(i64, backfill::PageOutcome)>) {
-    for (id, _) in stored.into_iter().filter(|(_, o)| o.done) {
-        let name = match store.find_channel(&id.to_string()).await {
-            Ok(Some(c)) => c.display_name(),
-            _ => id.to_string(),
-        };
-        tracing::info!(channel = %name, "backfill complete");
-    }
-}
-
-async fn work_loop(
-    conn: &Connected,
-    store: &Store,
-    cancel: &CancellationToken,
-    mut refills: mpsc::UnboundedReceiver<Refill>,
-    stats: &LiveStats,
-) -> Result<(), PartError> {
-    let mut last_flush = Instant::now();
-    let mut queued: Vec<Refill> = Vec::new();
-    let mut refused: std::collections::HashMap<Refill, u32> = std::collections::HashMap::new();
-    let mut pipe = backfill::Pipeline::new(store.clone());
-    loop {
-        if cancel.is_cancelled() {
-            let _ = pipe.finish().await;
-            return Ok(());
-        }
-        while let Ok(r) = refills.try_recv() {
-            if !queued.contains(&r) {
-                queued.push(r);
-            }
-        }
-        // Refills first: they are the freshest posts. Those in memory (a start's top-up, a
-        // range the database could not take), then those in the database (of active
-        // channels: a paused channel's wait for it to resume).
-        let next = match queued.first().copied() {
-            Some(r) => {
-                queued.remove(0);
-                Some((r, false))
-            }
-            None => store
-                .refills()
-                .await
-                .map_err(|e| PartError::Retry(e.to_string()))?
-                .first()
-                .map(|r| (*r, true)),
-        };
-        if let Some((r, stored)) = next {
-            let ch = store
-                .find_channel(&r.channel.to_string())
-                .await
-                .map_err(|e| PartError::Retry(e.to_string()))?;
-            let Some(ch) = ch.filter(|c| c.state == "active") else {
-                continue;
-            };
-            let res = tokio::select! {
-                r = backfill::refill(conn, store, &ch, r.after, r.before) => r,
-                _ = cancel.cancelled() => return Ok(()),
-            };
-            match res {
-                Ok(n) => {
-                    refused.remove(&r);
-                    // Also the database's copy of a range taken from memory.
-                    store
-                        .refill_done(r)
-                        .await
-                        .map_err(|e| PartError::Retry(e.to_string()))?;
-                    if n > 0 {
-                        tracing::info!(channel = %ch.display_name(), posts = n, after = r.after, "gap refilled from history");
-                    }
-                    stats.refilled(ch.id, &ch.display_name(), n);
-                }
-                Err(e) => {
-                    // Try again later; a refusal (a 400) only a few times, or a refill
-                    // Telegram keeps refusing would run before every backfill page forever.
-                    let again = match &e {
-                        BackfillError::Private(_) => false,
-                        BackfillError::Telegram { .. } if stored => !store
-                            .refill_refused(r, REFILL_REFUSALS)
-                            .await
-                            .map_err(|e| PartError::Retry(e.to_string()))?,
-                        BackfillError::Telegram { .. } => {
-                            let tries = refused.entry(r).or_insert(0);
-                            *tries += 1;
-                            *tries < REFILL_REFUSALS
-                        }
-                        _ => true,
-                    };
-                    if !again {
-                        refused.remove(&r);
-                        store
-                            .refill_done(r)
-                            .await
-                            .map_err(|e| PartError::Retry(e.to_string()))?;
-                    } else if !stored {
-                        queued.push(r);
-                    }
-                    handle(e, store, cancel).await?;
-                }
-            }
-            continue;
-        }
-        let pending: Vec<ChannelRecord> = store
-            .channels()
-            .await
-            .map_err(|e| PartError::Retry(e.to_string()))?
-            .into_iter()
-            .filter(|c| c.state == "active" && c.backfill_state != "done")
-            .filter_map(|c| pipe.view(c))
-            .collect();
-        if pending.is_empty() {
-            match pipe.finish().await {
-                Ok(prev) => log_page(store, prev).await,
-                Err(e) => handle(e, store, cancel).await?,
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(IDLE) => {}
-                r = refills.recv() => if let Some(r) = r { queued.push(r) },
-                _ = cancel.cancelled() => return Ok(()),
-            }
-        }
-        for ch in pending {
-            let res = tokio::select! {
-                r = pipe.step(conn, &ch) => r,
-                _ = cancel.cancelled() => {
-                    let _ = pipe.finish().await;
-                    return Ok(());
-                }
-            };
-            match res {
-                Ok(prev) => log_page(store, prev).await,
-                Err(e) => handle(e, store, cancel).await?,
-            }
-            if !refills.is_empty() {
-                break;
-            }
-        }
-        if last_flush.elapsed() > Duration::from_secs(5) {
-            let _ = conn.session.flush().await;
-            last_flush = Instant::now();
         }
     }
 }
