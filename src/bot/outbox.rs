@@ -131,6 +131,49 @@ pub struct Outbox {
     pub stats: Arc<OutboxStats>,
 }
 
+/// Deliveries that failed in a row before readiness says alerts are not getting through.
+const FAILING_AFTER: i64 = 3;
+/// How often the outbox is looked at for that.
+const FAILING_EVERY: Duration = Duration::from_secs(2);
+
+/// The `outbox:delivery` readiness check: a warning while messages keep failing to go out. The
+/// Bot API breaker cannot show it when only `sendMessage` fails (`getUpdates` keeps succeeding
+/// and resets it), so alerts could fall behind for minutes with readiness saying nothing.
+#[derive(Default)]
+struct Failing {
+    last: Option<std::time::Instant>,
+    shown: bool,
+}
+
+impl Failing {
+    async fn check(&mut self, store: &Store, health: &Health, now: i64) {
+        if self.last.is_some_and(|t| t.elapsed() < FAILING_EVERY) {
+            return;
+        }
+        self.last = Some(std::time::Instant::now());
+        let found = match store.outbox_failing(FAILING_AFTER).await {
+            Ok(f) => f,
+            // The database's own check says why; this one keeps what it showed.
+            Err(_) => return,
+        };
+        let check = found.map(|(n, oldest, error)| crate::health::ExtraCheck {
+            component_type: "telegram",
+            status: crate::health::Status::Warn,
+            observed_value: Some((now - oldest).max(0) as f64),
+            observed_unit: Some("s"),
+            output: format!(
+                "{n} message(s) to users failed {FAILING_AFTER} or more deliveries in a row and \
+                 wait to be retried, the oldest for {} s; last error: {error}",
+                (now - oldest).max(0)
+            ),
+        });
+        if check.is_some() || self.shown {
+            self.shown = check.is_some();
+            health.set_check("outbox:delivery", check);
+        }
+    }
+}
+
 /// Retry delay after `attempts` failures: 1 s doubling to 5 minutes.
 fn backoff(attempts: i64) -> Duration {
     let exp = u32::try_from(attempts.clamp(1, 20) - 1).unwrap_or(0);
@@ -167,14 +210,18 @@ impl Outbox {
                 "messages were in flight when the daemon stopped; sending them again (at-least-once)"
             );
         }
-        if let Some(h) = health {
+        if let Some(h) = &health {
             let stats = self.stats.clone();
             h.add_metrics(Arc::new(move |out: &mut String| stats.write_metrics(out)));
         }
         let busy: Arc<Mutex<HashSet<i64>>> = Arc::default();
         let mut senders: JoinSet<()> = JoinSet::new();
+        let mut failing = Failing::default();
         loop {
             let now = crate::time::unix_now();
+            if let Some(h) = &health {
+                failing.check(&self.store, h, now).await;
+            }
             let sending = busy.lock().unwrap_or_else(|p| p.into_inner()).clone();
             let due = self.store.outbox_due(now, 2000, &sending).await?;
             let mut by_chat: HashMap<i64, Vec<OutboxRow>> = HashMap::new();

@@ -386,6 +386,32 @@ impl Store {
     }
 
     /// Rows per state (a full count: for tools, not for every `/status`).
+    /// Undelivered rows whose deliveries failed `failures` times or more (`attempts` counts
+    /// claims; a row back to `pending` with an error failed each): how many, when the oldest was
+    /// queued, and its last error. `None` when there are none.
+    pub async fn outbox_failing(
+        &self,
+        failures: i64,
+    ) -> Result<Option<(i64, i64, String)>, StoreError> {
+        let row: (i64, Option<i64>, Option<String>) = sqlx::query_as(
+            // `state IN (…)` as the partial index `outbox_due` says it, so it is used; only
+            // `pending` rows have failed (a `sending` one is in flight).
+            "SELECT count(*), min(created_at), \
+               (SELECT last_error FROM outbox WHERE state IN ('pending', 'sending') \
+                  AND state = 'pending' AND attempts >= ?1 AND last_error IS NOT NULL \
+                  ORDER BY created_at, id LIMIT 1) \
+             FROM outbox WHERE state IN ('pending', 'sending') AND state = 'pending' \
+               AND attempts >= ?1 AND last_error IS NOT NULL",
+        )
+        .bind(failures)
+        .fetch_one(self.reader())
+        .await?;
+        Ok(match row {
+            (n, Some(oldest), error) if n > 0 => Some((n, oldest, error.unwrap_or_default())),
+            _ => None,
+        })
+    }
+
     pub async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
         let rows: Vec<(String, i64)> =
             sqlx::query_as("SELECT state, count(*) FROM outbox GROUP BY state")
