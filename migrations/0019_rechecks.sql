@@ -16,5 +16,8 @@ CREATE TABLE rechecks (
     checked         INTEGER NOT NULL DEFAULT 0,
     edited          INTEGER NOT NULL DEFAULT 0,
     deleted         INTEGER NOT NULL DEFAULT 0,
-    found           INTEGER NOT NULL DEFAULT 0
+    found           INTEGER NOT NULL DEFAULT 0,
+    -- When it ended (unix seconds); NULL while it runs. The row stays, as the channel's last
+    -- recheck, until another is queued.
+    finished_at     INTEGER
 );

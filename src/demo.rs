@@ -2,7 +2,8 @@
 //! Bot API over loopback) and runs the daemon against it while simulated people talk to the bot:
 //! the admin logs the parsing account in through the chat (phone, the code typed with spaces,
 //! the 2FA password) and adds three channels, which the parser backfills with visible progress
-//! while new posts keep arriving live; a stranger is refused, then allowed; the user subscribes
+//! while new posts keep arriving live, then reads one channel's stored posts again from history
+//! (a recheck, as `tgparser channels recheck` asks); a stranger is refused, then allowed; the user subscribes
 //! to a keyword, alerts arrive as matching posts come in, and a search answers. Every exchange is
 //! printed. No credentials, no network beyond loopback.
 
@@ -72,6 +73,7 @@ async fn report(store_cfg: crate::config::StoreConfig) {
     let mut done_reported = false;
     let mut last_total = 0;
     let mut last_media = (0, 0);
+    let mut rechecking: Option<String> = None;
     loop {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let Ok(chs) = store.channels().await else {
@@ -103,12 +105,34 @@ async fn report(store_cfg: crate::config::StoreConfig) {
                     .collect();
                 println!("followed: {}", how.join(" | "));
                 done_reported = true;
+                // As `tgparser channels recheck` does (and the daemon by itself when Telegram
+                // says too much happened to send as updates): the stored posts read again.
+                if let Some(c) = chs.first()
+                    && store.queue_recheck(c.id, 0, "operator").await.is_ok()
+                {
+                    println!(
+                        "recheck: {} asked for (tgparser channels recheck): its stored posts are read again from history for edits and deletions missed",
+                        c.display_name()
+                    );
+                    rechecking = Some(c.display_name());
+                }
             }
         } else if total != last_total {
             println!(
                 "live: {} new posts stored (total {total})",
                 total - last_total
             );
+        }
+        if let Some(name) = &rechecking
+            && let Ok(all) = store.recheck_progress().await
+            && let Some(st) = all.iter().find(|st| st.finished_at.is_some())
+        {
+            let f = st.so_far;
+            println!(
+                "recheck: {name} done: {} posts read again, {} edited, {} deleted, {} missing found",
+                f.checked, f.edited, f.deleted, f.found
+            );
+            rechecking = None;
         }
         // The media archive: photos, voice messages and stickers, each content stored once.
         if let Ok(counts) = store.media_counts().await {

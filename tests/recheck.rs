@@ -59,7 +59,10 @@ async fn edits_and_deletions_lost_in_a_difference_too_long_are_found_in_history(
     let mut child = started(&env).await;
     wait_daemon(&mut child, "the edits and deletions of the stretch", exact).await;
     wait_daemon(&mut child, "the recheck's end", || {
-        one(&env, "SELECT count(*) FROM rechecks") == "0"
+        one(
+            &env,
+            "SELECT count(*) FROM rechecks WHERE finished_at IS NULL",
+        ) == "0"
     })
     .await;
     stop(&mut child);
@@ -123,11 +126,21 @@ async fn an_operator_recheck_sets_right_what_the_archive_missed() {
     let out = env.run(&["channels", "resume", &name]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     wait_daemon(&mut child, "the recheck", || {
-        exact() && one(&env, "SELECT count(*) FROM rechecks") == "0"
+        exact()
+            && one(
+                &env,
+                "SELECT count(*) FROM rechecks WHERE finished_at IS NULL",
+            ) == "0"
     })
     .await;
     stop(&mut child);
     assert_eq!(one(&env, "PRAGMA integrity_check"), "ok");
+    let out = env.run(&["channels", "list"]);
+    assert!(
+        text(&out).contains("2 edited, 1 deleted, 0 missing found"),
+        "the last recheck stays listed: {}",
+        text(&out)
+    );
     let log = stderr_of(&mut child);
     assert!(
         log.contains("recheck complete") && log.contains("edited=2 deleted=1 found=0"),

@@ -330,21 +330,32 @@ pub async fn list(cfg: &Config) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    for (r, so_far) in rechecks {
+    for st in rechecks {
+        let (r, so_far) = (st.recheck, st.so_far);
         let name = channels
             .iter()
             .find(|c| c.id == r.channel)
             .map_or_else(|| r.channel.to_string(), |c| c.display_name());
-        let place = if r.before == 0 {
-            "from the newest".to_string()
-        } else {
-            format!("below id {}", r.before)
-        };
-        println!(
-            "{name}: re-reading stored posts from history ({place}; so far {} read, {} edited, \
-             {} deleted, {} missing found)",
+        let found = format!(
+            "{} read, {} edited, {} deleted, {} missing found",
             so_far.checked, so_far.edited, so_far.deleted, so_far.found
         );
+        match st.finished_at {
+            Some(at) => println!(
+                "{name}: last recheck from history finished {} ({found})",
+                crate::time::rfc3339(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(at.max(0) as u64),
+                    false
+                )
+            ),
+            None if r.before == 0 => println!(
+                "{name}: re-reading stored posts from history (from the newest; so far {found})"
+            ),
+            None => println!(
+                "{name}: re-reading stored posts from history (below id {}; so far {found})",
+                r.before
+            ),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

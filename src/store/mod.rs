@@ -48,7 +48,7 @@ pub use ingest::{CursorAdvance, MessageRow};
 pub use lock::{Locked, StateLock};
 pub use media::{FILE_KINDS, MediaCount, MediaJob, MediaPolicy, MediaSelection, MediaTally};
 pub use outbox::{AlertPost, OutboxCounts, OutboxRow};
-pub use rechecks::{Recheck, RecheckPage, Rechecked};
+pub use rechecks::{Recheck, RecheckPage, RecheckStatus, Rechecked};
 pub use refills::Refill;
 pub use requests::ChannelRequest;
 pub use sealed::{SEALED_COLUMNS, SealedColumn};

@@ -9,7 +9,8 @@
 //! the page lacks was deleted (history never returns a deleted message); a stored post whose
 //! text differs was edited (a new version, as a pushed edit makes). Each page is stored, its
 //! deletions marked and the queue row moved down in one transaction, so a crash resumes the
-//! recheck where it stopped and a replayed page changes nothing.
+//! recheck where it stopped and a replayed page changes nothing. A finished recheck's row stays
+//! (`finished_at`), as the channel's last, until another is queued.
 
 use super::{MessageRow, Store, StoreError};
 
@@ -31,6 +32,26 @@ pub struct Rechecked {
     pub deleted: i64,
     /// Posts history had that were never stored (a hole): stored, and alerted as refills are.
     pub found: i64,
+}
+
+/// A channel's recheck as `channels list` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecheckStatus {
+    pub recheck: Recheck,
+    pub so_far: Rechecked,
+    /// When it finished (unix seconds); `None` while it runs.
+    pub finished_at: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct StatusRow {
+    channel_id: i64,
+    before_id: i64,
+    checked: i64,
+    edited: i64,
+    deleted: i64,
+    found: i64,
+    finished_at: Option<i64>,
 }
 
 /// What one page of a recheck did.
@@ -64,7 +85,7 @@ impl Store {
              SELECT ?1, ?2, ?3, ?4 WHERE EXISTS (SELECT 1 FROM channels WHERE id = ?1) \
              ON CONFLICT (channel_id) DO UPDATE SET before_id = excluded.before_id, \
                queued_at = excluded.queued_at, reason = excluded.reason, \
-               checked = 0, edited = 0, deleted = 0, found = 0",
+               checked = 0, edited = 0, deleted = 0, found = 0, finished_at = NULL",
         )
         .bind(channel)
         .bind(before)
@@ -80,7 +101,7 @@ impl Store {
     pub async fn rechecks(&self) -> Result<Vec<Recheck>, StoreError> {
         let rows: Vec<(i64, i64)> = sqlx::query_as(
             "SELECT r.channel_id, r.before_id FROM rechecks r JOIN channels c ON c.id = r.channel_id \
-             WHERE c.state = 'active' ORDER BY r.queued_at, r.channel_id",
+             WHERE r.finished_at IS NULL AND c.state = 'active' ORDER BY r.queued_at, r.channel_id",
         )
         .fetch_all(self.reader())
         .await?;
@@ -95,29 +116,29 @@ impl Store {
             .collect())
     }
 
-    /// Every queued recheck (paused channels' too) and what it found so far, for listings.
-    pub async fn recheck_progress(&self) -> Result<Vec<(Recheck, Rechecked)>, StoreError> {
-        let rows: Vec<(i64, i64, i64, i64, i64, i64)> = sqlx::query_as(
-            "SELECT channel_id, before_id, checked, edited, deleted, found FROM rechecks \
-             ORDER BY queued_at, channel_id",
+    /// Every channel's recheck, running (paused channels' too) or the last one finished, with
+    /// what it found: for listings.
+    pub async fn recheck_progress(&self) -> Result<Vec<RecheckStatus>, StoreError> {
+        let rows: Vec<StatusRow> = sqlx::query_as(
+            "SELECT channel_id, before_id, checked, edited, deleted, found, finished_at \
+             FROM rechecks ORDER BY queued_at, channel_id",
         )
         .fetch_all(self.reader())
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(channel, before, checked, edited, deleted, found)| {
-                (
-                    Recheck {
-                        channel,
-                        before: i32::try_from(before).unwrap_or(0),
-                    },
-                    Rechecked {
-                        checked,
-                        edited,
-                        deleted,
-                        found,
-                    },
-                )
+            .map(|r| RecheckStatus {
+                recheck: Recheck {
+                    channel: r.channel_id,
+                    before: i32::try_from(r.before_id).unwrap_or(0),
+                },
+                so_far: Rechecked {
+                    checked: r.checked,
+                    edited: r.edited,
+                    deleted: r.deleted,
+                    found: r.found,
+                },
+                finished_at: r.finished_at,
             })
             .collect())
     }
@@ -148,11 +169,12 @@ impl Store {
         let matcher = self.matcher().await?;
         let now = crate::time::unix_now();
         let mut tx = self.begin_write().await?;
-        let queued: Option<i64> =
-            sqlx::query_scalar("SELECT before_id FROM rechecks WHERE channel_id = ?")
-                .bind(r.channel)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let queued: Option<i64> = sqlx::query_scalar(
+            "SELECT before_id FROM rechecks WHERE channel_id = ? AND finished_at IS NULL",
+        )
+        .bind(r.channel)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(queued) = queued else {
             // Dropped or purged meanwhile.
             return Ok(RecheckPage::default());
@@ -163,10 +185,13 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?;
         let Some(lowest) = lowest else {
-            sqlx::query("DELETE FROM rechecks WHERE channel_id = ?")
-                .bind(r.channel)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE rechecks SET finished_at = ?1, before_id = 0 WHERE channel_id = ?2",
+            )
+            .bind(now)
+            .bind(r.channel)
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             return Ok(RecheckPage::default());
         };
@@ -231,10 +256,13 @@ impl Store {
             // Queued again meanwhile: it keeps its new place.
             i32::try_from(queued).ok()
         } else if done {
-            sqlx::query("DELETE FROM rechecks WHERE channel_id = ?")
-                .bind(r.channel)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE rechecks SET finished_at = ?1, before_id = 0 WHERE channel_id = ?2",
+            )
+            .bind(now)
+            .bind(r.channel)
+            .execute(&mut *tx)
+            .await?;
             None
         } else {
             sqlx::query("UPDATE rechecks SET before_id = ?1 WHERE channel_id = ?2")

@@ -139,6 +139,13 @@ async fn a_recheck_finds_edits_and_deletions_page_by_page_and_touches_nothing_ou
         "the replayed page counted its re-reads"
     );
     assert!(store.rechecks().await.unwrap().is_empty(), "done");
+    let last = store.recheck_progress().await.unwrap();
+    assert_eq!(last.len(), 1);
+    assert!(
+        last[0].finished_at.is_some(),
+        "kept as the channel's last recheck"
+    );
+    assert_eq!(last[0].so_far, got.total);
 
     assert_eq!(
         text(&store, "SELECT group_concat(id) FROM (SELECT id FROM messages WHERE channel_id = 1 AND deleted_at IS NOT NULL ORDER BY id)").await,

@@ -209,6 +209,33 @@ pub async fn produce(
     }
 }
 
+/// While the daemon is down: more happens in one channel than the fake's difference hands out
+/// (500 events), so the next catch-up is "too long" and only a recheck from history finds the
+/// edits and deletions of older posts made meanwhile.
+fn long_outage(fake: &FakeTelegram, channels: &[i64], rng: &mut Rng) {
+    let ch = channels[rng.range(0, channels.len() as u64) as usize];
+    let ids: Vec<i32> = fake.world.lock().channels[&ch]
+        .posts
+        .values()
+        .filter(|p| p.action.is_none())
+        .map(|p| p.id)
+        .collect();
+    for _ in 0..3 {
+        if let Some(&id) = ids.get(rng.range(0, ids.len() as u64) as usize) {
+            let _ = fake
+                .world
+                .edit(ch, id, &post_text(rng, "edited while down"));
+        }
+    }
+    if ids.len() > 10 {
+        let id = ids[rng.range(0, ids.len() as u64) as usize];
+        let _ = fake.world.delete(ch, &[id]);
+    }
+    for _ in 0..600 {
+        fake.world.post(ch, &post_text(rng, "while down"));
+    }
+}
+
 /// Live follow: the daemon follows three channels while posts, edits, deletions and gaps
 /// arrive, and is killed at a random moment; restarted, it stores exactly what the fake holds
 /// and no gap is left queued.
@@ -241,6 +268,9 @@ pub async fn live(rounds: usize, seed: u64, tally: &mut Tally) -> Result<(), Str
             tally.mid_work += 1;
             let killed_log = stderr_of(child);
             archive_sound(env)?;
+            if rng.chance(10) {
+                long_outage(fake, channels, &mut rng);
+            }
             *child = started(env).await;
             let caught_up = wait_for("the recovery", Duration::from_secs(30), || {
                 all_exact(fake, env, channels) && no_refills_left(env).is_ok()
