@@ -74,7 +74,7 @@ async fn messages_that_keep_failing_to_send_show_in_readiness_until_they_go_out(
     })
     .await;
     assert!(
-        last.contains("1 message(s) to users failed 3 or more deliveries"),
+        last.contains("1 message(s) failed 3 or more deliveries"),
         "{last}"
     );
     assert!(last.contains("Bad Gateway"), "names the error: {last}");

@@ -496,22 +496,5 @@ async fn a_crash_loop_right_after_each_catch_up_still_loses_no_edit() {
 /// A fake Telegram of three channels of 20 posts (no 2FA, quotas off), logged in and all
 /// three added; their ids.
 async fn three_channels() -> (FakeTelegram, Env, Vec<i64>) {
-    let fake = FakeTelegram::start(Options {
-        channels: 3,
-        posts: 20,
-        password: None,
-        quotas: QuotaMode::Off,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let env = telegram_env(&fake);
-    login_and_add(&env, &fake, &fake.info.channels.clone()).await;
-    let channels: Vec<i64> = fake
-        .info
-        .channels
-        .iter()
-        .map(|n| fake.world.channel_id(n).unwrap())
-        .collect();
-    (fake, env, channels)
+    logged_in_world(3, 20).await
 }

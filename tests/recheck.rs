@@ -5,24 +5,12 @@
 mod common;
 
 use common::*;
-use fake_telegram::flood::QuotaMode;
-use fake_telegram::{FakeTelegram, Options};
+use fake_telegram::FakeTelegram;
 
-/// One channel of `posts` posts, logged in, added and backfilled; its id and the running daemon.
+/// One channel of `posts` posts, logged in and added; its id.
 async fn archived(posts: usize) -> (FakeTelegram, Env, i64) {
-    let fake = FakeTelegram::start(Options {
-        channels: 1,
-        posts,
-        password: None,
-        quotas: QuotaMode::Off,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let env = telegram_env(&fake);
-    login_and_add(&env, &fake, &fake.info.channels.clone()).await;
-    let ch = fake.world.channel_id(&fake.info.channels[0]).unwrap();
-    (fake, env, ch)
+    let (fake, env, ids) = logged_in_world(1, posts).await;
+    (fake, env, ids[0])
 }
 
 /// More happened while the daemon was stopped than Telegram hands out as events: the catch-up

@@ -6,6 +6,7 @@
 //! logged or shown as it is: [`redact`] removes the token first.
 
 pub mod commands;
+mod delivery_check;
 pub mod dispatch;
 mod export;
 mod handlers;

@@ -41,6 +41,9 @@ pub struct OutboxStats {
     folded: AtomicU64,
     resent: AtomicU64,
     unreachable_chats: AtomicU64,
+    /// Deliveries that failed since the last one that went out (any chat), and the last error.
+    pub(super) failing_streak: AtomicU64,
+    pub(super) last_failure: Mutex<String>,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS_MS.len()],
     latency_count: AtomicU64,
     latency_sum_ms: AtomicU64,
@@ -131,49 +134,6 @@ pub struct Outbox {
     pub stats: Arc<OutboxStats>,
 }
 
-/// Deliveries that failed in a row before readiness says alerts are not getting through.
-const FAILING_AFTER: i64 = 3;
-/// How often the outbox is looked at for that.
-const FAILING_EVERY: Duration = Duration::from_secs(2);
-
-/// The `outbox:delivery` readiness check: a warning while messages keep failing to go out. The
-/// Bot API breaker cannot show it when only `sendMessage` fails (`getUpdates` keeps succeeding
-/// and resets it), so alerts could fall behind for minutes with readiness saying nothing.
-#[derive(Default)]
-struct Failing {
-    last: Option<std::time::Instant>,
-    shown: bool,
-}
-
-impl Failing {
-    async fn check(&mut self, store: &Store, health: &Health, now: i64) {
-        if self.last.is_some_and(|t| t.elapsed() < FAILING_EVERY) {
-            return;
-        }
-        self.last = Some(std::time::Instant::now());
-        let found = match store.outbox_failing(FAILING_AFTER).await {
-            Ok(f) => f,
-            // The database's own check says why; this one keeps what it showed.
-            Err(_) => return,
-        };
-        let check = found.map(|(n, oldest, error)| crate::health::ExtraCheck {
-            component_type: "telegram",
-            status: crate::health::Status::Warn,
-            observed_value: Some((now - oldest).max(0) as f64),
-            observed_unit: Some("s"),
-            output: format!(
-                "{n} message(s) to users failed {FAILING_AFTER} or more deliveries in a row and \
-                 wait to be retried, the oldest for {} s; last error: {error}",
-                (now - oldest).max(0)
-            ),
-        });
-        if check.is_some() || self.shown {
-            self.shown = check.is_some();
-            health.set_check("outbox:delivery", check);
-        }
-    }
-}
-
 /// Retry delay after `attempts` failures: 1 s doubling to 5 minutes.
 fn backoff(attempts: i64) -> Duration {
     let exp = u32::try_from(attempts.clamp(1, 20) - 1).unwrap_or(0);
@@ -216,11 +176,13 @@ impl Outbox {
         }
         let busy: Arc<Mutex<HashSet<i64>>> = Arc::default();
         let mut senders: JoinSet<()> = JoinSet::new();
-        let mut failing = Failing::default();
+        let mut failing = super::delivery_check::DeliveryCheck::default();
         loop {
             let now = crate::time::unix_now();
             if let Some(h) = &health {
-                failing.check(&self.store, h, now).await;
+                failing
+                    .check(&self.store, h, &self.guard, &self.stats, now)
+                    .await;
             }
             let sending = busy.lock().unwrap_or_else(|p| p.into_inner()).clone();
             let due = self.store.outbox_due(now, 2000, &sending).await?;
@@ -365,6 +327,7 @@ impl Outbox {
                         .outbox_sent(row.id, i64::from(msg.id.0), now)
                         .await?;
                     self.stats.sent.fetch_add(1, Ordering::Relaxed);
+                    self.stats.failing_streak.store(0, Ordering::Relaxed);
                     if let Some(c) = row.created_ms {
                         let ms = crate::time::unix_millis().saturating_sub(c).max(0) as u64;
                         self.stats.observe_latency(ms);
@@ -405,6 +368,12 @@ impl Outbox {
                         .max(backoff(row.attempts + 1));
                     let next = now + i64::try_from(wait.as_secs()).unwrap_or(300).max(1);
                     self.stats.retried.fetch_add(1, Ordering::Relaxed);
+                    self.stats.failing_streak.fetch_add(1, Ordering::Relaxed);
+                    *self
+                        .stats
+                        .last_failure
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = e.to_string();
                     tracing::info!(chat, id = row.id, retry_in_s = next - now, error = %e, "outbox: delivery postponed");
                     self.store
                         .outbox_retry(row.id, next, &e.to_string())

@@ -249,6 +249,12 @@ impl BotGuard {
         out
     }
 
+    /// Chats Telegram holds back right now (a `429 retry_after` not yet over).
+    pub fn held_chats(&self) -> usize {
+        let now = Instant::now();
+        lock(&self.0.paused).values().filter(|t| **t > now).count()
+    }
+
     /// Waits until a message to `chat` may go: its 429 pause, its chat's quota, the overall
     /// quota (in that order, so a chat over its own quota does not hold an overall slot).
     async fn pace(&self, chat: Option<i64>) {

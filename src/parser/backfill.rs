@@ -63,12 +63,31 @@ pub struct PageOutcome {
     pub done: bool,
 }
 
-pub(super) fn input_peer(ch: &ChannelRecord) -> tl::enums::InputPeer {
+fn input_peer(ch: &ChannelRecord) -> tl::enums::InputPeer {
     tl::types::InputPeerChannel {
         channel_id: ch.id,
         access_hash: ch.access_hash.unwrap_or(0),
     }
     .into()
+}
+
+/// A page of `ch`'s history: up to `PAGE` messages below `offset_id` (0: from the newest) and
+/// above `min_id`, newest first.
+pub(super) fn history(
+    ch: &ChannelRecord,
+    offset_id: i32,
+    min_id: i32,
+) -> tl::functions::messages::GetHistory {
+    tl::functions::messages::GetHistory {
+        peer: input_peer(ch),
+        offset_id,
+        offset_date: 0,
+        add_offset: 0,
+        limit: PAGE,
+        max_id: 0,
+        min_id,
+        hash: 0,
+    }
 }
 
 /// A page fetched and converted, ready to be stored with its cursor advance.
@@ -87,16 +106,7 @@ pub async fn fetch_page(
     ch: &ChannelRecord,
 ) -> Result<Page, BackfillError> {
     let offset_id = ch.backfill_cursor.unwrap_or(0) as i32;
-    let req = tl::functions::messages::GetHistory {
-        peer: input_peer(ch),
-        offset_id,
-        offset_date: 0,
-        add_offset: 0,
-        limit: PAGE,
-        max_id: 0,
-        min_id: 0,
-        hash: 0,
-    };
+    let req = history(ch, offset_id, 0);
     let answer = match conn.invoke(&req).await {
         Ok(a) => a,
         Err(e) => return Err(refused(conn, store, ch, e).await),
@@ -334,16 +344,7 @@ pub async fn refill(
     let mut offset_id = before;
     let mut stored = 0;
     while offset_id == 0 || offset_id > after + 1 {
-        let req = tl::functions::messages::GetHistory {
-            peer: input_peer(ch),
-            offset_id,
-            offset_date: 0,
-            add_offset: 0,
-            limit: PAGE,
-            max_id: 0,
-            min_id: after,
-            hash: 0,
-        };
+        let req = history(ch, offset_id, after);
         let answer = match conn.invoke(&req).await {
             Ok(a) => a,
             Err(e) => return Err(refused(conn, store, ch, e).await),

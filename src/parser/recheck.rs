@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use grammers_client::tl;
 
-use super::backfill::{self, BackfillError, PAGE};
+use super::backfill::{self, BackfillError};
 use super::client::Connected;
 use super::convert;
 use crate::store::{Recheck, Store};
@@ -67,16 +67,7 @@ async fn page(
     ch: &crate::store::ChannelRecord,
     r: Recheck,
 ) -> Result<(), BackfillError> {
-    let req = tl::functions::messages::GetHistory {
-        peer: backfill::input_peer(ch),
-        offset_id: r.before,
-        offset_date: 0,
-        add_offset: 0,
-        limit: PAGE,
-        max_id: 0,
-        min_id: 0,
-        hash: 0,
-    };
+    let req = backfill::history(ch, r.before, 0);
     let answer = match conn.invoke(&req).await {
         Ok(a) => a,
         Err(e) => return Err(backfill::refused(conn, store, ch, e).await),

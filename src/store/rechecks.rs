@@ -185,13 +185,7 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?;
         let Some(lowest) = lowest else {
-            sqlx::query(
-                "UPDATE rechecks SET finished_at = ?1, before_id = 0 WHERE channel_id = ?2",
-            )
-            .bind(now)
-            .bind(r.channel)
-            .execute(&mut *tx)
-            .await?;
+            finish_in(&mut tx, r.channel, now).await?;
             tx.commit().await?;
             return Ok(RecheckPage::default());
         };
@@ -256,13 +250,7 @@ impl Store {
             // Queued again meanwhile: it keeps its new place.
             i32::try_from(queued).ok()
         } else if done {
-            sqlx::query(
-                "UPDATE rechecks SET finished_at = ?1, before_id = 0 WHERE channel_id = ?2",
-            )
-            .bind(now)
-            .bind(r.channel)
-            .execute(&mut *tx)
-            .await?;
+            finish_in(&mut tx, r.channel, now).await?;
             None
         } else {
             sqlx::query("UPDATE rechecks SET before_id = ?1 WHERE channel_id = ?2")
@@ -278,6 +266,20 @@ impl Store {
         }
         Ok(RecheckPage { page, total, next })
     }
+}
+
+/// Marks `channel`'s recheck finished, kept as its last.
+async fn finish_in(
+    tx: &mut sqlx::SqliteConnection,
+    channel: i64,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE rechecks SET finished_at = ?1, before_id = 0 WHERE channel_id = ?2")
+        .bind(now)
+        .bind(channel)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
 /// The stored versions of `rows`' posts, by id.

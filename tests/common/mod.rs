@@ -484,6 +484,32 @@ pub async fn one_channel(posts: usize) -> (fake_telegram::FakeTelegram, Env, i64
     (fake, env, ch)
 }
 
+/// A fake Telegram of `channels` channels of `posts` posts each (no 2FA, quotas off), its
+/// account logged in and every channel added; the channels' ids.
+pub async fn logged_in_world(
+    channels: usize,
+    posts: usize,
+) -> (fake_telegram::FakeTelegram, Env, Vec<i64>) {
+    let fake = fake_telegram::FakeTelegram::start(fake_telegram::Options {
+        channels,
+        posts,
+        password: None,
+        quotas: fake_telegram::flood::QuotaMode::Off,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let env = telegram_env(&fake);
+    login_and_add(&env, &fake, &fake.info.channels.clone()).await;
+    let ids: Vec<i64> = fake
+        .info
+        .channels
+        .iter()
+        .map(|n| fake.world.channel_id(n).unwrap())
+        .collect();
+    (fake, env, ids)
+}
+
 /// Logs the fake's account (started with `password: None`) in with `tgparser login` and adds
 /// `channels` with `channels add`.
 pub async fn login_and_add(env: &Env, fake: &fake_telegram::FakeTelegram, channels: &[String]) {
