@@ -5,6 +5,7 @@
 //! signs, any of which warns:
 //! - deliveries failing in a row, across chats, since the last one that went out;
 //! - chats Telegram holds back with `429 retry_after` right now;
+//! - a request on the wire without an answer for 10 s (a Bot API that takes requests and hangs);
 //! - messages whose deliveries failed three times or more, still waiting (from the database:
 //!   what a restart does not reset).
 
@@ -18,6 +19,9 @@ use crate::store::Store;
 
 /// Failed deliveries in a row, or failed attempts of one message, that make a warning.
 const FAILING_AFTER: u64 = 3;
+/// A Bot API request without an answer this long (Telegram answers in well under a second;
+/// the call gives up at `bot.call_timeout`) is a sign too.
+const UNANSWERED: Duration = Duration::from_secs(10);
 /// How often the outbox is looked at.
 const EVERY: Duration = Duration::from_secs(2);
 
@@ -50,6 +54,12 @@ impl DeliveryCheck {
                 .clone();
             why.push(format!(
                 "the last {streak} deliveries failed (last error: {last})"
+            ));
+        }
+        if let Some(waited) = guard.oldest_unanswered().filter(|w| *w >= UNANSWERED) {
+            why.push(format!(
+                "a request has had no answer for {} s",
+                waited.as_secs()
             ));
         }
         let held = guard.held_chats();

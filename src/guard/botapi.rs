@@ -183,6 +183,19 @@ struct Inner {
     /// chats opened over a hundred. Telegram's quotas (30 messages/s) are far below what this
     /// many carry even at 100 ms a request.
     in_flight: tokio::sync::Semaphore,
+    /// When each outbox request on the wire was sent, by a number of its own: the oldest shows
+    /// a Bot API that takes requests and never answers.
+    on_wire: Mutex<std::collections::BTreeMap<u64, Instant>>,
+    next_call: AtomicU64,
+}
+
+/// A request on the wire, forgotten when its call ends however it ends (cancelled included).
+struct OnWire<'a>(&'a Inner, u64);
+
+impl Drop for OnWire<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.on_wire).remove(&self.1);
+    }
 }
 
 /// See `Inner::in_flight`.
@@ -227,6 +240,8 @@ impl BotGuard {
             health,
             stats: Stats::default(),
             in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
+            on_wire: Mutex::default(),
+            next_call: AtomicU64::new(0),
             token: secrets
                 .iter()
                 .filter(|s| s.len() >= 8)
@@ -247,6 +262,12 @@ impl BotGuard {
             out = out.replace(s.as_str(), "<token>");
         }
         out
+    }
+
+    /// How long the oldest outbox request on the wire (`call_claimed`) has waited for its
+    /// answer. Replies and uploads (`call`) are not counted: a large export may take a while.
+    pub fn oldest_unanswered(&self) -> Option<Duration> {
+        lock(&self.0.on_wire).values().min().map(|t| t.elapsed())
     }
 
     /// Chats Telegram holds back right now (a `429 retry_after` not yet over).
@@ -307,7 +328,7 @@ impl BotGuard {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, RequestError>>,
     {
-        match self.call_claimed(chat, || async { true }, f).await {
+        match self.call_tracked(chat, || async { true }, f, false).await {
             Ok(Some(v)) => Ok(v),
             // The claim above always succeeds.
             Ok(None) => Err(BotCallError::Refused("not sent".into())),
@@ -318,12 +339,29 @@ impl BotGuard {
     /// As [`BotGuard::call`], with `claim` run once the quotas let the call go and just before
     /// it is made: the outbox marks its row `sending` there, so a row waiting for its chat's
     /// quota is not counted as possibly delivered. `claim` returning false skips the call
-    /// (`Ok(None)`).
+    /// (`Ok(None)`). The outbox's calls: a request of theirs without an answer shows in
+    /// [`BotGuard::oldest_unanswered`].
     pub async fn call_claimed<T, F, Fut, C, CFut>(
         &self,
         chat: Option<i64>,
         claim: C,
         f: F,
+    ) -> Result<Option<T>, BotCallError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, RequestError>>,
+        C: FnOnce() -> CFut,
+        CFut: Future<Output = bool>,
+    {
+        self.call_tracked(chat, claim, f, true).await
+    }
+
+    async fn call_tracked<T, F, Fut, C, CFut>(
+        &self,
+        chat: Option<i64>,
+        claim: C,
+        f: F,
+        track: bool,
     ) -> Result<Option<T>, BotCallError>
     where
         F: Fn() -> Fut,
@@ -343,7 +381,13 @@ impl BotGuard {
             self.0.stats.calls.fetch_add(1, Ordering::Relaxed);
             // Never closed; the slot is held only while the request is on the wire.
             let slot = self.0.in_flight.acquire().await.ok();
+            let wire = track.then(|| {
+                let id = self.0.next_call.fetch_add(1, Ordering::Relaxed);
+                lock(&self.0.on_wire).insert(id, Instant::now());
+                OnWire(&self.0, id)
+            });
             let answer = tokio::time::timeout(self.0.config.call_timeout, f()).await;
+            drop(wire);
             drop(slot);
             let outcome = match answer {
                 Ok(Ok(v)) => {
@@ -515,84 +559,5 @@ impl BotGuard {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quotas_have_small_bursts_and_never_exceed_their_window() {
-        let second = Duration::from_secs(1);
-        let q = quota(
-            Pace {
-                calls: 30,
-                window: second,
-            },
-            3,
-        )
-        .unwrap();
-        assert_eq!(q.burst_size().get(), 3);
-        // 3 at once, then one every 1/28 s: 30 in any second.
-        assert_eq!(q.replenish_interval(), second / 28);
-        let g = quota(
-            Pace {
-                calls: 20,
-                window: Duration::from_secs(60),
-            },
-            1,
-        )
-        .unwrap();
-        assert_eq!(g.burst_size().get(), 1);
-        assert_eq!(g.replenish_interval(), Duration::from_secs(3));
-        let c = quota(
-            Pace {
-                calls: 1,
-                window: second,
-            },
-            1,
-        )
-        .unwrap();
-        assert_eq!(c.replenish_interval(), second);
-        assert!(
-            quota(
-                Pace {
-                    calls: 0,
-                    window: second
-                },
-                1
-            )
-            .is_none()
-        );
-    }
-
-    #[test]
-    fn telegram_errors_are_classified_for_the_caller() {
-        let id = |t: &str| t.to_string();
-        let kind = |e: RequestError| match classify(e, &id) {
-            Outcome::RetryAfter(s) => format!("retry {s}"),
-            Outcome::Error(BotCallError::Unreachable(_)) => "unreachable".into(),
-            Outcome::Error(BotCallError::Refused(_)) => "refused".into(),
-            Outcome::Error(BotCallError::Transient(_)) => "transient".into(),
-            Outcome::Error(e) => e.to_string(),
-        };
-        assert_eq!(kind(RequestError::Api(ApiError::BotBlocked)), "unreachable");
-        assert_eq!(
-            kind(RequestError::Api(ApiError::Unknown(
-                "Internal Server Error".into()
-            ))),
-            "transient"
-        );
-        assert_eq!(
-            kind(RequestError::Api(ApiError::MessageTextIsEmpty)),
-            "refused"
-        );
-        assert_eq!(
-            kind(RequestError::Api(ApiError::MessageNotModified)),
-            "the message is not modified"
-        );
-        assert_eq!(
-            kind(RequestError::RetryAfter(
-                teloxide::types::Seconds::from_seconds(7)
-            )),
-            "retry 7"
-        );
-    }
-}
+#[path = "botapi_tests.rs"]
+mod tests;

@@ -420,7 +420,10 @@ pub async fn run_with_input(env: &Env, args: &[&str], input: &str) -> Output {
 
 /// The sqlite3 CLI on the state directory's database; its output, trimmed.
 fn sqlite3(env: &Env, flags: &[&str], query: &str) -> String {
+    // A running daemon holds the write lock for moments at a time: wait, as an operator's
+    // sqlite3 should (`.timeout`), instead of failing with "database is locked".
     let out = Command::new("sqlite3")
+        .args(["-cmd", ".timeout 10000"])
         .args(flags)
         .arg(env.state_dir().join("tgparser.db"))
         .arg(query)
