@@ -13,23 +13,7 @@ use fake_telegram::{FakeTelegram, Options};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn posts_edits_and_deletions_made_while_the_daemon_was_stopped_all_reach_the_store() {
-    let fake = FakeTelegram::start(Options {
-        channels: 3,
-        posts: 120,
-        password: None,
-        quotas: QuotaMode::Off,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let env = telegram_env(&fake);
-    login_and_add(&env, &fake, &fake.info.channels.clone()).await;
-    let ids: Vec<i64> = fake
-        .info
-        .channels
-        .iter()
-        .map(|n| fake.world.channel_id(n).unwrap())
-        .collect();
+    let (fake, env, ids) = logged_in_world(3, 120).await;
     let mut child = started(&env).await;
     wait_daemon(&mut child, "the backfill", || {
         one(

@@ -5,13 +5,6 @@
 mod common;
 
 use common::*;
-use fake_telegram::FakeTelegram;
-
-/// One channel of `posts` posts, logged in and added; its id.
-async fn archived(posts: usize) -> (FakeTelegram, Env, i64) {
-    let (fake, env, ids) = logged_in_world(1, posts).await;
-    (fake, env, ids[0])
-}
 
 /// More happened while the daemon was stopped than Telegram hands out as events: the catch-up
 /// answered `channelDifferenceTooLong`, and the edits and deletions of older posts in that
@@ -19,7 +12,7 @@ async fn archived(posts: usize) -> (FakeTelegram, Env, i64) {
 /// again from history, as Telegram's documentation asks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edits_and_deletions_lost_in_a_difference_too_long_are_found_in_history() {
-    let (fake, env, ch) = archived(250).await;
+    let (fake, env, ch) = one_channel(250).await;
     let exact = || stored_view(&env, ch) == world_view(&fake, ch);
     let mut child = started(&env).await;
     wait_daemon(&mut child, "the backfill", exact).await;
@@ -71,7 +64,7 @@ async fn edits_and_deletions_lost_in_a_difference_too_long_are_found_in_history(
 /// it runs, and a paused channel's waits for it to resume.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_recheck_sets_right_what_the_archive_missed() {
-    let (fake, env, ch) = archived(320).await;
+    let (fake, env, ch) = one_channel(320).await;
     let exact = || stored_view(&env, ch) == world_view(&fake, ch);
     let mut child = started(&env).await;
     wait_daemon(&mut child, "the backfill", exact).await;

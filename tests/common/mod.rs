@@ -472,19 +472,8 @@ pub fn world_ids(fake: &fake_telegram::FakeTelegram, channel: i64) -> Vec<i32> {
 /// account logged in and the channel added (`login_and_add`), against `env`'s configuration
 /// (`telegram_env`).
 pub async fn one_channel(posts: usize) -> (fake_telegram::FakeTelegram, Env, i64) {
-    let fake = fake_telegram::FakeTelegram::start(fake_telegram::Options {
-        channels: 1,
-        posts,
-        password: None,
-        quotas: fake_telegram::flood::QuotaMode::Off,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let env = telegram_env(&fake);
-    login_and_add(&env, &fake, &fake.info.channels.clone()).await;
-    let ch = fake.world.channel_id(&fake.info.channels[0]).unwrap();
-    (fake, env, ch)
+    let (fake, env, ids) = logged_in_world(1, posts).await;
+    (fake, env, ids[0])
 }
 
 /// A fake Telegram of `channels` channels of `posts` posts each (no 2FA, quotas off), its
