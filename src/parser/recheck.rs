@@ -114,7 +114,8 @@ async fn page(
             "re-reading the channel's stored posts from history for edits and deletions no update will bring"
         );
     }
-    if done.next.is_none() {
+    // (A recheck dropped or purged meanwhile, or with nothing stored, reads nothing: no line.)
+    if done.next.is_none() && done != crate::store::RecheckPage::default() {
         let t = done.total;
         tracing::info!(
             channel = %ch.display_name(),

@@ -206,7 +206,8 @@ impl Store {
             .iter()
             .filter(|(id, v)| after.get(id).is_some_and(|a| a > v))
             .count();
-        let present = serde_json::to_string(present).unwrap_or_else(|_| "[]".into());
+        // Never a fallback to "[]" here: an empty list would mark every post of the range deleted.
+        let present = json_ids(present.iter().copied());
         let deleted = sqlx::query(MARK_DELETED)
             .bind(now)
             .bind(r.channel)
@@ -282,14 +283,19 @@ async fn finish_in(
     Ok(())
 }
 
+/// `ids` as a JSON array for `json_each` (written out: it cannot fail).
+fn json_ids(ids: impl Iterator<Item = i32>) -> String {
+    let list: Vec<String> = ids.map(|id| id.to_string()).collect();
+    format!("[{}]", list.join(","))
+}
+
 /// The stored versions of `rows`' posts, by id.
 async fn versions(
     tx: &mut sqlx::SqliteConnection,
     channel: i64,
     rows: &[MessageRow],
 ) -> Result<std::collections::HashMap<i32, i64>, StoreError> {
-    let ids = serde_json::to_string(&rows.iter().map(|m| m.id).collect::<Vec<_>>())
-        .unwrap_or_else(|_| "[]".into());
+    let ids = json_ids(rows.iter().map(|m| m.id));
     let found: Vec<(i32, i64)> = sqlx::query_as(
         "SELECT id, version FROM messages WHERE channel_id = ? AND id IN (SELECT value FROM json_each(?))",
     )

@@ -13,7 +13,7 @@ pub async fn store(dir: &std::path::Path, read_connections: u32) -> Store {
         read_connections,
     })
     .await
-    .unwrap()
+    .unwrap() // ok: tests only (cfg(test)); a store that cannot open fails the test
 }
 
 /// A broadcast channel, added by the command line.
